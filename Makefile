@@ -1,0 +1,44 @@
+# One door for people, CI and cloudbuild.yaml. `make install` is idempotent.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV ?= .venv-checkov
+
+.PHONY: install test lint run synth checkov benchmark clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,infra]'
+	touch $@
+
+# checkov pins packaging<24, which pytest>=9 refuses: it lives in its own venv.
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q 'checkov>=3.2.0'
+	touch $@
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install $(CHECKOV_VENV)/.installed lint
+	$(BIN)/pytest -q
+
+run: install
+	$(BIN)/deploytest run
+
+synth: install
+	cd infra && ../$(BIN)/python main.py
+
+checkov: synth $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov -d infra/cdktf.out --framework terraform_json --config-file infra/.checkov.yaml
+
+benchmark: install
+	$(BIN)/python benchmarks/serving.py
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) infra/cdktf.out .pytest_cache

@@ -1,0 +1,3 @@
+from deploytest.cli import main
+
+raise SystemExit(main())
