@@ -1,0 +1,10 @@
+"""`deploytest serve` (being built)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="(being built)")
+    p.set_defaults(func=lambda args: print("not built yet") or 2)
