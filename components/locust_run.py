@@ -1,0 +1,433 @@
+"""Run real Locust headless as a subprocess and turn its stats into a metrics dict.
+
+Plain Python (no KFP); the load-test component and the CLI call `run_locust`. Locust is never
+imported here: importing it monkey-patches the whole process with gevent.
+
+Files written into `out_dir`:
+    report.html                 Locust's HTML report
+    locust_stats.csv            per-request and "Aggregated" stats (Locust --csv)
+    locust_stats_history.csv    the Aggregated row once a second
+    locust_failures.csv         failures grouped by message
+    locust_exceptions.csv       exceptions raised in the locustfile
+    locust_stats.json           Locust's JSON stats (--json-file), one object per request name
+    locust.log                  everything Locust printed
+    metrics.json                components.metrics_schema.LoadTestMetrics
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import csv
+import datetime
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from components.metrics_schema import LoadTestMetrics
+
+CSV_PREFIX = "locust"
+JSON_STEM = "locust_stats"  # Locust appends ".json"
+REPORT_NAME = "report.html"
+LOG_NAME = "locust.log"
+METRICS_NAME = "metrics.json"
+LINE_PREFIX = "[locust] "
+
+_TIMESPAN = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+
+
+class LocustRunError(RuntimeError):
+    """Locust did not run to completion, or left no usable stats."""
+
+
+def parse_duration(duration: str) -> int:
+    """Seconds in a Locust time span: `20` or `20s`, `2m`, `1h30m`, `1h2m3s`. Must be > 0."""
+    if not isinstance(duration, str):
+        raise ValueError(f"duration must be a string like '30s', '2m' or '1h30m', got {duration!r}")
+    text = duration.strip()
+    if text.isdigit():
+        seconds = int(text)
+    else:
+        match = _TIMESPAN.match(text) if text else None
+        if not match or not any(match.groupdict().values()):
+            raise ValueError(
+                f"duration {duration!r} is not a Locust time span: use e.g. '30s', '2m', '1h30m'"
+            )
+        parts = {k: int(v) for k, v in match.groupdict().items() if v}
+        seconds = parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)
+    if seconds <= 0:
+        raise ValueError(f"duration {duration!r} must be longer than 0 seconds")
+    return seconds
+
+
+def validate_inputs(
+    locustfile: str | os.PathLike,
+    host: str,
+    path: str,
+    users: int,
+    spawn_rate: float,
+    duration: str,
+    processes: int,
+    max_new_tokens: int = 16,
+    auth: str = "none",
+    prompts: str | os.PathLike | None = None,
+    timeout_s: float | None = None,
+) -> int:
+    """Raises ValueError/FileNotFoundError naming the bad input; returns the duration in s."""
+    seconds = parse_duration(duration)
+    if not Path(locustfile).is_file():
+        raise FileNotFoundError(f"locustfile {locustfile} does not exist")
+    if not isinstance(host, str) or not re.match(r"^https?://[^/\s]+", host):
+        raise ValueError(f"host must be an http(s) URL like http://127.0.0.1:8080, got {host!r}")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"path must start with '/', got {path!r}")
+    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
+        raise ValueError(f"users must be an integer >= 1, got {users!r}")
+    if isinstance(spawn_rate, bool) or not isinstance(spawn_rate, int | float) or spawn_rate <= 0:
+        raise ValueError(f"spawn_rate must be > 0 users/s, got {spawn_rate!r}")
+    if isinstance(processes, bool) or not isinstance(processes, int):
+        raise ValueError(f"processes must be an integer, got {processes!r}")
+    if processes != -1 and processes < 1:
+        raise ValueError(f"processes must be -1 (one per core) or >= 1, got {processes}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+    if auth not in ("none", "google"):
+        raise ValueError(f"auth must be 'none' or 'google', got {auth!r}")
+    if prompts is not None and not Path(prompts).is_file():
+        raise FileNotFoundError(f"prompts file {prompts} does not exist")
+    if timeout_s is not None and timeout_s <= seconds:
+        raise ValueError(f"timeout_s ({timeout_s}) must be longer than the duration ({seconds} s)")
+    return seconds
+
+
+def output_files(out_dir: str | os.PathLike) -> dict[str, Path]:
+    out = Path(out_dir)
+    return {
+        "report": out / REPORT_NAME,
+        "stats_csv": out / f"{CSV_PREFIX}_stats.csv",
+        "history_csv": out / f"{CSV_PREFIX}_stats_history.csv",
+        "failures_csv": out / f"{CSV_PREFIX}_failures.csv",
+        "exceptions_csv": out / f"{CSV_PREFIX}_exceptions.csv",
+        "json": out / f"{JSON_STEM}.json",
+        "log": out / LOG_NAME,
+        "metrics": out / METRICS_NAME,
+    }
+
+
+def build_command(
+    locustfile: str | os.PathLike,
+    host: str,
+    users: int,
+    spawn_rate: float,
+    duration: str,
+    processes: int,
+    out_dir: str | os.PathLike,
+) -> list[str]:
+    out = Path(out_dir)
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--host",
+        host,
+        "-u",
+        str(users),
+        "-r",
+        f"{spawn_rate:g}",
+        "-t",
+        duration.strip(),
+        "--csv",
+        str(out / CSV_PREFIX),
+        "--html",
+        str(out / REPORT_NAME),
+        "--json-file",
+        str(out / JSON_STEM),
+        "--only-summary",
+        # Failed requests are data for the SLO gate, not a crash: exit 0 unless Locust broke.
+        "--exit-code-on-error",
+        "0",
+    ]
+    if processes != 1:
+        cmd += ["--processes", str(processes)]
+    return cmd
+
+
+def _locust_version() -> str:
+    try:
+        return importlib_metadata.version("locust")
+    except importlib_metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _kill_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM Locust's whole process group (master and --processes workers), then SIGKILL."""
+    if proc.poll() is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # stray workers of a master that already exited
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while Locust ran (raised from the signal handler)."""
+
+
+def _float(value: str | None) -> float:
+    if value in (None, "", "N/A"):
+        return 0.0
+    return float(value)
+
+
+def _last_history_row(history_csv: Path) -> dict[str, str] | None:
+    try:
+        with history_csv.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError:
+        return None
+    return rows[-1] if rows else None
+
+
+def percentile(response_times: dict[float, int], count: int, percent: float) -> float:
+    """Locust's own percentile over its bucketed response times (stats.py), so the numbers match
+    the HTML report."""
+    wanted = int(count * percent)
+    processed = 0
+    for response_time in sorted(response_times, reverse=True):
+        processed += response_times[response_time]
+        if count - processed <= wanted:
+            return float(response_time)
+    return 0.0
+
+
+def parse_results(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The numbers of a finished run, from Locust's JSON stats.
+
+    The JSON (`--json-file`) is written at shutdown from the final in-memory stats, the same
+    ones the HTML report shows (the CSV is rewritten only once a second while running, so its
+    last state can miss the final second). Its entries are the request names (no "Aggregated");
+    they are merged here the way Locust merges them: counts and sums add up, response-time
+    buckets merge, the load window runs from the earliest start to the latest request.
+    Output tokens are the summed `total_content_length` (the locustfile reports a request's
+    output tokens as its response_length); tokens/s uses the same window as requests/s.
+    """
+    files = output_files(out_dir)
+    if not files["json"].is_file():
+        raise LocustRunError(f"Locust wrote no {files['json'].name}; see {files['log']}")
+    entries = json.loads(files["json"].read_text())
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise LocustRunError(f"{files['json']} is not a list of stats entries")
+    requests = sum(int(e.get("num_requests") or 0) for e in entries)
+    failures = sum(int(e.get("num_failures") or 0) for e in entries)
+    timed = requests - sum(int(e.get("num_none_requests") or 0) for e in entries)
+    total_response_time = sum(float(e.get("total_response_time") or 0) for e in entries)
+    output_tokens = sum(int(e.get("total_content_length") or 0) for e in entries)
+    buckets: collections.Counter[float] = collections.Counter()
+    for e in entries:
+        for key, n in (e.get("response_times") or {}).items():
+            buckets[float(key)] += int(n)
+    mins = [float(e["min_response_time"]) for e in entries if e.get("min_response_time") is not None]
+    maxes = [float(e.get("max_response_time") or 0) for e in entries]
+    starts = [float(e["start_time"]) for e in entries if e.get("start_time")]
+    lasts = [float(e["last_request_timestamp"]) for e in entries if e.get("last_request_timestamp")]
+    window = max(lasts) - min(starts) if starts and lasts else 0.0
+    window = max(window, 0.0)
+    return {
+        "requests": requests,
+        "failures": failures,
+        "failure_ratio": failures / requests if requests else 1.0,
+        "rps": requests / window if window > 0 else 0.0,
+        "p50_ms": percentile(buckets, timed, 0.50),
+        "p90_ms": percentile(buckets, timed, 0.90),
+        "p95_ms": percentile(buckets, timed, 0.95),
+        "p99_ms": percentile(buckets, timed, 0.99),
+        "mean_ms": total_response_time / timed if timed > 0 else 0.0,
+        "min_ms": min(mins) if mins else 0.0,
+        "max_ms": max(maxes) if maxes else 0.0,
+        "output_tokens": output_tokens,
+        "output_tokens_per_s": output_tokens / window if window > 0 else 0.0,
+        "duration_s": window,
+    }
+
+
+def _progress_line(history_csv: Path, elapsed: float, total_s: int) -> str:
+    line = f"progress {elapsed:.0f}s/{total_s}s"
+    row = _last_history_row(history_csv)
+    if row:
+        line += (
+            f" users={row.get('User Count', '?')} requests={row.get('Total Request Count', '?')}"
+            f" failures={row.get('Total Failure Count', '?')} rps(now)={_float(row.get('Requests/s')):.1f}"
+            f" p95(now)={row.get('95%', '?')}ms"
+        )
+    return line
+
+
+def run_locust(
+    locustfile: str | os.PathLike,
+    host: str,
+    path: str,
+    users: int,
+    spawn_rate: float,
+    duration: str,
+    processes: int,
+    out_dir: str | os.PathLike,
+    max_new_tokens: int = 16,
+    auth: str = "none",
+    prompts: str | os.PathLike | None = None,
+    timeout_s: float | None = None,
+    progress_interval_s: float = 10.0,
+) -> dict[str, Any]:
+    """Runs Locust headless against `host` + `path` and returns the metrics.json dict.
+
+    `processes`: 1 runs a single Locust process; N > 1 or -1 (one per core) runs a master and
+    that many forked workers (`--processes`). `timeout_s` (default: duration + 120 s) bounds the
+    whole run. Ctrl-C (KeyboardInterrupt) or SIGTERM stops Locust's whole process group and is
+    re-raised (SIGTERM as SystemExit(143)).
+    """
+    seconds = validate_inputs(
+        locustfile,
+        host,
+        path,
+        users,
+        spawn_rate,
+        duration,
+        processes,
+        max_new_tokens,
+        auth,
+        prompts,
+        timeout_s,
+    )
+    if timeout_s is None:
+        timeout_s = seconds + 120.0
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = output_files(out)
+    for stale in files.values():
+        stale.unlink(missing_ok=True)
+
+    env = {
+        **os.environ,
+        "DEPLOYTEST_PREDICT_HOST": host,
+        "DEPLOYTEST_PREDICT_PATH": path,
+        "DEPLOYTEST_MAX_NEW_TOKENS": str(max_new_tokens),
+        "DEPLOYTEST_AUTH": auth,
+        "PYTHONUNBUFFERED": "1",
+    }
+    if prompts is not None:
+        env["DEPLOYTEST_PROMPTS"] = str(Path(prompts).resolve())
+    else:
+        env.pop("DEPLOYTEST_PROMPTS", None)
+    cmd = build_command(locustfile, host, users, spawn_rate, duration, processes, out)
+    print(f"{LINE_PREFIX}{' '.join(cmd[2:])}  (predict path {path})", flush=True)
+
+    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    tail: collections.deque[str] = collections.deque(maxlen=60)
+
+    def on_sigterm(signum, frame):
+        raise _Terminated()
+
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
+    start = time.monotonic()
+    proc: subprocess.Popen | None = None
+    try:
+        with files["log"].open("w", encoding="utf-8") as log:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+                env=env,
+                start_new_session=True,  # own process group: one killpg reaches every worker
+            )
+
+            def pump() -> None:
+                assert proc is not None and proc.stdout is not None
+                for line in proc.stdout:
+                    log.write(line)
+                    tail.append(line.rstrip("\n"))
+                    print(f"{LINE_PREFIX}{line.rstrip()}", flush=True)
+
+            reader = threading.Thread(target=pump, name="locust-output", daemon=True)
+            reader.start()
+            next_progress = start + progress_interval_s
+            while True:
+                try:
+                    proc.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                if now - start > timeout_s:
+                    _kill_group(proc)
+                    raise LocustRunError(
+                        f"Locust did not finish within {timeout_s:.0f} s; it was stopped"
+                    )
+                if progress_interval_s > 0 and now >= next_progress:
+                    line = _progress_line(files["history_csv"], now - start, seconds)
+                    print(f"{LINE_PREFIX}{line}", flush=True)
+                    next_progress = now + progress_interval_s
+            reader.join(timeout=10)
+            _kill_group(proc)  # nothing of the group may outlive the run
+    except _Terminated:
+        if proc is not None:
+            _kill_group(proc)
+        print(f"{LINE_PREFIX}SIGTERM: stopped Locust", flush=True)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    except BaseException:
+        if proc is not None:
+            _kill_group(proc)
+        raise
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+    wall_s = time.monotonic() - start
+
+    if proc.returncode != 0:
+        raise LocustRunError(
+            f"Locust exited with code {proc.returncode}; last output:\n" + "\n".join(tail)
+        )
+    numbers = parse_results(out)
+    metrics = LoadTestMetrics(
+        **numbers,
+        wall_s=wall_s,
+        users=users,
+        spawn_rate=float(spawn_rate),
+        run_time=duration.strip(),
+        processes=processes,
+        max_new_tokens=max_new_tokens,
+        host=host,
+        path=path,
+        locust_version=_locust_version(),
+        started_at=started_at,
+    )
+    files["metrics"].write_text(metrics.to_json())
+    print(
+        f"{LINE_PREFIX}done: {metrics.requests} requests, {metrics.failures} failures "
+        f"({metrics.failure_ratio:.1%}), {metrics.rps:.1f} req/s, p50 {metrics.p50_ms:g} ms, "
+        f"p95 {metrics.p95_ms:g} ms, {metrics.output_tokens_per_s:.1f} output tokens/s",
+        flush=True,
+    )
+    return metrics.to_dict()

@@ -1,0 +1,232 @@
+"""The `metrics.json` a load test writes into the run folder, and the SLO decision on it.
+
+Plain Python (no KFP, no Locust) so the load-test component, the SLO gate component and the CLI
+summary all share one definition. Bump SCHEMA_VERSION on any incompatible change (a field removed,
+renamed or its unit changed); adding an optional field does not need a bump.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+SCHEMA_VERSION = 1
+
+# Every field, with its unit. Latencies are Locust's (response time of every request, failed
+# ones included, with Locust's bucketing: exact below 100 ms, rounded to 10 ms below 1 s, to
+# 100 ms above).
+FIELD_UNITS: dict[str, str] = {
+    "schema_version": "integer",
+    "requests": "count (all requests, failures included)",
+    "failures": "count (non-200, or a body that breaks the predict contract)",
+    "failure_ratio": "ratio 0..1 (failures / requests; 1.0 when there were no requests)",
+    "rps": "requests per second (all requests, over Locust's measured load window)",
+    "p50_ms": "milliseconds",
+    "p90_ms": "milliseconds",
+    "p95_ms": "milliseconds",
+    "p99_ms": "milliseconds",
+    "mean_ms": "milliseconds",
+    "min_ms": "milliseconds",
+    "max_ms": "milliseconds",
+    "output_tokens": "count (sum of output_tokens over successful requests)",
+    "output_tokens_per_s": "tokens per second (output_tokens over the load window)",
+    "duration_s": "seconds (Locust's load window: first to last request)",
+    "wall_s": "seconds (wall-clock time of the whole Locust process)",
+    "users": "count (concurrent simulated users)",
+    "spawn_rate": "users per second",
+    "run_time": "Locust time span as requested, e.g. 30s, 2m, 1h30m",
+    "processes": "count (Locust processes generating load as requested; -1 = one per core)",
+    "max_new_tokens": "tokens requested per prediction",
+    "host": "base URL the load went to",
+    "path": "predict path",
+    "locust_version": "version string",
+    "started_at": "ISO 8601 UTC timestamp",
+}
+
+# The numbers a KFP Metrics artifact gets (`metrics.log_metric(name, value)`).
+LOGGED_METRICS: tuple[str, ...] = (
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "mean_ms",
+    "rps",
+    "failure_ratio",
+    "output_tokens_per_s",
+    "requests",
+    "failures",
+    "output_tokens",
+    "duration_s",
+)
+
+
+class SchemaError(ValueError):
+    """metrics.json does not follow the schema."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadTestMetrics:
+    requests: int
+    failures: int
+    failure_ratio: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+    output_tokens: int
+    output_tokens_per_s: float
+    duration_s: float
+    wall_s: float
+    users: int
+    spawn_rate: float
+    run_time: str
+    processes: int
+    max_new_tokens: int
+    host: str
+    path: str
+    locust_version: str
+    started_at: str
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        problems: list[str] = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("int", int):
+                if not isinstance(value, int) or isinstance(value, bool):
+                    problems.append(f"{field.name} must be an int, got {value!r}")
+            elif field.type in ("float", float):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    problems.append(f"{field.name} must be a number, got {value!r}")
+                elif not math.isfinite(value) or value < 0:
+                    problems.append(f"{field.name} must be finite and >= 0, got {value!r}")
+            elif field.type in ("str", str) and not isinstance(value, str):
+                problems.append(f"{field.name} must be a str, got {value!r}")
+        if problems:
+            raise SchemaError("; ".join(problems))
+        if self.schema_version != SCHEMA_VERSION:
+            problems.append(f"schema_version {self.schema_version} != {SCHEMA_VERSION}")
+        if self.requests < 0 or self.failures < 0 or self.output_tokens < 0:
+            problems.append("counts must be >= 0")
+        if self.failures > self.requests:
+            problems.append(f"failures ({self.failures}) > requests ({self.requests})")
+        if not 0.0 <= self.failure_ratio <= 1.0:
+            problems.append(f"failure_ratio {self.failure_ratio} outside 0..1")
+        if self.requests and not math.isclose(
+            self.failure_ratio, self.failures / self.requests, rel_tol=1e-6, abs_tol=1e-9
+        ):
+            problems.append("failure_ratio != failures / requests")
+        if self.requests == 0 and self.failure_ratio != 1.0:
+            problems.append("failure_ratio must be 1.0 when there were no requests")
+        # Not min/max: Locust rounds percentiles into buckets but keeps min/max exact.
+        if not self.p50_ms <= self.p90_ms <= self.p95_ms <= self.p99_ms:
+            problems.append("latency percentiles must satisfy p50 <= p90 <= p95 <= p99")
+        if self.users < 1 or self.spawn_rate <= 0 or self.max_new_tokens < 1:
+            problems.append("users and max_new_tokens must be >= 1, spawn_rate > 0")
+        if problems:
+            raise SchemaError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadTestMetrics:
+        if not isinstance(data, Mapping):
+            raise SchemaError("metrics must be a JSON object")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"unsupported schema_version {version!r} (this code reads 1)")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(names - data.keys())
+        unknown = sorted(data.keys() - names)
+        if missing or unknown:
+            raise SchemaError(f"missing fields {missing}, unknown fields {unknown}")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_json(cls, text: str) -> LoadTestMetrics:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"metrics.json is not JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def validate_metrics(data: Mapping[str, Any]) -> LoadTestMetrics:
+    """Raises SchemaError unless `data` is a valid metrics.json object."""
+    return LoadTestMetrics.from_dict(data)
+
+
+class SloCheck(NamedTuple):
+    name: str  # the metric, e.g. "p95_ms"
+    op: str  # "<=" or ">="
+    threshold: float
+    measured: float | None  # None when the metric is missing
+    passed: bool
+
+    def describe(self) -> str:
+        measured = "missing" if self.measured is None else f"{self.measured:g}"
+        return f"{self.name} {measured} (required {self.op} {self.threshold:g})"
+
+
+def _number(metrics: Mapping[str, Any], name: str) -> float | None:
+    value = metrics.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def evaluate_slo(
+    metrics: Mapping[str, Any],
+    max_p95_ms: float,
+    max_failure_ratio: float,
+    min_rps: float,
+) -> tuple[bool, list[SloCheck]]:
+    """The SLO decision: every check must pass. A missing metric fails its check.
+
+    Besides the three thresholds, at least one request must have been made: a run with no
+    requests has no latency to judge.
+    """
+    wanted = (
+        ("requests", ">=", 1.0),
+        ("p95_ms", "<=", float(max_p95_ms)),
+        ("failure_ratio", "<=", float(max_failure_ratio)),
+        ("rps", ">=", float(min_rps)),
+    )
+    checks = []
+    for name, op, threshold in wanted:
+        measured = _number(metrics, name)
+        if measured is None:
+            passed = False
+        elif op == "<=":
+            passed = measured <= threshold
+        else:
+            passed = measured >= threshold
+        checks.append(SloCheck(name, op, threshold, measured, passed))
+    return all(c.passed for c in checks), checks
+
+
+def format_slo_table(checks: list[SloCheck]) -> str:
+    rows = [("check", "threshold", "measured", "result")]
+    for c in checks:
+        measured = "missing" if c.measured is None else f"{c.measured:.4g}"
+        rows.append((c.name, f"{c.op} {c.threshold:g}", measured, "PASS" if c.passed else "FAIL"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    verdict = "PASS" if all(c.passed for c in checks) else "FAIL"
+    return "\n".join(lines + [f"SLO verdict: {verdict}"])
