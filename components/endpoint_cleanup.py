@@ -1,0 +1,230 @@
+"""Clean-up of a run's endpoints: the reason this product exists.
+
+Finds every endpoint labelled with the run (never only the one a task reported: a task
+that died half-way may not have written its output), waits a bounded time for a deploy
+still in flight, undeploys every deployed model (from the endpoint's deployed models, not
+only its traffic split), deletes the endpoint, treats NotFound as done, retries transient
+errors with backoff, and reports what it did. It raises if anything is left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from components.labels import run_filter
+from components.vertex_clients import endpoint_client, location_path
+
+
+class CleanupIncomplete(RuntimeError):
+    """Raised when resources of the run are still there after clean-up gave up."""
+
+
+@dataclass
+class EndpointRecord:
+    name: str
+    display_name: str = ""
+    undeployed_models: list[str] = field(default_factory=list)
+    deleted: bool = False
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class CleanupRecord:
+    run_label: str
+    project: str
+    location: str
+    endpoints: list[EndpointRecord] = field(default_factory=list)
+    started_at: float = 0.0
+    seconds: float = 0.0
+    left: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.left
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["ok"] = self.ok
+        data["schema_version"] = 1
+        return json.dumps(data, indent=2)
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    from google.api_core import exceptions as gexc
+
+    return (
+        gexc.ServiceUnavailable,
+        gexc.InternalServerError,
+        gexc.DeadlineExceeded,
+        gexc.TooManyRequests,
+        gexc.BadGateway,
+        gexc.GatewayTimeout,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+def _busy_errors() -> tuple[type[BaseException], ...]:
+    """Errors Vertex answers while another operation (a deploy) holds the endpoint."""
+    from google.api_core import exceptions as gexc
+
+    return (gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict)
+
+
+def with_retries(
+    call: Callable[[], object],
+    what: str,
+    deadline: float,
+    log: Callable[[str], None],
+    retry_on: tuple[type[BaseException], ...],
+    first_delay: float = 0.5,
+    max_delay: float = 8.0,
+):
+    """Run `call`, retrying `retry_on` errors with exponential backoff until `deadline`."""
+    delay = first_delay
+    while True:
+        try:
+            return call()
+        except retry_on as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log(f"{what}: {type(exc).__name__}: {exc}; retrying in {delay:.1f}s")
+            time.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+def _undeploy_all(client, endpoint, record: EndpointRecord, deadline: float, log) -> None:
+    from google.api_core import exceptions as gexc
+
+    retry_on = _transient_errors() + _busy_errors()
+    remaining = [dm.id for dm in endpoint.deployed_models]
+    # Undeploy the models without traffic first, so each request leaves a valid split.
+    traffic = dict(endpoint.traffic_split)
+    remaining.sort(key=lambda dm_id: traffic.get(dm_id, 0))
+    while remaining:
+        dm_id = remaining.pop(0)
+        split = {remaining[0]: 100} if remaining else {}
+        log(f"undeploying model {dm_id} from {endpoint.name}")
+
+        def undeploy(dm_id=dm_id, split=split):
+            op = client.undeploy_model(
+                endpoint=endpoint.name, deployed_model_id=dm_id, traffic_split=split
+            )
+            return op.result(timeout=max(1.0, deadline - time.monotonic()))
+
+        try:
+            with_retries(undeploy, f"undeploy {dm_id}", deadline, log, retry_on)
+        except gexc.NotFound:
+            log(f"model {dm_id} already gone")
+        record.undeployed_models.append(dm_id)
+
+
+def _clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
+    from google.api_core import exceptions as gexc
+
+    started = time.monotonic()
+    record = EndpointRecord(name=name)
+    retry_on = _transient_errors() + _busy_errors()
+    try:
+        # Re-read until no deployed model is left: a deploy in flight when clean-up began
+        # may finish (and add a model) while we work.
+        while True:
+            endpoint = with_retries(
+                lambda: client.get_endpoint(name=name), "get endpoint", deadline, log,
+                _transient_errors(),
+            )
+            record.display_name = endpoint.display_name
+            if not endpoint.deployed_models:
+                break
+            _undeploy_all(client, endpoint, record, deadline, log)
+        log(f"deleting endpoint {name}")
+
+        def delete():
+            op = client.delete_endpoint(name=name)
+            return op.result(timeout=max(1.0, deadline - time.monotonic()))
+
+        with_retries(delete, "delete endpoint", deadline, log, retry_on)
+        record.deleted = True
+    except gexc.NotFound:
+        record.deleted = True
+    except Exception as exc:  # recorded, and the final check fails the clean-up
+        record.error = f"{type(exc).__name__}: {exc}"
+        log(f"could not clean {name}: {record.error}")
+    record.seconds = round(time.monotonic() - started, 3)
+    return record
+
+
+def list_run_endpoints(client, project: str, location: str, label: str) -> list[str]:
+    """Names of every endpoint carrying the run's label."""
+    return [
+        e.name
+        for e in client.list_endpoints(
+            parent=location_path(project, location), filter=run_filter(label)
+        )
+    ]
+
+
+def cleanup_run(
+    project: str,
+    location: str,
+    run_label: str,
+    api_endpoint: str = "",
+    timeout_s: float = 900.0,
+    log: Callable[[str], None] = print,
+) -> CleanupRecord:
+    """Undeploy and delete every endpoint labelled with `run_label`; never raises for a
+    resource, only records. Check `record.ok` (or call `cleanup_or_raise`).
+
+    Args:
+        project: the Google Cloud project (or the emulated one).
+        location: the region, e.g. `us-central1`.
+        run_label: the value of the `deploytest-run` label of the run.
+        api_endpoint: empty on Vertex; the emulator's URL locally.
+        timeout_s: bound on the whole clean-up, waiting for in-flight deploys included.
+        log: where progress lines go.
+    """
+    client = endpoint_client(location, api_endpoint)
+    start = time.monotonic()
+    deadline = start + timeout_s
+    record = CleanupRecord(run_label, project, location, started_at=time.time())
+    log(f"clean-up: looking for endpoints labelled deploytest-run={run_label}")
+    seen: set[str] = set()
+    # Loop: an endpoint whose creation was in flight may appear after the first listing.
+    for _ in range(3):
+        names = with_retries(
+            lambda: list_run_endpoints(client, project, location, run_label),
+            "list endpoints", deadline, log, _transient_errors(),
+        )
+        todo = [n for n in names if n not in seen or not _deleted(record, n)]
+        if not todo:
+            break
+        for name in todo:
+            seen.add(name)
+            record.endpoints.append(_clean_endpoint(client, name, deadline, log))
+    record.left = with_retries(
+        lambda: list_run_endpoints(client, project, location, run_label),
+        "list endpoints", deadline, log, _transient_errors(),
+    )
+    record.seconds = round(time.monotonic() - start, 3)
+    log(
+        f"clean-up: {sum(e.deleted for e in record.endpoints)} endpoint(s) deleted, "
+        f"{sum(len(e.undeployed_models) for e in record.endpoints)} model(s) undeployed, "
+        f"{len(record.left)} left, {record.seconds:.1f}s"
+    )
+    return record
+
+
+def _deleted(record: CleanupRecord, name: str) -> bool:
+    return any(e.name == name and e.deleted for e in record.endpoints)
+
+
+def cleanup_or_raise(**kwargs) -> CleanupRecord:
+    """`cleanup_run`, raising `CleanupIncomplete` naming whatever is left."""
+    record = cleanup_run(**kwargs)
+    if not record.ok:
+        raise CleanupIncomplete(f"clean-up left {len(record.left)} endpoint(s): {record.left}")
+    return record

@@ -1,0 +1,56 @@
+"""Labels on every resource a run creates: how clean-up and the janitor find them.
+
+GCP label keys and values: lowercase letters, digits, `_` and `-`, at most 63 characters;
+keys start with a letter. The run label is built from plain strings (the run id, or the
+pipeline job id) because Vertex may not substitute a placeholder inside a dict constant.
+"""
+
+from __future__ import annotations
+
+import re
+
+RUN_LABEL_KEY = "deploytest-run"
+MANAGED_LABEL_KEY = "deploytest-managed"
+MAX_LABEL_LENGTH = 63
+
+_INVALID = re.compile(r"[^a-z0-9_-]+")
+_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def label_value(raw: str) -> str:
+    """Return `raw` as a valid label value (lowercased, invalid runs become `-`, cut to 63)."""
+    value = _INVALID.sub("-", raw.strip().lower()).strip("-")
+    return value[:MAX_LABEL_LENGTH].rstrip("-")
+
+
+def run_label(run_id: str, job_id: str) -> str:
+    """The `deploytest-run` value: the explicit run id if given, else the pipeline job id."""
+    value = label_value(run_id or job_id)
+    if not value:
+        raise ValueError("a run needs a run id or a pipeline job id to label its resources")
+    return value
+
+
+def validate_labels(labels: dict[str, str]) -> None:
+    """Raise ValueError naming every key or value that GCP would refuse."""
+    bad = [f"{k}={v}" for k, v in labels.items() if not _KEY.match(k) or not _VALUE.match(v)]
+    if bad:
+        raise ValueError(
+            "invalid GCP labels (lowercase letters, digits, '_' or '-', at most 63 characters, "
+            f"keys start with a letter): {', '.join(bad)}"
+        )
+
+
+def resource_labels(run_id: str, job_id: str, cost_labels: dict[str, str] | None = None) -> dict:
+    """Every label a created resource carries: the cost labels plus the run's own two."""
+    labels = dict(cost_labels or {})
+    labels[RUN_LABEL_KEY] = run_label(run_id, job_id)
+    labels[MANAGED_LABEL_KEY] = "true"
+    validate_labels(labels)
+    return labels
+
+
+def run_filter(label: str) -> str:
+    """The Vertex AI list filter that selects a run's resources."""
+    return f'labels.{RUN_LABEL_KEY}="{label}"'

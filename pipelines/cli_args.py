@@ -1,0 +1,60 @@
+"""Command-line options shared by `deploytest run` and `deploytest submit`.
+
+Each option maps to one pipeline parameter of `pipelines.pipeline.DEFAULTS`, so the two
+commands cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pipelines.pipeline import DEFAULTS
+
+# option name -> (pipeline parameter, type, help)
+_OPTIONS: dict[str, tuple[str, type, str]] = {
+    "--machine-type": ("machine_type", str, "machine type per replica"),
+    "--accelerator-type": (
+        "accelerator_type", str, "accelerator per replica, e.g. NVIDIA_TESLA_T4 (none if empty)"
+    ),
+    "--accelerator-count": ("accelerator_count", int, "accelerators per replica"),
+    "--min-replicas": ("min_replicas", int, "minimum replicas"),
+    "--max-replicas": ("max_replicas", int, "maximum replicas"),
+    "--users": ("users", int, "concurrent Locust users"),
+    "--spawn-rate": ("spawn_rate", float, "users started per second"),
+    "--duration": ("duration", str, "load-test length in Locust's format: 20s, 2m, 1h30m"),
+    "--processes": ("processes", int, "Locust worker processes; -1 for one per core"),
+    "--max-new-tokens": ("max_new_tokens", int, "tokens generated per request"),
+    "--slo-p95-ms": ("slo_p95_ms", float, "gate: maximum p95 latency in ms"),
+    "--max-failure-ratio": ("max_failure_ratio", float, "gate: maximum failed/total requests"),
+    "--min-rps": ("min_rps", float, "gate: minimum requests per second"),
+    "--deploy-timeout-s": ("deploy_timeout_s", int, "how long the deploy may take"),
+    "--cleanup-timeout-s": ("cleanup_timeout_s", int, "bound on the whole clean-up"),
+}
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
+    """Add the deploy, load and SLO options; `defaults` overrides the pipeline defaults."""
+    values = {**DEFAULTS, **(defaults or {})}
+    group = parser.add_argument_group("deployment, load test and SLO gate")
+    for option, (param, kind, text) in _OPTIONS.items():
+        group.add_argument(
+            option, dest=param, type=kind, default=values[param], help=f"{text} (default: "
+            f"{values[param]!r})"
+        )
+    group.add_argument(
+        "--cost-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a team cost label for every created resource (repeatable)",
+    )
+
+
+def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The pipeline parameters the options above set."""
+    from pipelines.validation import key_values
+
+    params = {param: getattr(args, param) for param, _, _ in _OPTIONS.values()}
+    params["cost_labels"] = key_values(args.cost_label, "cost label")
+    return params

@@ -1,0 +1,210 @@
+"""The pipeline graph: one factory, two op sets.
+
+    import model ─┐  import locustfile ─┐  make labels ─┐
+                  ▼                     ▼               ▼
+    ┌────────── ExitHandler("Deploy & test model") ─────────────┐
+    │ create endpoint ─► deploy model ─► Locust load test ─► gate │
+    └───────────────────────────┬───────────────────────────────┘
+                                ▼ always: success, failure, cancel
+                  clean up every endpoint labelled with this run
+
+`vertex` uses Google Cloud Pipeline Components for create and deploy; `local` uses our
+SDK-based components, which talk to the embedded emulator. Both take the same pipeline
+parameters and give the same graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kfp import dsl
+
+TARGETS = ("vertex", "local")
+PIPELINE_NAME = "deploytest"
+EXIT_HANDLER_NAME = "Deploy & test model"
+
+# Pipeline parameters and their defaults: one table that compile, submit and run share.
+DEFAULTS: dict[str, Any] = {
+    "project": "deploytest-local",
+    "location": "us-central1",
+    "model": "",
+    "locustfile": "",
+    "api_endpoint": "",
+    "run_id": "",
+    "endpoint_display_name": "deploytest-endpoint",
+    "machine_type": "n1-standard-4",
+    "accelerator_type": "",
+    "accelerator_count": 0,
+    "min_replicas": 1,
+    "max_replicas": 1,
+    "users": 8,
+    "spawn_rate": 8.0,
+    "duration": "20s",
+    "processes": 1,
+    "max_new_tokens": 16,
+    "slo_p95_ms": 1000.0,
+    "max_failure_ratio": 0.01,
+    "min_rps": 1.0,
+    "cost_labels": {},
+    "deploy_timeout_s": 1800,
+    "cleanup_timeout_s": 900,
+}
+
+
+@dataclass(frozen=True)
+class OpSet:
+    """How the two steps that differ between Vertex and local are built."""
+
+    target: str
+
+    def create_endpoint(self, project, location, display_name, labels, api_endpoint):
+        if self.target == "vertex":
+            from google_cloud_pipeline_components.v1.endpoint import EndpointCreateOp
+
+            return EndpointCreateOp(
+                project=project, location=location, display_name=display_name, labels=labels
+            )
+        from components.create_endpoint import create_endpoint
+
+        return create_endpoint(
+            project=project,
+            location=location,
+            display_name=display_name,
+            labels=labels,
+            api_endpoint=api_endpoint,
+        )
+
+    def deploy_model(self, model, endpoint, api_endpoint, resources: dict, deploy_timeout_s):
+        if self.target == "vertex":
+            from google_cloud_pipeline_components.v1.endpoint import ModelDeployOp
+
+            return ModelDeployOp(
+                model=model, endpoint=endpoint, traffic_split={"0": 100}, **resources
+            )
+        from components.deploy_model import deploy_model
+
+        return deploy_model(
+            model=model,
+            endpoint=endpoint,
+            api_endpoint=api_endpoint,
+            deploy_timeout_s=deploy_timeout_s,
+            **resources,
+        )
+
+
+def build_pipeline(target: str):
+    """Return the pipeline function for `target` ("vertex" or "local")."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    from google_cloud_pipeline_components.types.artifact_types import VertexModel
+
+    from components.cleanup import cleanup_endpoints
+    from components.load_test import locust_load_test
+    from components.make_labels import make_labels
+    from components.slo_gate import slo_gate
+
+    ops = OpSet(target)
+    d = DEFAULTS
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Deploy a model to a Vertex AI endpoint, load-test it with Locust, gate "
+        "on SLOs, and always clean the endpoint up.",
+    )
+    def deploytest_pipeline(
+        model: str,
+        locustfile: str,
+        model_uri: str,
+        project: str = d["project"],
+        location: str = d["location"],
+        api_endpoint: str = d["api_endpoint"],
+        run_id: str = d["run_id"],
+        endpoint_display_name: str = d["endpoint_display_name"],
+        machine_type: str = d["machine_type"],
+        accelerator_type: str = d["accelerator_type"],
+        accelerator_count: int = d["accelerator_count"],
+        min_replicas: int = d["min_replicas"],
+        max_replicas: int = d["max_replicas"],
+        users: int = d["users"],
+        spawn_rate: float = d["spawn_rate"],
+        duration: str = d["duration"],
+        processes: int = d["processes"],
+        max_new_tokens: int = d["max_new_tokens"],
+        slo_p95_ms: float = d["slo_p95_ms"],
+        max_failure_ratio: float = d["max_failure_ratio"],
+        min_rps: float = d["min_rps"],
+        cost_labels: dict = d["cost_labels"],
+        deploy_timeout_s: int = d["deploy_timeout_s"],
+        cleanup_timeout_s: int = d["cleanup_timeout_s"],
+    ):
+        model_import = dsl.importer(
+            artifact_uri=model_uri,
+            artifact_class=VertexModel,
+            metadata={"resourceName": model},
+            reimport=True,
+        ).set_display_name("import model")
+        locustfile_import = dsl.importer(
+            artifact_uri=locustfile, artifact_class=dsl.Artifact, reimport=True
+        ).set_display_name("import locustfile")
+        labels = make_labels(
+            run_id=run_id, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, cost_labels=cost_labels
+        ).set_display_name("labels")
+
+        # Declared first; takes plain strings only (an exit task may not depend on tasks).
+        cleanup = cleanup_endpoints(
+            project=project,
+            location=location,
+            run_id=run_id,
+            job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            api_endpoint=api_endpoint,
+            timeout_s=cleanup_timeout_s,
+        ).set_display_name("clean up")
+
+        with dsl.ExitHandler(cleanup, name=EXIT_HANDLER_NAME):
+            create = ops.create_endpoint(
+                project, location, endpoint_display_name, labels.output, api_endpoint
+            ).set_display_name("create endpoint")
+            endpoint = create.outputs["endpoint"]
+            deploy = ops.deploy_model(
+                model_import.output,
+                endpoint,
+                api_endpoint,
+                {
+                    "deployed_model_display_name": endpoint_display_name,
+                    "dedicated_resources_machine_type": machine_type,
+                    "dedicated_resources_accelerator_type": accelerator_type,
+                    "dedicated_resources_accelerator_count": accelerator_count,
+                    "dedicated_resources_min_replica_count": min_replicas,
+                    "dedicated_resources_max_replica_count": max_replicas,
+                },
+                deploy_timeout_s,
+            ).set_display_name("deploy model")
+            load_test = (
+                locust_load_test(
+                    locustfile=locustfile_import.output,
+                    endpoint=endpoint,
+                    api_endpoint=api_endpoint,
+                    location=location,
+                    users=users,
+                    spawn_rate=spawn_rate,
+                    duration=duration,
+                    processes=processes,
+                    max_new_tokens=max_new_tokens,
+                )
+                .after(deploy)
+                .set_display_name("load test")
+            )
+            gate = slo_gate(
+                metrics=load_test.outputs["metrics"],
+                max_p95_ms=slo_p95_ms,
+                max_failure_ratio=max_failure_ratio,
+                min_rps=min_rps,
+            ).set_display_name("gate")
+
+        # A cached create or deploy would skip the very resources the run must prove.
+        tasks = (model_import, locustfile_import, labels, cleanup, create, deploy, load_test, gate)
+        for task in tasks:
+            task.set_caching_options(False)
+
+    return deploytest_pipeline
