@@ -1,10 +1,117 @@
-"""`deploytest emulator` (being built)."""
+"""`deploytest emulator`: run the embedded Vertex AI emulator (see emulator/README.md)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+DESCRIPTION = (
+    "Run an embedded Vertex AI (a subset of REST v1: Model Registry upload/get/list/delete, "
+    "endpoints create/get/list/delete, deployModel/undeployModel, predict/rawPredict, "
+    "long-running operations) that the official google-cloud-aiplatform SDK talks to with "
+    "api_transport='rest' and api_endpoint='http://HOST:PORT'. A deployed model is the "
+    "model's container command run as a local process with the AIP_* variables. State lives "
+    "in SQLite under --state-dir and survives a restart. Prints "
+    "'emulator listening on http://HOST:PORT' when ready; stop with Ctrl-C or SIGTERM, which "
+    "stops every model-server process it started."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The emulator's options (shared by `deploytest emulator` and `python -m emulator`)."""
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default: 0)")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".deploytest/emulator"),
+        help="SQLite state, logs/ and emulator.json (default: %(default)s)",
+    )
+    p.add_argument(
+        "--gcs-dir",
+        type=Path,
+        default=None,
+        help="local stand-in for Cloud Storage: gs://BUCKET/PATH maps to GCS_DIR/BUCKET/PATH "
+        "(default: STATE_DIR/gcs)",
+    )
+    p.add_argument(
+        "--deploy-timeout-s",
+        type=float,
+        default=120.0,
+        help="a deploy fails if the model server is not healthy by then (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fault-deploy",
+        choices=("fail", "hang"),
+        default=None,
+        help="inject a deploy fault: 'fail' (server crashes, operation fails) or 'hang' "
+        "(operation never completes until undeployed)",
+    )
+    p.add_argument(
+        "--fault-predict-error-rate",
+        type=float,
+        default=0.0,
+        help="share (0-1) of predict calls answered with --fault-predict-error-code",
+    )
+    p.add_argument(
+        "--fault-predict-error-code",
+        type=int,
+        default=503,
+        help="HTTP code of injected predict errors (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fault-predict-latency-ms",
+        type=int,
+        default=0,
+        help="latency added to every predict call (default: 0)",
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("emulator", help="(being built)")
-    p.set_defaults(func=lambda args: print("not built yet") or 2)
+    """Register `deploytest emulator`."""
+    p = subparsers.add_parser(
+        "emulator",
+        help="run the embedded Vertex AI emulator (REST v1 subset) for offline runs and tests",
+        description=DESCRIPTION,
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the emulator with parsed arguments; returns the exit code."""
+    from emulator.errors import ApiError
+    from emulator.faults import validate
+    from emulator.server import ServerConfig
+    from emulator.server import run as serve
+
+    try:
+        faults = validate(
+            {
+                "deploy": args.fault_deploy,
+                "predict_error_rate": args.fault_predict_error_rate,
+                "predict_error_code": args.fault_predict_error_code,
+                "predict_latency_ms": args.fault_predict_latency_ms,
+            }
+        )
+    except ApiError as err:
+        print(f"deploytest emulator: {err.message}")
+        return 2
+    config = ServerConfig(
+        state_dir=args.state_dir,
+        gcs_dir=args.gcs_dir,
+        host=args.host,
+        port=args.port,
+        deploy_timeout_s=args.deploy_timeout_s,
+        faults=faults,
+    )
+    return serve(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m emulator`: same options as `deploytest emulator`."""
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,256 @@
+"""HTTP routes: Vertex AI REST v1 paths (`/v1/projects/*/locations/*/...`) and the admin API.
+
+Admin (not Vertex AI): `GET|PUT /deploytest/v1/faults`, `GET /deploytest/v1/processes`,
+`GET /deploytest/v1/healthz`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from emulator.errors import ApiError, invalid, not_found, status_for_http
+from emulator.faults import FaultState
+from emulator.service import Vertex
+
+log = logging.getLogger("emulator.app")
+
+_LOC = r"projects/[^/:]+/locations/[^/:]+"
+_PARENT = f"(?P<parent>{_LOC})"
+_EP = _PARENT + r"/endpoints/(?P<endpoint>[^/:]+)"
+_MODEL = f"(?P<name>{_LOC}/models/[^/:]+)"
+_OP = f"(?P<name>{_LOC}(?:/[^/:]+/[^/:]+)*/operations/[^/:]+)"
+_OP_PARENT = f"(?P<parent>{_LOC}(?:/[^/:]+/[^/:]+)*)/operations"
+
+
+def _json(request_body: bytes) -> dict:
+    if not request_body:
+        return {}
+    try:
+        body = json.loads(request_body)
+    except ValueError:
+        raise invalid("Request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise invalid("Request body must be a JSON object.")
+    return body
+
+
+def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
+    """The Starlette application for one emulator."""
+    routes: list[tuple[str, re.Pattern, Callable]] = []
+
+    def route(method: str, pattern: str):
+        def register(fn):
+            routes.append((method, re.compile(pattern + r"$"), fn))
+            return fn
+
+        return register
+
+    # Vertex paths are matched below `/v1/`; the order matters (`:verb` forms first).
+    @route("POST", _PARENT + r"/models:upload")
+    def upload(req, body, m):
+        return vertex.upload_model(m["parent"], body)
+
+    @route("GET", _PARENT + r"/models")
+    def list_models(req, body, m):
+        q = req.query_params
+        return vertex.list_models(
+            m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken")
+        )
+
+    @route("GET", _MODEL)
+    def get_model(req, body, m):
+        return vertex.get_model(m["name"])
+
+    @route("DELETE", _MODEL)
+    def delete_model(req, body, m):
+        return vertex.delete_model(m["name"])
+
+    @route("POST", _PARENT + r"/endpoints")
+    def create_endpoint(req, body, m):
+        return vertex.create_endpoint(m["parent"], body, req.query_params.get("endpointId"))
+
+    @route("GET", _PARENT + r"/endpoints")
+    def list_endpoints(req, body, m):
+        q = req.query_params
+        return vertex.list_endpoints(
+            m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken")
+        )
+
+    @route("GET", _EP)
+    def get_endpoint(req, body, m):
+        return vertex.get_endpoint(f"{m['parent']}/endpoints/{m['endpoint']}")
+
+    @route("DELETE", _EP)
+    def delete_endpoint(req, body, m):
+        return vertex.delete_endpoint(f"{m['parent']}/endpoints/{m['endpoint']}")
+
+    @route("POST", _EP + r":deployModel")
+    def deploy(req, body, m):
+        return vertex.deploy_model(f"{m['parent']}/endpoints/{m['endpoint']}", body)
+
+    @route("POST", _EP + r":undeployModel")
+    def undeploy(req, body, m):
+        return vertex.undeploy_model(f"{m['parent']}/endpoints/{m['endpoint']}", body)
+
+    @route("GET", _OP)
+    def get_operation(req, body, m):
+        return vertex.get_operation(m["name"])
+
+    @route("DELETE", _OP)
+    def delete_operation(req, body, m):
+        return vertex.delete_operation(m["name"])
+
+    @route("POST", _OP + r":cancel")
+    def cancel_operation(req, body, m):
+        return vertex.cancel_operation(m["name"])
+
+    @route("POST", _OP + r":wait")
+    def wait_operation(req, body, m):
+        import time
+
+        timeout = str(body.get("timeout") or req.query_params.get("timeout") or "0s")
+        try:
+            seconds = min(float(timeout.rstrip("s") or 0), 60.0)
+        except ValueError:
+            raise invalid(f"Bad timeout {timeout!r}.") from None
+        deadline = time.monotonic() + seconds
+        while True:
+            op = vertex.get_operation(m["name"])
+            if op.get("done") or time.monotonic() >= deadline:
+                return op
+            time.sleep(0.1)
+
+    @route("GET", _OP_PARENT)
+    def list_operations(req, body, m):
+        return vertex.list_operations(m["parent"])
+
+    async def dispatch(request: Request) -> Response:
+        path = request.path_params["path"]
+        try:
+            body = _json(await request.body()) if request.method in ("POST", "PUT") else {}
+            for method, pattern, fn in routes:
+                match = pattern.match(path)
+                if match and method == request.method:
+                    result = await run_in_threadpool(fn, request, body, match.groupdict())
+                    return JSONResponse(result)
+            raise not_found(f"Method {request.method} /v1/{path}")
+        except ApiError as err:
+            return JSONResponse(err.body(), status_code=err.http_code)
+        except Exception as exc:
+            log.exception("error on %s /v1/%s", request.method, path)
+            err = ApiError("INTERNAL", f"Emulator error: {exc!r}")
+            return JSONResponse(err.body(), status_code=err.http_code)
+
+    async def predict(request: Request) -> Response:
+        return await _forward(request, raw=False)
+
+    async def raw_predict(request: Request) -> Response:
+        return await _forward(request, raw=True)
+
+    async def _forward(request: Request, raw: bool) -> Response:
+        p = request.path_params
+        name = f"projects/{p['project']}/locations/{p['location']}/endpoints/{p['endpoint']}"
+        try:
+            body = await request.body()
+            if not raw:
+                parsed = _json(body)
+                if not isinstance(parsed.get("instances"), list):
+                    raise invalid("`instances` must be a list.")
+            row, model = await run_in_threadpool(vertex.predict_target, name)
+            f = faults.get()
+            if f.predict_latency_ms:
+                await asyncio.sleep(f.predict_latency_ms / 1000)
+            code = faults.predict_error()
+            if code is not None:
+                raise ApiError(
+                    status_for_http(code), f"Injected predict fault (HTTP {code}).", code
+                )
+            proc = vertex.deployments.process_for(name, row.id)
+            if proc is None:
+                raise ApiError("UNAVAILABLE", f"DeployedModel {row.id} has no running server.")
+            spec = model.get("containerSpec", {})
+            url = f"http://127.0.0.1:{proc.port}{spec.get('predictRoute') or '/predict'}"
+            headers = {"content-type": request.headers.get("content-type", "application/json")}
+            try:
+                resp = await request.app.state.http.post(url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                raise ApiError(
+                    "UNAVAILABLE", f"Model server of DeployedModel {row.id} unreachable: {exc!r}"
+                ) from None
+            ids = {
+                "X-Vertex-AI-Deployed-Model-Id": row.id,
+                "X-Vertex-AI-Model": row.data["model"],
+                "X-Vertex-AI-Model-Display-Name": model.get("displayName", ""),
+                "X-Vertex-AI-Model-Version-Id": row.data.get("modelVersionId", "1"),
+            }
+            if raw:
+                media = resp.headers.get("content-type", "application/json")
+                return Response(resp.content, resp.status_code, headers=ids, media_type=media)
+            if resp.status_code != 200:
+                raise ApiError(
+                    status_for_http(resp.status_code), resp.text[:4000], resp.status_code
+                )
+            try:
+                predictions = resp.json()["predictions"]
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(
+                    "INTERNAL", f"Model server answered without `predictions`: {resp.text[:500]}"
+                ) from None
+            return JSONResponse(
+                {
+                    "predictions": predictions,
+                    "deployedModelId": row.id,
+                    "model": row.data["model"],
+                    "modelDisplayName": model.get("displayName", ""),
+                    "modelVersionId": row.data.get("modelVersionId", "1"),
+                }
+            )
+        except ApiError as err:
+            return JSONResponse(err.body(), status_code=err.http_code)
+
+    # -- admin API ------------------------------------------------------------------------
+    async def admin_faults(request: Request) -> Response:
+        try:
+            if request.method == "PUT":
+                faults.update(_json(await request.body()))
+            return JSONResponse(faults.get().to_json())
+        except ApiError as err:
+            return JSONResponse(err.body(), status_code=err.http_code)
+
+    async def admin_processes(request: Request) -> Response:
+        return JSONResponse({"processes": vertex.deployments.running()})
+
+    async def admin_healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "recovering": vertex.deployments.recovering})
+
+    @asynccontextmanager
+    async def lifespan(app):
+        timeout = httpx.Timeout(600.0, connect=5.0)
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
+            app.state.http = client
+            yield
+
+    ep = r"/v1/projects/{project}/locations/{location}/endpoints/{endpoint}"
+    return Starlette(
+        routes=[
+            Route(ep + ":predict", predict, methods=["POST"]),
+            Route(ep + ":rawPredict", raw_predict, methods=["POST"]),
+            Route("/deploytest/v1/faults", admin_faults, methods=["GET", "PUT"]),
+            Route("/deploytest/v1/processes", admin_processes, methods=["GET"]),
+            Route("/deploytest/v1/healthz", admin_healthz, methods=["GET"]),
+            Route("/v1/{path:path}", dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
+        ],
+        lifespan=lifespan,
+    )

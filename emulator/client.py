@@ -1,0 +1,42 @@
+"""Point the official `google-cloud-aiplatform` SDK at an emulator."""
+
+from __future__ import annotations
+
+
+def sdk_endpoint(url: str) -> str:
+    """The `api_endpoint` to give the SDK: keep the `http://` scheme.
+
+    The REST transport takes the scheme from `api_endpoint` and defaults to https, so
+    `"127.0.0.1:PORT"` would talk TLS to a plain-HTTP server; `"http://127.0.0.1:PORT"`
+    makes it use plain HTTP.
+    """
+    url = url.rstrip("/")
+    return url if url.startswith(("http://", "https://")) else f"http://{url}"
+
+
+def init_sdk(url: str, project: str = "deploytest-local", location: str = "us-central1") -> None:
+    """`aiplatform.init` for the emulator at `url`: REST transport, anonymous credentials."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    aiplatform.init(
+        project=project,
+        location=location,
+        api_endpoint=sdk_endpoint(url),
+        api_transport="rest",
+        credentials=AnonymousCredentials(),
+    )
+
+
+def error_status(exc: BaseException) -> str | None:
+    """The canonical status name (e.g. 'FAILED_PRECONDITION') of an SDK REST error.
+
+    Over REST, `google.api_core` picks the exception class from the HTTP code alone, so a
+    FAILED_PRECONDITION answer arrives as `BadRequest`; the body still names the status.
+    Returns None when it cannot be read.
+    """
+    response = getattr(exc, "response", None)
+    try:
+        return response.json()["error"]["status"]
+    except Exception:
+        return None

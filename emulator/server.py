@@ -1,0 +1,122 @@
+"""Run the emulator: open the state, recover deployed models, serve HTTP, stop cleanly.
+
+"Stop" (SIGINT/SIGTERM/Ctrl-C) stops every model-server process this emulator started
+(SIGTERM to its process group, SIGKILL after a grace period). The state stays in SQLite:
+models, endpoints, deployed models and operations are all there on the next start, and
+the deployed models are started again (adopted instead if their process still runs,
+e.g. after the emulator was killed with SIGKILL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emulator.faults import Faults
+
+log = logging.getLogger("emulator")
+
+
+@dataclass
+class ServerConfig:
+    """Everything `deploytest emulator` is started with."""
+
+    state_dir: Path
+    gcs_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    deploy_timeout_s: float = 120.0
+    faults: Faults = field(default_factory=Faults)
+
+
+def run(config: ServerConfig) -> int:
+    """Serve until SIGINT/SIGTERM; always stop the model-server processes. Returns 0."""
+    import uvicorn
+
+    from emulator.app import build_app
+    from emulator.deployments import Deployments
+    from emulator.faults import FaultState
+    from emulator.operations import Operations
+    from emulator.service import Vertex
+    from emulator.store import Store
+
+    state_dir = config.state_dir.resolve()
+    gcs_dir = (config.gcs_dir or state_dir / "gcs").resolve()
+    (state_dir / "logs").mkdir(parents=True, exist_ok=True)
+    gcs_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[
+            logging.FileHandler(state_dir / "logs" / "emulator.log"),
+            logging.StreamHandler(),
+        ],
+    )
+
+    store = Store(state_dir / "state.sqlite3")
+    ops = Operations(store)
+    faults = FaultState(config.faults)
+    deployments = Deployments(store, ops, faults, state_dir, gcs_dir, config.deploy_timeout_s)
+    app = build_app(Vertex(store, ops, deployments), faults)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    port = sock.getsockname()[1]
+    url = f"http://{config.host}:{port}"
+
+    class Server(uvicorn.Server):
+        """uvicorn server that leaves signals to `run`: no re-raise before clean-up."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            yield
+
+    server = Server(
+        uvicorn.Config(
+            app, log_level="warning", timeout_graceful_shutdown=3, lifespan="on", access_log=False
+        )
+    )
+
+    def on_signal(signum, frame):
+        log.info("signal %s: stopping", signum)
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        deployments.recover()
+
+        async def main():
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started and not task.done():
+                await asyncio.sleep(0.02)
+            if server.started:
+                info = {"url": url, "pid": os.getpid(), "state_dir": str(state_dir)}
+                (state_dir / "emulator.json").write_text(json.dumps(info) + "\n")
+                print(f"emulator listening on {url}", flush=True)
+            await task
+
+        asyncio.run(main())
+    finally:
+        deployments.shutdown()
+        store.close()
+        sock.close()
+        try:
+            (state_dir / "emulator.json").unlink()
+        except FileNotFoundError:
+            pass
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        log.info("emulator stopped")
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,290 @@
+"""Vertex AI semantics of the emulated v1 methods, independent of HTTP.
+
+Each method takes names/bodies as the REST API does and returns the JSON to answer
+(a resource, a list page or an operation), raising `ApiError` like Vertex AI would.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from emulator import filters
+from emulator import resources as res
+from emulator.deployments import PENDING_TRAFFIC, Deployments
+from emulator.errors import ApiError, failed_precondition, invalid, not_found
+from emulator.operations import Operations
+from emulator.store import DeployedRow, Store
+
+_ENDPOINT_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_MODEL_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DEFAULT_PAGE_SIZE = 100
+
+
+def _page(items: list[dict], key: str, page_size, page_token) -> dict:
+    try:
+        size = int(page_size or DEFAULT_PAGE_SIZE) or DEFAULT_PAGE_SIZE
+        start = int(page_token or 0)
+    except ValueError:
+        raise invalid("Bad pageSize or pageToken.") from None
+    out: dict = {key: items[start : start + size]}
+    if start + size < len(items):
+        out["nextPageToken"] = str(start + size)
+    return out
+
+
+def strip_version(name: str) -> str:
+    """`.../models/123@1` -> `.../models/123`."""
+    return name.split("@", 1)[0]
+
+
+def _public_dm(row: DeployedRow) -> dict:
+    data = {k: v for k, v in row.data.items() if not k.startswith("_")}
+    status = {"availableReplicaCount": 1 if row.state == "READY" else 0}
+    if row.message:
+        status["message"] = row.message
+    data["status"] = status
+    return data
+
+
+class Vertex:
+    """The emulated Model Registry, endpoints and operations."""
+
+    def __init__(self, store: Store, ops: Operations, deployments: Deployments):
+        self.store = store
+        self.ops = ops
+        self.deployments = deployments
+
+    # -- models ---------------------------------------------------------------------------
+    def upload_model(self, parent: str, body: dict) -> dict:
+        """`models:upload`: register a model; answer a done operation (UploadModelResponse)."""
+        model_body = body.get("model")
+        if not isinstance(model_body, dict) or not model_body.get("displayName"):
+            raise invalid("model.displayName is required.")
+        if body.get("parentModel"):
+            raise ApiError("UNIMPLEMENTED", "Model versions (parentModel) are not emulated.")
+        model_id = body.get("modelId") or res.new_id()
+        if not _MODEL_ID.match(model_id):
+            raise invalid(f"Invalid modelId {model_id!r}.")
+        name = f"{parent}/models/{model_id}"
+        with self.store.lock:
+            if self.store.get_resource(name) is not None:
+                raise ApiError("ALREADY_EXISTS", f"Model {name} already exists.")
+            self.store.put_resource(
+                "models", parent, res.model_resource(name, model_body, res.now())
+            )
+        return self.ops.done(
+            name,
+            res.UPLOAD_MODEL_METADATA,
+            res.UPLOAD_MODEL_RESPONSE,
+            {"model": name, "modelVersionId": "1"},
+        )
+
+    def _model(self, name: str) -> dict:
+        model = self.store.get_resource(strip_version(name))
+        if model is None or "/models/" not in name:
+            raise not_found(f"Model {name}")
+        return model
+
+    def get_model(self, name: str) -> dict:
+        """The Model, with `deployedModels` references."""
+        model = self._model(name)
+        refs = [
+            {"endpoint": row.endpoint, "deployedModelId": row.id}
+            for row in self.store.list_deployed()
+            if row.data.get("model") == model["name"]
+        ]
+        if refs:
+            model["deployedModels"] = refs
+        return model
+
+    def list_models(self, parent: str, flt, page_size, page_token) -> dict:
+        """`models` list with `filter`."""
+        pred = filters.parse(flt)
+        models = [m for m in self.store.list_resources("models", parent) if pred(m)]
+        return _page(models, "models", page_size, page_token)
+
+    def delete_model(self, name: str) -> dict:
+        """Delete a model; FAILED_PRECONDITION while it is deployed anywhere."""
+        with self.store.lock:
+            model = self._model(name)
+            where = sorted(
+                {r.endpoint for r in self.store.list_deployed() if r.data["model"] == model["name"]}
+            )
+            if where:
+                raise failed_precondition(
+                    f'The Model "{model["name"]}" is deployed or being deployed at the '
+                    f"following Endpoint(s): {', '.join(where)}."
+                )
+            self.store.delete_resource(model["name"])
+        return self.ops.done(model["name"], res.DELETE_METADATA, res.EMPTY)
+
+    # -- endpoints ------------------------------------------------------------------------
+    def create_endpoint(self, parent: str, body: dict, endpoint_id: str | None) -> dict:
+        """Create an endpoint (honours `endpointId`); answer a done operation (Endpoint)."""
+        if not body.get("displayName"):
+            raise invalid("endpoint.displayName is required.")
+        if endpoint_id is not None and not _ENDPOINT_ID.match(endpoint_id):
+            raise invalid(f"Invalid endpointId {endpoint_id!r}.")
+        name = f"{parent}/endpoints/{endpoint_id or res.new_id()}"
+        with self.store.lock:
+            if self.store.get_resource(name) is not None:
+                raise ApiError("ALREADY_EXISTS", f"Endpoint {name} already exists.")
+            endpoint = res.endpoint_resource(name, body, res.now())
+            self.store.put_resource("endpoints", parent, endpoint)
+        return self.ops.done(name, res.CREATE_ENDPOINT_METADATA, res.ENDPOINT, endpoint)
+
+    def _endpoint(self, name: str) -> dict:
+        endpoint = self.store.get_resource(name)
+        if endpoint is None or "/endpoints/" not in name:
+            raise not_found(f"Endpoint {name}")
+        return endpoint
+
+    def render_endpoint(self, endpoint: dict) -> dict:
+        """An endpoint document with its `deployedModels`."""
+        rows = self.store.list_deployed(endpoint["name"])
+        out = dict(endpoint)
+        if rows:
+            out["deployedModels"] = [_public_dm(r) for r in rows]
+        return out
+
+    def get_endpoint(self, name: str) -> dict:
+        """The Endpoint."""
+        with self.store.lock:
+            return self.render_endpoint(self._endpoint(name))
+
+    def list_endpoints(self, parent: str, flt, page_size, page_token) -> dict:
+        """`endpoints` list with `filter` (e.g. `labels.k="v" AND labels.k2="v2"`)."""
+        pred = filters.parse(flt)
+        with self.store.lock:
+            items = [
+                self.render_endpoint(e)
+                for e in self.store.list_resources("endpoints", parent)
+                if pred(e)
+            ]
+        return _page(items, "endpoints", page_size, page_token)
+
+    def delete_endpoint(self, name: str) -> dict:
+        """Delete an endpoint; FAILED_PRECONDITION while models are deployed on it."""
+        with self.store.lock:
+            self._endpoint(name)
+            if self.store.list_deployed(name):
+                raise failed_precondition(
+                    f"Endpoint `{name}` has deployed or being deployed DeployedModel(s)."
+                )
+            self.store.delete_resource(name)
+        return self.ops.done(name, res.DELETE_METADATA, res.EMPTY)
+
+    def deploy_model(self, endpoint_name: str, body: dict) -> dict:
+        """`:deployModel`: record the deployed model (visible at once), start it, answer the LRO."""
+        request = body.get("deployedModel")
+        if not isinstance(request, dict) or not request.get("model"):
+            raise invalid("deployedModel.model is required.")
+        traffic = body.get("trafficSplit") or {}
+        try:
+            traffic = {str(k): int(v) for k, v in traffic.items()}
+        except (TypeError, ValueError, AttributeError):
+            raise invalid("trafficSplit values must be integers.") from None
+        with self.store.lock:
+            endpoint = self._endpoint(endpoint_name)
+            model = self._model(request["model"])
+            if not model.get("containerSpec", {}).get("command"):
+                raise invalid(
+                    "The emulator runs containerSpec.command as a local process; this model "
+                    "has no command (container images are not pulled)."
+                )
+            existing = {r.id for r in self.store.list_deployed(endpoint_name)}
+            if traffic:
+                if sum(traffic.values()) != 100:
+                    raise invalid("trafficSplit percentages must add up to 100.")
+                unknown = set(traffic) - existing - {"0"}
+                if unknown:
+                    raise invalid(
+                        f"trafficSplit names unknown DeployedModel ids {sorted(unknown)}."
+                    )
+            dm_id = str(request.get("id") or res.new_id())
+            if dm_id in existing:
+                raise ApiError("ALREADY_EXISTS", f"DeployedModel {dm_id} already exists.")
+            dm = res.deployed_model_resource(dm_id, model, request, res.now())
+            if traffic:
+                dm[PENDING_TRAFFIC] = traffic
+            op = self.ops.create(
+                endpoint["name"],
+                res.DEPLOY_MODEL_METADATA,
+                extra_metadata={"deploymentStage": "STARTING_MODEL_SERVER"},
+            )
+            self.store.add_deployed(endpoint_name, dm, op["name"])
+        self.deployments.begin(endpoint_name, dm_id, op["name"])
+        return op
+
+    def undeploy_model(self, endpoint_name: str, body: dict) -> dict:
+        """`:undeployModel`: abort an in-flight deploy or stop the process, then forget it."""
+        dm_id = str(body.get("deployedModelId") or "")
+        self._endpoint(endpoint_name)
+        row = self.store.get_deployed(endpoint_name, dm_id)
+        if row is None:
+            raise not_found(f"DeployedModel {dm_id} of Endpoint {endpoint_name}")
+        self.deployments.stop(endpoint_name, dm_id, "undeploy")
+        with self.store.lock:
+            self.store.delete_deployed(endpoint_name, dm_id)
+            endpoint = self.store.get_resource(endpoint_name)
+            if endpoint is not None:
+                split = body.get("trafficSplit") or endpoint.get("trafficSplit", {})
+                split = {k: int(v) for k, v in split.items() if k != dm_id and int(v) > 0}
+                if not self.store.list_deployed(endpoint_name):
+                    split = {}
+                endpoint["trafficSplit"] = split
+                if not split:
+                    endpoint.pop("trafficSplit")
+                endpoint["updateTime"] = res.now()
+                self.store.put_resource("endpoints", endpoint_name.rsplit("/", 2)[0], endpoint)
+        return self.ops.done(
+            endpoint_name, res.UNDEPLOY_MODEL_METADATA, res.UNDEPLOY_MODEL_RESPONSE
+        )
+
+    def predict_target(self, endpoint_name: str) -> tuple[DeployedRow, dict]:
+        """Pick the deployed model a prediction goes to, by traffic split; and its Model."""
+        with self.store.lock:
+            endpoint = self._endpoint(endpoint_name)
+            rows = {r.id: r for r in self.store.list_deployed(endpoint_name)}
+            split = {k: v for k, v in endpoint.get("trafficSplit", {}).items() if v > 0}
+        if not rows:
+            raise failed_precondition(f"Endpoint {endpoint_name} has no deployed models.")
+        if not split:
+            raise failed_precondition(f"Endpoint {endpoint_name} has no traffic split.")
+        dm_id = random.choices(list(split), weights=list(split.values()))[0]
+        row = rows.get(dm_id)
+        if row is None or row.state != "READY":
+            state = row.state if row else "missing"
+            raise ApiError("UNAVAILABLE", f"DeployedModel {dm_id} is not ready ({state}).")
+        return row, self.store.get_resource(row.data["model"]) or {}
+
+    # -- operations -----------------------------------------------------------------------
+    def get_operation(self, name: str) -> dict:
+        """An operation, as the SDK polls it."""
+        op = self.ops.get(name)
+        if op is None:
+            raise not_found(f"Operation {name}")
+        return op
+
+    def list_operations(self, parent: str) -> dict:
+        """Operations under a resource."""
+        return {"operations": self.store.list_operations(parent)}
+
+    def delete_operation(self, name: str) -> dict:
+        """Forget an operation."""
+        self.get_operation(name)
+        self.store.delete_operation(name)
+        return {}
+
+    def cancel_operation(self, name: str) -> dict:
+        """Cancel: a pending deploy is aborted (operation error CANCELLED) and removed."""
+        op = self.get_operation(name)
+        if op.get("done"):
+            return {}
+        for row in self.store.list_deployed():
+            if row.operation == name and row.state == "DEPLOYING":
+                self.deployments.stop(row.endpoint, row.id, "cancel")
+                self.store.delete_deployed(row.endpoint, row.id)
+                self.ops.fail(name, "CANCELLED", "Operation cancelled.")
+        return {}
