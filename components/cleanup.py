@@ -25,7 +25,7 @@ def cleanup_endpoints(
         project: the project (or the emulated one).
         location: the region.
         run_id: the explicit run id, if any (the label is built as the create step built it).
-        job_id: the pipeline job id (`PIPELINE_JOB_ID_PLACEHOLDER`).
+        job_id: the pipeline job id (`PIPELINE_JOB_NAME_PLACEHOLDER`).
         api_endpoint: the emulator's URL; empty means the real regional Vertex AI.
         timeout_s: bound on the whole clean-up, waiting for in-flight deploys included.
         record: JSON record of what was deleted and how long it took.

@@ -11,7 +11,7 @@ def make_labels(run_id: str, job_id: str, cost_labels: dict) -> dict:
 
     Args:
         run_id: an explicit run id (`deploytest run` sets one); empty on Vertex.
-        job_id: the pipeline job id, passed as a plain string (`PIPELINE_JOB_ID_PLACEHOLDER`).
+        job_id: the pipeline job id, passed as a plain string (`PIPELINE_JOB_NAME_PLACEHOLDER`).
         cost_labels: the team's cost labels (team, environment, GPU type).
 
     Returns:

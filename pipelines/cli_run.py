@@ -1,10 +1,116 @@
-"""`deploytest run` (being built)."""
+"""`deploytest run`: the whole pipeline, locally, against the embedded Vertex AI emulator."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
+
+# Local runs favour a quick demo: fewer users, a shorter timeout for a stuck deploy.
+LOCAL_DEFAULTS = {"deploy_timeout_s": 120, "cleanup_timeout_s": 120}
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "deploytest"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("run", help="(being built)")
-    p.set_defaults(func=lambda args: print("not built yet") or 2)
+    from pipelines.cli_args import add_pipeline_options
+    from pipelines.local_runner import FAULTS
+
+    p = subparsers.add_parser(
+        "run",
+        help="run the whole pipeline locally (kfp.local + the Vertex AI emulator)",
+        description="Start the embedded Vertex AI emulator (or use --api-endpoint), register "
+        "the demo GPT-2 model unless --model is given, run the pipeline with kfp.local: create "
+        "endpoint, deploy, Locust load test, SLO gate, and the clean-up exit task. Prints a "
+        "summary; exits 0 only if the gate passed and clean-up left nothing. On Ctrl-C or "
+        "SIGTERM it stops the run, cleans up by the run's label and exits 130 or 143. "
+        "Use `deploytest submit` for Vertex AI.",
+    )
+    p.add_argument(
+        "--api-endpoint",
+        default="",
+        help="URL of a running `deploytest emulator` to use (default: start one for this run)",
+    )
+    p.add_argument(
+        "--project", default="deploytest-local", help="emulated project (default: deploytest-local)"
+    )
+    p.add_argument("--location", default="us-central1", help="emulated region (default: us-central1)")
+    p.add_argument(
+        "--model",
+        default="",
+        help="a model already registered in the emulator, projects/P/locations/L/models/ID "
+        "(default: build and register the demo model)",
+    )
+    p.add_argument(
+        "--demo-size",
+        choices=("tiny", "gpt2"),
+        default="tiny",
+        help="demo model size when --model is not given (default: tiny)",
+    )
+    p.add_argument(
+        "--locustfile", default="", help="locustfile to run (default: loadtests/locustfile.py)"
+    )
+    p.add_argument(
+        "--fault",
+        choices=sorted(FAULTS),
+        default="",
+        help="inject a fault to watch the exit handler clean up: deploy-fail, deploy-hang "
+        "(deploy timeout cut to 10 s), predict-errors (half the predictions fail), "
+        "slo-breach (predictions slower than the p95 SLO)",
+    )
+    p.add_argument("--output-dir", default="runs", help="where run folders go (default: runs)")
+    p.add_argument(
+        "--cache-dir",
+        default=str(_cache_dir()),
+        help="where the demo model is built once (default: %(default)s)",
+    )
+    p.add_argument("--run-id", default="", help="the run's id and label (default: generated)")
+    add_pipeline_options(p, LOCAL_DEFAULTS)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from components.labels import label_value
+    from pipelines import validation as check
+    from pipelines.cli_args import pipeline_parameters
+    from pipelines.local_runner import LocalRun, RunOptions, default_locustfile, new_run_id
+
+    try:
+        params = pipeline_parameters(args)
+        check.location(args.location)
+        check.check(bool(args.project), "the project may not be empty")
+        if args.model:
+            check.model_resource(args.model)
+        check.accelerator(params["accelerator_type"], params["accelerator_count"])
+        check.replicas(params["min_replicas"], params["max_replicas"])
+        check.load(params["users"], params["spawn_rate"], params["duration"], params["processes"])
+        check.slo(params["slo_p95_ms"], params["max_failure_ratio"], params["min_rps"])
+        locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()
+        check.check(locustfile.is_file(), f"no such locustfile: {locustfile}")
+        check.check(
+            not args.api_endpoint or args.api_endpoint.startswith(("http://", "https://")),
+            f"invalid --api-endpoint {args.api_endpoint!r}: expected http://HOST:PORT",
+        )
+        run_id = label_value(args.run_id) if args.run_id else new_run_id()
+        check.check(bool(run_id), f"invalid --run-id {args.run_id!r}")
+    except check.InputError as exc:
+        print(f"deploytest run: {exc}", file=sys.stderr)
+        return 2
+    options = RunOptions(
+        project=args.project,
+        location=args.location,
+        api_endpoint=args.api_endpoint.rstrip("/"),
+        model=args.model,
+        locustfile=str(locustfile),
+        output_dir=Path(args.output_dir),
+        cache_dir=Path(args.cache_dir),
+        demo_size=args.demo_size,
+        fault=args.fault,
+        parameters=params,
+        run_id=run_id,
+    )
+    return LocalRun(options).execute()

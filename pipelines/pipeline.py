@@ -13,7 +13,6 @@ SDK-based components, which talk to the embedded emulator. Both take the same pi
 parameters and give the same graph.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
@@ -148,7 +147,7 @@ def build_pipeline(target: str):
             artifact_uri=locustfile, artifact_class=dsl.Artifact, reimport=True
         ).set_display_name("import locustfile")
         labels = make_labels(
-            run_id=run_id, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, cost_labels=cost_labels
+            run_id=run_id, job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, cost_labels=cost_labels
         ).set_display_name("labels")
 
         # Declared first; takes plain strings only (an exit task may not depend on tasks).
@@ -156,7 +155,7 @@ def build_pipeline(target: str):
             project=project,
             location=location,
             run_id=run_id,
-            job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             api_endpoint=api_endpoint,
             timeout_s=cleanup_timeout_s,
         ).set_display_name("clean up")

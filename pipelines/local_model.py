@@ -1,0 +1,52 @@
+"""The demo model for local runs: built once into a cache, registered in the emulator.
+
+Registered through the real Model Registry API (`ModelServiceClient.upload_model`) with a
+container spec whose command is this Python running `python -m serving`: the emulator
+starts exactly that as the deployed model's process.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+DEMO_LABEL = "deploytest-demo"
+
+
+def ensure_demo_model(cache_dir: Path, size: str, log: Callable[[str], None]) -> Path:
+    """Build the demo model into `cache_dir` unless it is already there."""
+    target = cache_dir / "models" / f"{size}-seed0"
+    if (target / "config.json").is_file() and (target / "deploytest_demo.json").is_file():
+        return target
+    from serving.demo_model import build_demo_model
+
+    log(f"building the {size} demo model in {target} (once) ...")
+    tmp = target.with_name(target.name + ".partial")
+    build_demo_model(tmp, size=size, seed=0)
+    tmp.rename(target)
+    return target
+
+
+def register_model(
+    project: str, location: str, api_endpoint: str, model_dir: Path, size: str
+) -> str:
+    """Upload the demo model to the (emulated) Model Registry; return its resource name."""
+    from google.cloud import aiplatform_v1
+
+    from components.vertex_clients import location_path, model_client
+
+    client = model_client(location, api_endpoint)
+    model = aiplatform_v1.Model(
+        display_name=f"deploytest-demo-{size}",
+        labels={DEMO_LABEL: size},
+        container_spec=aiplatform_v1.ModelContainerSpec(
+            image_uri="local/deploytest-serving",
+            command=[sys.executable, "-m", "serving"],
+            args=["--model-dir", str(model_dir.resolve())],
+            health_route="/health",
+            predict_route="/predict",
+        ),
+    )
+    operation = client.upload_model(parent=location_path(project, location), model=model)
+    return operation.result(timeout=60).model

@@ -1,0 +1,428 @@
+"""`deploytest run`: the whole pipeline, offline, on this machine.
+
+Starts the embedded Vertex AI emulator (or reuses one), registers the demo model, compiles
+the local op set, runs it with kfp.local in a child process group, streams progress, and
+ends with a summary. On SIGINT/SIGTERM it stops the run, cleans up by the run's label
+itself, and exits 130/143 with nothing left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FAULTS: dict[str, dict[str, Any]] = {
+    "deploy-fail": {"deploy": "fail"},
+    "deploy-hang": {"deploy": "hang"},
+    "predict-errors": {"predict_error_rate": 0.5},
+    # latency is set from the p95 SLO at run time
+    "slo-breach": {},
+}
+# A hung deploy would otherwise hold the run for the whole deploy timeout.
+DEPLOY_HANG_TIMEOUT_S = 10
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TASK_START = re.compile(r"Executing task '([^']+)'")
+_TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_PIPELINE_END = re.compile(r"Pipeline '([^']+)' finished with status (\w+)")
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; `signum` says which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class RunOptions:
+    project: str
+    location: str
+    api_endpoint: str
+    model: str
+    locustfile: str
+    output_dir: Path
+    cache_dir: Path
+    demo_size: str
+    fault: str
+    parameters: dict[str, Any]
+    run_id: str = field(default_factory=lambda: new_run_id())
+
+
+def new_run_id() -> str:
+    return time.strftime("local-%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(2)
+
+
+def default_locustfile() -> Path:
+    import loadtests
+
+    return Path(loadtests.__file__).with_name("locustfile.py")
+
+
+class ProgressFilter:
+    """Turns kfp.local's verbose log into the lines a person wants to watch."""
+
+    def __init__(self, started: float):
+        self.started = started
+        self.in_json = False
+        self.task_status: dict[str, str] = {}
+        self.pipeline_status = ""
+
+    def feed(self, raw: str) -> str | None:
+        line = _ANSI.sub("", raw.rstrip("\n"))
+        stamp = f"[{time.monotonic() - self.started:5.1f}s]"
+        if m := _TASK_START.search(line):
+            return f"{stamp} ▶ {m.group(1)}"
+        if m := _TASK_END.search(line):
+            self.task_status[m.group(1)] = m.group(2)
+            mark = "✔" if m.group(2) == "SUCCESS" else "✘"
+            return f"{stamp} {mark} {m.group(1)}: {m.group(2)}"
+        if m := _PIPELINE_END.search(line):
+            self.pipeline_status = m.group(2)
+            return f"{stamp} pipeline finished: {m.group(2)}"
+        if not line.startswith("    "):
+            return None
+        body = line.strip()
+        # kfp's executor dumps its whole input and output as JSON; keep that in the log only.
+        if body.startswith("[KFP Executor") or body.startswith("Traceback"):
+            self.in_json = body.endswith("Got executor_input:")
+            return None
+        if self.in_json:
+            if line.startswith("    }"):
+                self.in_json = False
+            return None
+        if body.startswith(("File \"", "^", "~")) or not body:
+            return None
+        return f"{stamp}     {body}"
+
+
+class LocalRun:
+    """One `deploytest run`: everything it started is stopped when `execute` returns."""
+
+    def __init__(self, options: RunOptions, out=print):
+        self.o = options
+        self.out = out
+        self.run_dir = options.output_dir / options.run_id
+        self.started = time.monotonic()
+        self.emulator = None
+        self.api_endpoint = options.api_endpoint
+        self.child: subprocess.Popen | None = None
+        self.descendants: list = []
+
+    # -- the steps -------------------------------------------------------------------
+
+    def execute(self) -> int:
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def on_signal(signum, _frame):
+            raise Interrupted(signum)
+
+        for s in previous:
+            signal.signal(s, on_signal)
+        try:
+            try:
+                return self._run()
+            except Interrupted as stop:
+                return self._interrupted(stop.signum)
+        finally:
+            # Clean-up of our own processes must not be cut short by a second Ctrl-C.
+            for s in previous:
+                signal.signal(s, signal.SIG_IGN)
+            self._stop_child()
+            self._stop_emulator()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _run(self) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.say(f"run {self.o.run_id}: output in {self.run_dir}")
+        self._start_emulator()
+        model = self.o.model or self._register_demo_model()
+        params = self._pipeline_arguments(model)
+        (self.run_dir / "arguments.json").write_text(json.dumps(params, indent=2))
+        from pipelines.compile import compile_pipeline
+
+        pipeline_yaml = compile_pipeline("local", self.run_dir / "pipeline.yaml")
+        self.say(f"compiled the local pipeline to {pipeline_yaml}")
+        self._run_child(pipeline_yaml)
+        return self._finish()
+
+    def _start_emulator(self) -> None:
+        fault = FAULTS.get(self.o.fault, {}) if self.o.fault else {}
+        if self.o.fault == "slo-breach":
+            fault = {"predict_latency_ms": int(self.o.parameters["slo_p95_ms"] * 1.5) + 100}
+        if self.api_endpoint:
+            self.say(f"using the emulator at {self.api_endpoint}")
+            from emulator.launcher import EmulatorClient
+
+            self.admin = EmulatorClient(self.api_endpoint)
+        else:
+            from emulator.launcher import EmulatorProcess
+
+            self.say("starting the Vertex AI emulator ...")
+            self.emulator = EmulatorProcess(self.run_dir / "emulator")
+            self.emulator.start()
+            self.api_endpoint = self.emulator.url
+            self.admin = self.emulator
+            self.say(f"emulator listening on {self.api_endpoint}")
+        if fault:
+            self.say(f"fault injected: {self.o.fault} {fault}")
+        self.admin.set_faults(fault)
+
+    def _register_demo_model(self) -> str:
+        from pipelines.local_model import ensure_demo_model, register_model
+
+        model_dir = ensure_demo_model(self.o.cache_dir, self.o.demo_size, self.say)
+        name = register_model(
+            self.o.project, self.o.location, self.api_endpoint, model_dir, self.o.demo_size
+        )
+        self.say(f"registered the {self.o.demo_size} demo model as {name}")
+        return name
+
+    def _pipeline_arguments(self, model: str) -> dict[str, Any]:
+        from components.vertex_clients import resource_uri
+
+        params = dict(self.o.parameters)
+        if self.o.fault == "deploy-hang":
+            params["deploy_timeout_s"] = min(params["deploy_timeout_s"], DEPLOY_HANG_TIMEOUT_S)
+        params.update(
+            project=self.o.project,
+            location=self.o.location,
+            api_endpoint=self.api_endpoint,
+            run_id=self.o.run_id,
+            model=model,
+            model_uri=resource_uri(model, self.o.location, self.api_endpoint),
+            locustfile=str(Path(self.o.locustfile).resolve()),
+        )
+        return params
+
+    def _run_child(self, pipeline_yaml: Path) -> None:
+        import psutil
+
+        log_path = self.run_dir / "pipeline.log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.local_child",
+            str(pipeline_yaml),
+            str(self.run_dir / "arguments.json"),
+            str(self.run_dir / "kfp"),
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.progress = ProgressFilter(self.started)
+        with open(log_path, "w") as log:
+            self.child = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                env=env,
+                start_new_session=True,
+            )
+            parent = psutil.Process(self.child.pid)
+            for line in self.child.stdout:
+                log.write(line)
+                self._remember_descendants(parent)
+                shown = self.progress.feed(line)
+                if shown:
+                    self.out(shown, flush=True)
+            self.child.wait()
+
+    def _remember_descendants(self, parent) -> None:
+        import psutil
+
+        try:
+            for proc in parent.children(recursive=True):
+                if proc not in self.descendants:
+                    self.descendants.append(proc)
+        except psutil.Error:
+            pass
+
+    # -- results ----------------------------------------------------------------------
+
+    def _finish(self) -> int:
+        results = collect_results(self.run_dir)
+        left = self._left_behind()
+        if left["endpoints"]:
+            # The exit task failed or never ran: clean up ourselves, and say so.
+            self.say(f"endpoints left after the pipeline: {left['endpoints']}; cleaning up")
+            results["fallback_cleanup"] = json.loads(self._cleanup().to_json())
+            left = self._left_behind()
+        results["left"] = left
+        (self.run_dir / "summary.json").write_text(json.dumps(results, indent=2))
+        return self._summary(results)
+
+    def _left_behind(self) -> dict[str, list]:
+        from components.endpoint_cleanup import list_run_endpoints
+        from components.labels import run_label
+        from components.vertex_clients import endpoint_client
+
+        client = endpoint_client(self.o.location, self.api_endpoint)
+        label = run_label(self.o.run_id, "")
+        return {
+            "endpoints": list_run_endpoints(client, self.o.project, self.o.location, label),
+            "processes": [p for p in self.admin.processes() if p.get("runLabel") in (None, label)],
+        }
+
+    def _cleanup(self):
+        from components.endpoint_cleanup import cleanup_run
+        from components.labels import run_label
+
+        return cleanup_run(
+            project=self.o.project,
+            location=self.o.location,
+            run_label=run_label(self.o.run_id, ""),
+            api_endpoint=self.api_endpoint,
+            timeout_s=self.o.parameters["cleanup_timeout_s"],
+            log=lambda line: self.say(line),
+        )
+
+    def _summary(self, results: dict) -> int:
+        from components.metrics_schema import evaluate_slo, format_slo_table
+
+        p = self.o.parameters
+        metrics = results.get("metrics")
+        cleanup = results.get("cleanup") or results.get("fallback_cleanup")
+        gate_status = results["tasks"].get("slo-gate", "NOT RUN")
+        lines = ["", f"deploytest run {self.o.run_id}"]
+        if metrics:
+            passed, checks = evaluate_slo(
+                metrics, p["slo_p95_ms"], p["max_failure_ratio"], p["min_rps"]
+            )
+            lines += [
+                f"  latency      p50 {metrics['p50_ms']:.0f} ms   p90 {metrics['p90_ms']:.0f} ms"
+                f"   p95 {metrics['p95_ms']:.0f} ms   p99 {metrics['p99_ms']:.0f} ms"
+                f"   mean {metrics['mean_ms']:.1f} ms",
+                f"  throughput   {metrics['rps']:.1f} requests/s, "
+                f"{metrics['output_tokens_per_s']:.0f} output tokens/s",
+                f"  failures     {metrics['failures']} of {metrics['requests']} "
+                f"({metrics['failure_ratio']:.2%})",
+                "  SLO gate:",
+                *("    " + row for row in format_slo_table(checks).splitlines()),
+            ]
+        else:
+            passed = False
+            lines.append("  load test    did not run (see the failed task above)")
+        failed = [t for t, s in results["tasks"].items() if s != "SUCCESS"]
+        if failed:
+            lines.append(f"  failed tasks {', '.join(failed)}")
+        if cleanup:
+            deleted = sum(e["deleted"] for e in cleanup["endpoints"])
+            undeployed = sum(len(e["undeployed_models"]) for e in cleanup["endpoints"])
+            lines.append(
+                f"  clean-up     {deleted} endpoint(s) deleted, {undeployed} model(s) undeployed "
+                f"in {cleanup['seconds']:.1f}s"
+            )
+        else:
+            lines.append("  clean-up     no record (the exit task did not run)")
+        left = results["left"]
+        lines.append(
+            f"  left behind  {len(left['endpoints'])} endpoint(s), "
+            f"{len(left['processes'])} model-server process(es)"
+        )
+        for name in ("report.html", "metrics.json", "cleanup.json", "pipeline.log"):
+            if (self.run_dir / name).exists():
+                lines.append(f"  {name:<12} {self.run_dir / name}")
+        ok = passed and gate_status == "SUCCESS" and bool(cleanup) and cleanup.get("ok", False)
+        ok = ok and not left["endpoints"] and not left["processes"]
+        verdict = "PASS" if ok else "FAIL"
+        lines.append(f"  verdict      {verdict} in {time.monotonic() - self.started:.1f}s")
+        for line in lines:
+            self.out(line)
+        return 0 if ok else 1
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def _interrupted(self, signum: int) -> int:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+        self.say(f"{signal.Signals(signum).name}: stopping the run, then cleaning up")
+        self._stop_child()
+        if self.api_endpoint:
+            record = self._cleanup()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "cleanup.json").write_text(record.to_json())
+            left = self._left_behind()
+            self.say(
+                f"left behind: {len(left['endpoints'])} endpoint(s), "
+                f"{len(left['processes'])} model-server process(es)"
+            )
+        return 128 + signum
+
+    def _stop_child(self) -> None:
+        import psutil
+
+        if self.child is None or self.child.poll() is not None and not self.descendants:
+            return
+        if self.child.poll() is None:
+            self._remember_descendants(psutil.Process(self.child.pid))
+            try:
+                os.killpg(self.child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        # Locust runs in a process group of its own: signal every process we saw.
+        for proc in self.descendants:
+            try:
+                proc.terminate()
+            except psutil.Error:
+                pass
+        procs = [psutil.Process(self.child.pid)] if self.child.poll() is None else []
+        _, alive = psutil.wait_procs(procs + self.descendants, timeout=10)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        self.child.wait()
+        self.descendants = []
+
+    def _stop_emulator(self) -> None:
+        if self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+        elif self.api_endpoint and self.o.fault:
+            self.admin.set_faults({})
+
+    def say(self, text: str) -> None:
+        self.out(f"[{time.monotonic() - self.started:5.1f}s] {text}", flush=True)
+
+
+def collect_results(run_dir: Path) -> dict[str, Any]:
+    """Copy the report, stats, metrics and clean-up record to the run folder's top level."""
+    kfp_root = run_dir / "kfp"
+    results: dict[str, Any] = {"tasks": _task_statuses(run_dir / "pipeline.log")}
+    found = {p.relative_to(kfp_root).parts[1:]: p for p in kfp_root.glob("*/*/*")}
+    for (task, output), path in found.items():
+        if task == "locust-load-test" and output == "report" and path.is_file():
+            shutil.copy(path, run_dir / "report.html")
+        elif task == "locust-load-test" and output == "stats" and path.is_dir():
+            shutil.copytree(path, run_dir / "stats", dirs_exist_ok=True)
+        elif task == "cleanup-endpoints" and output == "record" and path.is_file():
+            shutil.copy(path, run_dir / "cleanup.json")
+            results["cleanup"] = json.loads(path.read_text())
+    metrics = run_dir / "stats" / "metrics.json"
+    if metrics.is_file():
+        shutil.copy(metrics, run_dir / "metrics.json")
+        results["metrics"] = json.loads(metrics.read_text())
+    return results
+
+
+def _task_statuses(log_path: Path) -> dict[str, str]:
+    statuses = {}
+    if log_path.is_file():
+        for line in log_path.read_text().splitlines():
+            if m := _TASK_END.search(_ANSI.sub("", line)):
+                statuses[m.group(1)] = m.group(2)
+    return statuses

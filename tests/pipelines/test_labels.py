@@ -1,0 +1,34 @@
+import pytest
+
+from components.labels import label_value, resource_labels, run_filter, run_label, validate_labels
+
+
+def test_run_label_prefers_the_explicit_run_id():
+    assert run_label("Local-2026_11", "job-1") == "local-2026_11"
+    assert run_label("", "deploytest-20261125081106") == "deploytest-20261125081106"
+
+
+def test_label_values_follow_gcp_rules():
+    assert label_value("My Pipeline/Run:42") == "my-pipeline-run-42"
+    long = label_value("x" * 100)
+    assert len(long) == 63
+    with pytest.raises(ValueError):
+        run_label("", "")
+
+
+def test_resource_labels_carry_cost_labels_and_run():
+    labels = resource_labels("", "job-7", {"team": "ml-platform", "env": "dev"})
+    assert labels == {
+        "team": "ml-platform",
+        "env": "dev",
+        "deploytest-run": "job-7",
+        "deploytest-managed": "true",
+    }
+    assert run_filter("job-7") == 'labels.deploytest-run="job-7"'
+
+
+def test_invalid_cost_labels_are_refused_with_every_offender():
+    with pytest.raises(ValueError) as err:
+        validate_labels({"Team": "x", "env": "Prod", "ok": "fine"})
+    assert "Team=x" in str(err.value) and "env=Prod" in str(err.value)
+    assert "ok=fine" not in str(err.value)
