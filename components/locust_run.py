@@ -97,7 +97,9 @@ def validate_inputs(
         raise ValueError(f"processes must be an integer, got {processes!r}")
     if processes != -1 and processes < 1:
         raise ValueError(f"processes must be -1 (one per core) or >= 1, got {processes}")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+    if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
     if auth not in ("none", "google"):
         raise ValueError(f"auth must be 'none' or 'google', got {auth!r}")
@@ -106,6 +108,35 @@ def validate_inputs(
     if timeout_s is not None and timeout_s <= seconds:
         raise ValueError(f"timeout_s ({timeout_s}) must be longer than the duration ({seconds} s)")
     return seconds
+
+
+def predict_target(resource_name: str, api_endpoint: str, location: str) -> tuple[str, str, str]:
+    """(host, path, auth) for an endpoint resource name; ValueError on bad input.
+
+    `api_endpoint` (e.g. the emulator's http://127.0.0.1:PORT) wins, without auth; otherwise the
+    regional Vertex AI host with a Google access token.
+    """
+    match = re.fullmatch(
+        r"projects/([^/]+)/locations/([^/]+)/endpoints/([^/:]+)", (resource_name or "").strip()
+    )
+    if not match:
+        raise ValueError(
+            "endpoint artifact metadata['resourceName'] must look like "
+            f"projects/P/locations/L/endpoints/E, got {resource_name!r}"
+        )
+    resource_location = match.group(2)
+    path = f"/v1/{match.group(0)}:predict"
+    api_endpoint = (api_endpoint or "").strip().rstrip("/")
+    if api_endpoint:
+        if not re.match(r"^https?://", api_endpoint):
+            api_endpoint = "http://" + api_endpoint
+        return api_endpoint, path, "none"
+    location = (location or "").strip() or resource_location
+    if location != resource_location:
+        raise ValueError(
+            f"location {location!r} differs from the endpoint's location {resource_location!r}"
+        )
+    return f"https://{location}-aiplatform.googleapis.com", path, "google"
 
 
 def output_files(out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -245,7 +276,9 @@ def parse_results(out_dir: str | os.PathLike) -> dict[str, Any]:
     for e in entries:
         for key, n in (e.get("response_times") or {}).items():
             buckets[float(key)] += int(n)
-    mins = [float(e["min_response_time"]) for e in entries if e.get("min_response_time") is not None]
+    mins = [
+        float(e["min_response_time"]) for e in entries if e.get("min_response_time") is not None
+    ]
     maxes = [float(e.get("max_response_time") or 0) for e in entries]
     starts = [float(e["start_time"]) for e in entries if e.get("start_time")]
     lasts = [float(e["last_request_timestamp"]) for e in entries if e.get("last_request_timestamp")]
@@ -270,13 +303,14 @@ def parse_results(out_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def _progress_line(history_csv: Path, elapsed: float, total_s: int) -> str:
-    line = f"progress {elapsed:.0f}s/{total_s}s"
+    """Elapsed time, plus the last stats Locust flushed to its history CSV (every ~5 s)."""
+    line = f"progress: {elapsed:.0f} s elapsed of a {total_s} s run"
     row = _last_history_row(history_csv)
-    if row:
+    if row and row.get("Total Request Count") not in (None, "", "0"):
         line += (
-            f" users={row.get('User Count', '?')} requests={row.get('Total Request Count', '?')}"
-            f" failures={row.get('Total Failure Count', '?')} rps(now)={_float(row.get('Requests/s')):.1f}"
-            f" p95(now)={row.get('95%', '?')}ms"
+            f"; users {row.get('User Count', '?')}, requests {row['Total Request Count']},"
+            f" failures {row.get('Total Failure Count', '?')},"
+            f" {_float(row.get('Requests/s')):.1f} req/s now, p95 now {row.get('95%', '?')} ms"
         )
     return line
 

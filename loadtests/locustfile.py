@@ -14,8 +14,9 @@ Environment (read once at import; worker processes forked by `--processes` inher
                                 (default /predict: a bare model server's AIP_PREDICT_ROUTE).
     DEPLOYTEST_MAX_NEW_TOKENS   parameters.max_new_tokens sent with every request (default 16).
     DEPLOYTEST_PROMPTS          prompts file, one prompt per line (default prompts/default.txt
-                                next to this file, then the installed `loadtests` package's copy,
-                                then a small built-in set: on Vertex this file may be alone on /gcs).
+                                next to this file, then the installed `loadtests` package's
+                                copy, then a small built-in set: on Vertex this file may be
+                                alone on /gcs).
     DEPLOYTEST_AUTH             none (default) or google: `Authorization: Bearer <token>` from
                                 google.auth.default(), one credentials object per process,
                                 refreshed under a lock when less than 5 minutes remain.
@@ -202,7 +203,8 @@ def _on_init(environment, **_kwargs):
             _token = _google_token()
             _token.header()  # first token now: bad credentials stop the run before any load
         except Exception as exc:
-            raise RuntimeError(f"DEPLOYTEST_AUTH=google: cannot get an access token: {exc}") from exc
+            message = f"DEPLOYTEST_AUTH=google: cannot get an access token: {exc}"
+            raise RuntimeError(message) from exc
     else:
         _token = None
     logger.info(
@@ -241,6 +243,10 @@ class PredictUser(FastHttpUser):
         ) as response:
             # response_length carries output tokens (see the module docstring); 0 unless correct.
             response.request_meta["response_length"] = 0
+            if not response.status_code:  # no HTTP answer at all
+                error = response.request_meta.get("exception")
+                response.failure(f"no response ({type(error).__name__})")
+                return
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}")
                 return

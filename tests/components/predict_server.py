@@ -22,6 +22,7 @@ class PredictServer:
         self.fail_every = fail_every
         self.requests = 0
         self.bad_paths: list[str] = []
+        self.texts: list[str] = []
         self._lock = threading.Lock()
         server = self
 
@@ -57,6 +58,7 @@ class PredictServer:
                     return
                 with server._lock:
                     server.requests += 1
+                    server.texts.append(text)
                     count = server.requests
                 if server.delay_s:
                     time.sleep(server.delay_s)

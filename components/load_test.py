@@ -1,0 +1,79 @@
+"""KFP v2 component: load-test a Vertex AI endpoint with real Locust.
+
+The `endpoint` input is the `google.VertexEndpoint` artifact made upstream (GCPC's
+EndpointCreateOp on Vertex, our SDK op locally); it is typed as a generic `Artifact`, which any
+artifact type may feed (tests/components/test_load_test_kfp.py compiles that wiring). Only
+`endpoint.metadata["resourceName"]` (`projects/P/locations/L/endpoints/E`) is read.
+
+Host: `api_endpoint` when non-empty (the local emulator, e.g. `http://127.0.0.1:PORT`, no auth),
+else `https://{location}-aiplatform.googleapis.com` with a Google access token.
+
+The body imports only plain-Python modules (components.locust_run, components.metrics_schema):
+inside a running component `kfp.dsl` is the slim runtime module, so this module (which
+decorates with `dsl.component`) cannot be imported there.
+
+Outputs: `report` is Locust's HTML report (Vertex shows it as an HTML artifact), `metrics` holds
+the numbers of components.metrics_schema.LOGGED_METRICS, `stats` is a folder with Locust's CSV
+and JSON stats, its log and `metrics.json`.
+
+Note for pipeline authors: a load test must never come from the cache; on Vertex call
+`.set_caching_options(False)` on the task.
+"""
+
+# No `from __future__ import annotations` here: KFP reads the real annotation objects.
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Input, Metrics, Output
+
+# The image the component runs in on Vertex: env DEPLOYTEST_COMPONENT_IMAGE at import time, else
+# us-docker.pkg.dev/deploytest/deploytest/components:latest (one definition, components/image.py).
+# kfp.local's SubprocessRunner(use_venv=False) ignores it and runs in the current venv.
+from components.image import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def locust_load_test(
+    locustfile: Input[Artifact],
+    endpoint: Input[Artifact],
+    api_endpoint: str,
+    location: str,
+    users: int,
+    spawn_rate: float,
+    duration: str,
+    processes: int,
+    max_new_tokens: int,
+    report: Output[HTML],
+    metrics: Output[Metrics],
+    stats: Output[Artifact],
+):
+    """Runs Locust headless against the endpoint's predict URL and records report and metrics."""
+    import os
+    import shutil
+
+    from components.locust_run import output_files, predict_target, run_locust
+    from components.metrics_schema import LOGGED_METRICS, SCHEMA_VERSION
+
+    host, path, auth = predict_target(
+        endpoint.metadata.get("resourceName", ""), api_endpoint, location
+    )
+    if not os.path.isfile(locustfile.path):
+        raise FileNotFoundError(f"locustfile artifact {locustfile.uri} is not a file here")
+    os.makedirs(stats.path, exist_ok=True)
+    result = run_locust(
+        locustfile=locustfile.path,
+        host=host,
+        path=path,
+        users=users,
+        spawn_rate=spawn_rate,
+        duration=duration,
+        processes=processes,
+        out_dir=stats.path,
+        max_new_tokens=max_new_tokens,
+        auth=auth,
+    )
+    os.makedirs(os.path.dirname(report.path) or ".", exist_ok=True)
+    shutil.copyfile(output_files(stats.path)["report"], report.path)
+    for name in LOGGED_METRICS:
+        metrics.log_metric(name, result[name])
+    stats.metadata["schema_version"] = SCHEMA_VERSION
+    stats.metadata["files"] = sorted(os.listdir(stats.path))
+    stats.metadata["endpoint"] = endpoint.metadata.get("resourceName", "")
