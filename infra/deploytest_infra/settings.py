@@ -1,0 +1,363 @@
+"""One typed settings object for the whole stack, validated before anything is synthesised.
+
+Load order: the defaults below, overridden by a JSON file named in
+``DEPLOYTEST_INFRA_SETTINGS`` (or passed to :meth:`InfraSettings.load`). Unknown keys and
+invalid values raise :class:`SettingsError` that lists every problem at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SETTINGS_ENV = "DEPLOYTEST_INFRA_SETTINGS"
+
+# Serving GPU -> (Cloud Quotas quota ID, quota metric) of Vertex AI custom-model serving,
+# per region. Names as used by `gcloud ai model-garden` (googlecloudsdk
+# command_lib/ai/model_garden_utils.py): service aiplatform.googleapis.com, dimension region.
+SERVING_GPU_QUOTAS: Mapping[str, tuple[str, str]] = {
+    "NVIDIA_TESLA_T4": (
+        "CustomModelServingT4GPUsPerProjectPerRegion",
+        "aiplatform.googleapis.com/custom_model_serving_nvidia_t4_gpus",
+    ),
+    "NVIDIA_L4": (
+        "CustomModelServingL4GPUsPerProjectPerRegion",
+        "aiplatform.googleapis.com/custom_model_serving_nvidia_l4_gpus",
+    ),
+    "NVIDIA_TESLA_V100": (
+        "CustomModelServingV100GPUsPerProjectPerRegion",
+        "aiplatform.googleapis.com/custom_model_serving_nvidia_v100_gpus",
+    ),
+    "NVIDIA_TESLA_P100": (
+        "CustomModelServingP100GPUsPerProjectPerRegion",
+        "aiplatform.googleapis.com/custom_model_serving_nvidia_p100_gpus",
+    ),
+    "NVIDIA_TESLA_P4": (
+        "CustomModelServingP4GPUsPerProjectPerRegion",
+        "aiplatform.googleapis.com/custom_model_serving_nvidia_p4_gpus",
+    ),
+    "NVIDIA_TESLA_A100": (
+        "CustomModelServingA100GPUsPerProjectPerRegion",
+        "aiplatform.googleapis.com/custom_model_serving_nvidia_a100_gpus",
+    ),
+    "NVIDIA_A100_80GB": (
+        "CustomModelServingA10080GBGPUsPerProjectPerRegion",
+        "aiplatform.googleapis.com/custom_model_serving_nvidia_a100_80gb_gpus",
+    ),
+    "NVIDIA_H100_80GB": (
+        "CustomModelServingH100GPUsPerProjectPerRegion",
+        "aiplatform.googleapis.com/custom_model_serving_nvidia_h100_gpus",
+    ),
+}
+
+# A machine type that accepts one to a few of each GPU (Vertex AI serving machine types).
+DEFAULT_MACHINE_TYPE: Mapping[str, str] = {
+    "NVIDIA_TESLA_T4": "n1-standard-8",
+    "NVIDIA_L4": "g2-standard-8",
+    "NVIDIA_TESLA_V100": "n1-standard-8",
+    "NVIDIA_TESLA_P100": "n1-standard-8",
+    "NVIDIA_TESLA_P4": "n1-standard-8",
+    "NVIDIA_TESLA_A100": "a2-highgpu-1g",
+    "NVIDIA_A100_80GB": "a2-ultragpu-1g",
+    "NVIDIA_H100_80GB": "a3-highgpu-1g",
+}
+
+# GCP label rules: keys start with a lowercase letter; keys and values use lowercase
+# letters, digits, '_' and '-', at most 63 characters.
+LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
+PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]$")
+ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$|^[a-z]$")
+MODEL_RE = re.compile(r"^projects/[^/]+/locations/[a-z0-9-]+/models/[A-Za-z0-9_-]+(@[\w-]+)?$")
+GITHUB_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+BRANCH_RE = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+KMS_RE = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
+KFP_PACKAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+CRON_FIELD_RE = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
+OBJECT_PATH_RE = re.compile(r"^[^\s#?\[\]*]+\.py$")
+
+
+class SettingsError(ValueError):
+    """The settings are invalid; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    """Everything the platform stack is configured by."""
+
+    project_id: str = "deploytest-demo"
+    region: str = "us-central1"
+    environment: str = "dev"
+    # Cost labels: on every labelled resource here and on the endpoints runs create.
+    team: str = "ml-platform"
+    cost_center: str = "cc-0000"
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+    # The GPU the load-tested endpoints are served on.
+    serving_gpu_type: str = "NVIDIA_TESLA_T4"
+    serving_gpu_count: int = 1
+    serving_machine_type: str = ""  # empty: a default for the GPU type
+    # Quota preference: how many serving GPUs of that type the project may hold at once.
+    gpu_quota_limit: int = 4
+    quota_contact_email: str = ""
+    # The regression run Cloud Scheduler starts.
+    regression_schedule: str = "0 3 * * 1"
+    regression_time_zone: str = "Etc/UTC"
+    regression_model: str = "projects/deploytest-demo/locations/us-central1/models/1234567890"
+    regression_locustfile: str = "locustfiles/locustfile.py"  # object in the load-test bucket
+    # The repository whose main branch triggers Cloud Build (Cloud Build GitHub app).
+    github_owner: str = "example-org"
+    github_repo: str = "deploytest"
+    main_branch: str = "main"
+    # The KFP package name in the KFP repository (the compiled pipeline's name).
+    pipeline_package: str = "deploytest"
+    # Run artifacts under gs://PIPELINE_ROOT_BUCKET/root expire after this many days.
+    artifact_retention_days: int = 30
+    # Optional CMEK for buckets, repositories and the topic; empty: Google-managed keys.
+    kms_key_name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_labels", dict(self.extra_labels))
+        problems = self._problems()
+        if problems:
+            raise SettingsError(
+                "invalid infra settings:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+
+    # ---- loading -------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> InfraSettings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SettingsError(
+                f"invalid infra settings:\n  - unknown keys {unknown}; known keys: {sorted(known)}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> InfraSettings:
+        """Defaults, overridden by the JSON file at `path` or at $DEPLOYTEST_INFRA_SETTINGS."""
+        path = path or os.environ.get(SETTINGS_ENV)
+        if not path:
+            return cls()
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SettingsError(f"cannot read infra settings from {path}: {exc}") from exc
+        if not isinstance(values, dict):
+            raise SettingsError(f"infra settings in {path} must be a JSON object")
+        return cls.from_mapping(values)
+
+    # ---- validation ----------------------------------------------------------------
+
+    def _problems(self) -> list[str]:
+        p: list[str] = []
+        if not PROJECT_RE.match(self.project_id):
+            p.append(f"project_id {self.project_id!r} is not a valid project ID")
+        if not REGION_RE.match(self.region):
+            p.append(f"region {self.region!r} is not a region like 'us-central1'")
+        if not ENVIRONMENT_RE.match(self.environment):
+            p.append(
+                f"environment {self.environment!r}: lowercase letters, digits and '-', "
+                "at most 16 characters, starting with a letter"
+            )
+        if self.serving_gpu_type not in SERVING_GPU_QUOTAS:
+            p.append(
+                f"serving_gpu_type {self.serving_gpu_type!r} is not one of "
+                f"{sorted(SERVING_GPU_QUOTAS)}"
+            )
+        if self.serving_gpu_count not in (1, 2, 4, 8):
+            p.append(f"serving_gpu_count {self.serving_gpu_count!r} must be 1, 2, 4 or 8")
+        if not isinstance(self.gpu_quota_limit, int) or self.gpu_quota_limit < max(
+            1, self.serving_gpu_count if isinstance(self.serving_gpu_count, int) else 1
+        ):
+            p.append(
+                f"gpu_quota_limit {self.gpu_quota_limit!r} must be an integer of at least "
+                "serving_gpu_count (one endpoint must fit)"
+            )
+        if self.quota_contact_email and not EMAIL_RE.match(self.quota_contact_email):
+            p.append(f"quota_contact_email {self.quota_contact_email!r} is not an email")
+        if self.serving_machine_type and not re.match(
+            r"^[a-z0-9]+-[a-z0-9-]+$", self.serving_machine_type
+        ):
+            p.append(f"serving_machine_type {self.serving_machine_type!r} is not a machine type")
+        fields_ = self.regression_schedule.split()
+        if len(fields_) != 5 or not all(CRON_FIELD_RE.match(f) for f in fields_):
+            p.append(
+                f"regression_schedule {self.regression_schedule!r} is not a 5-field cron expression"
+            )
+        if not re.match(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", self.regression_time_zone):
+            p.append(f"regression_time_zone {self.regression_time_zone!r} is not a tz name")
+        if not MODEL_RE.match(self.regression_model):
+            p.append(
+                f"regression_model {self.regression_model!r} is not "
+                "projects/P/locations/L/models/ID"
+            )
+        elif f"/locations/{self.region}/" not in self.regression_model:
+            p.append(f"regression_model {self.regression_model!r} is not in region {self.region}")
+        if not OBJECT_PATH_RE.match(
+            self.regression_locustfile
+        ) or self.regression_locustfile.startswith(("/", "gs://")):
+            p.append(
+                f"regression_locustfile {self.regression_locustfile!r} must be an object path "
+                "inside the load-test bucket ending in .py (e.g. locustfiles/locustfile.py)"
+            )
+        for name in ("github_owner", "github_repo"):
+            if not GITHUB_NAME_RE.match(getattr(self, name)):
+                p.append(f"{name} {getattr(self, name)!r} is not a GitHub owner/repository name")
+        if not BRANCH_RE.match(self.main_branch):
+            p.append(f"main_branch {self.main_branch!r} is not a branch name")
+        if not KFP_PACKAGE_RE.match(self.pipeline_package):
+            p.append(f"pipeline_package {self.pipeline_package!r} is not a KFP package name")
+        if not isinstance(self.artifact_retention_days, int) or not (
+            1 <= self.artifact_retention_days <= 3650
+        ):
+            p.append(f"artifact_retention_days {self.artifact_retention_days!r} must be 1..3650")
+        if self.kms_key_name and not KMS_RE.match(self.kms_key_name):
+            p.append(
+                f"kms_key_name {self.kms_key_name!r} is not "
+                "projects/P/locations/L/keyRings/R/cryptoKeys/K"
+            )
+        if not p:  # derived names only make sense once the parts are valid
+            for bucket in (self.pipeline_root_bucket, self.loadtest_bucket):
+                if not BUCKET_RE.match(bucket) or len(bucket) > 63:
+                    p.append(f"bucket name {bucket!r} (from project and environment) is invalid")
+        p.extend(_label_problems(self._all_labels_unchecked()))
+        return p
+
+    # ---- labels ----------------------------------------------------------------------
+
+    def _all_labels_unchecked(self) -> dict[str, str]:
+        labels = dict(self._cost_labels_unchecked())
+        labels.update({"app": "deploytest", "managed-by": "cdktf"})
+        labels.update(self.extra_labels)
+        return labels
+
+    def _cost_labels_unchecked(self) -> dict[str, str]:
+        return {
+            "team": self.team,
+            "environment": self.environment,
+            "cost-center": self.cost_center,
+            "gpu-type": str(self.serving_gpu_type).lower().replace("_", "-"),
+        }
+
+    @property
+    def cost_labels(self) -> dict[str, str]:
+        """Team, environment, cost centre and GPU type: what a budget report groups by.
+
+        The same labels go on the pipeline runs (and so on the endpoints they create).
+        """
+        return self._cost_labels_unchecked()
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The cost labels plus app/managed-by and any extra labels: on every resource."""
+        return self._all_labels_unchecked()
+
+    # ---- derived names -------------------------------------------------------------
+
+    @property
+    def stack_name(self) -> str:
+        return f"deploytest-{self.environment}"
+
+    @property
+    def prefix(self) -> str:
+        return f"deploytest-{self.environment}"
+
+    @property
+    def pipeline_root_bucket(self) -> str:
+        return f"{self.project_id}-{self.environment}-pipeline-root"
+
+    @property
+    def loadtest_bucket(self) -> str:
+        return f"{self.project_id}-{self.environment}-loadtests"
+
+    @property
+    def pipeline_root(self) -> str:
+        return f"gs://{self.pipeline_root_bucket}/root"
+
+    @property
+    def regression_locustfile_uri(self) -> str:
+        return f"gs://{self.loadtest_bucket}/{self.regression_locustfile}"
+
+    @property
+    def docker_repository(self) -> str:
+        return f"{self.prefix}-images"
+
+    @property
+    def kfp_repository(self) -> str:
+        return f"{self.prefix}-pipelines"
+
+    @property
+    def kfp_host(self) -> str:
+        return f"https://{self.region}-kfp.pkg.dev/{self.project_id}/{self.kfp_repository}"
+
+    def template_uri(self, tag: str = "latest") -> str:
+        return f"{self.kfp_host}/{self.pipeline_package}/{tag}"
+
+    def _account(self, role: str) -> str:
+        # Service account IDs: 6-30 characters.
+        return f"dt-{self.environment}-{role}"[:30]
+
+    @property
+    def runner_account_id(self) -> str:
+        return self._account("runner")
+
+    @property
+    def build_account_id(self) -> str:
+        return self._account("build")
+
+    @property
+    def invoker_account_id(self) -> str:
+        return self._account("scheduler")
+
+    def email(self, account_id: str) -> str:
+        return f"{account_id}@{self.project_id}.iam.gserviceaccount.com"
+
+    @property
+    def runner_email(self) -> str:
+        return self.email(self.runner_account_id)
+
+    @property
+    def serving_quota_id(self) -> str:
+        return SERVING_GPU_QUOTAS[self.serving_gpu_type][0]
+
+    @property
+    def serving_quota_metric(self) -> str:
+        return SERVING_GPU_QUOTAS[self.serving_gpu_type][1]
+
+    @property
+    def machine_type(self) -> str:
+        return self.serving_machine_type or DEFAULT_MACHINE_TYPE[self.serving_gpu_type]
+
+    @property
+    def github_uri(self) -> str:
+        return f"https://github.com/{self.github_owner}/{self.github_repo}"
+
+
+def _label_problems(labels: Mapping[str, Any]) -> list[str]:
+    p = []
+    if len(labels) > 64:
+        p.append(f"{len(labels)} labels; GCP allows at most 64")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not LABEL_KEY_RE.match(key):
+            p.append(
+                f"label key {key!r}: lowercase letters, digits, '_' or '-', starting with a "
+                "letter, at most 63 characters"
+            )
+        if not isinstance(value, str) or not LABEL_VALUE_RE.match(value):
+            p.append(
+                f"label {key}={value!r}: values use lowercase letters, digits, '_' or '-', "
+                "at most 63 characters"
+            )
+    return p

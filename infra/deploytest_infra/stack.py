@@ -1,0 +1,84 @@
+"""The platform stack: one construct per resource family, composed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cdktf import TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_google.provider import GoogleProvider
+from constructs import Construct
+
+from deploytest_infra.build_triggers import BuildTriggers
+from deploytest_infra.identity import Identity
+from deploytest_infra.quota import GpuQuota
+from deploytest_infra.registry import Registry
+from deploytest_infra.scheduler import DEFAULT_CLI, RegressionSchedule
+from deploytest_infra.services import ProjectApis
+from deploytest_infra.settings import InfraSettings
+from deploytest_infra.storage import Storage
+
+
+class DeploytestStack(TerraformStack):
+    def __init__(
+        self,
+        scope: Construct,
+        settings: InfraSettings,
+        *,
+        scheduler_body: dict | None = None,
+        cli: Sequence[str] = DEFAULT_CLI,
+    ) -> None:
+        super().__init__(scope, settings.stack_name)
+        self.settings = settings
+        GoogleProvider(
+            self,
+            "google",
+            project=settings.project_id,
+            region=settings.region,
+            # No provider default_labels: CDKTF rewrites map keys in provider blocks
+            # (cost-center -> cost_center). Every construct labels its resources itself,
+            # and the policy tests check it.
+        )
+        apis = ProjectApis(self, "apis", settings=settings)
+        needs = apis.services
+        self.storage = Storage(self, "storage", settings=settings, depends_on=needs)
+        self.registry = Registry(self, "registry", settings=settings, depends_on=needs)
+        self.identity = Identity(
+            self,
+            "identity",
+            settings=settings,
+            storage=self.storage,
+            registry=self.registry,
+            depends_on=needs,
+        )
+        self.quota = GpuQuota(self, "quota", settings=settings, depends_on=needs)
+        self.schedule = RegressionSchedule(
+            self,
+            "schedule",
+            settings=settings,
+            invoker=self.identity.invoker,
+            body=scheduler_body,
+            cli=cli,
+            depends_on=needs,
+        )
+        self.triggers = BuildTriggers(
+            self,
+            "build",
+            settings=settings,
+            build_account=self.identity.build,
+            depends_on=needs,
+        )
+
+        outputs = {
+            "pipeline_root": settings.pipeline_root,
+            "loadtest_bucket": f"gs://{settings.loadtest_bucket}",
+            "kfp_host": settings.kfp_host,
+            "docker_repository": (
+                f"{settings.region}-docker.pkg.dev/{settings.project_id}/"
+                f"{settings.docker_repository}"
+            ),
+            "runner_service_account": settings.runner_email,
+            "model_upload_topic": self.triggers.topic.id,
+            "regression_job": self.schedule.job.id,
+        }
+        for name, value in outputs.items():
+            TerraformOutput(self, name, value=value)

@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""CDKTF app: `make synth` (or `cdktf synth`) writes cdktf.out/stacks/<stack>/cdk.tf.json.
+
+Settings: defaults, overridden by the JSON file named in $DEPLOYTEST_INFRA_SETTINGS
+(see settings.example.json). Invalid settings stop here, before anything is synthesised.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from deploytest_infra import silence_node_warnings  # noqa: E402
+from deploytest_infra.settings import InfraSettings, SettingsError  # noqa: E402
+
+
+def main() -> int:
+    try:
+        settings = InfraSettings.load()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    # Heavy (jsii + the Google provider, ~15 s): only once the settings are valid.
+    silence_node_warnings()
+    from cdktf import App
+    from deploytest_infra.stack import DeploytestStack
+    from deploytest_infra.submit_body import RequestBodyError
+
+    app = App(outdir=os.environ.get("CDKTF_OUTDIR", str(HERE / "cdktf.out")))
+    try:
+        DeploytestStack(app, settings)
+    except RequestBodyError as exc:
+        print(f"cannot build the Scheduler request body: {exc}", file=sys.stderr)
+        return 2
+    app.synth()
+    print(f"synthesised stack {settings.stack_name} to {app.outdir}/stacks/{settings.stack_name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
