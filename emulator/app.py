@@ -1,4 +1,5 @@
-"""HTTP routes: Vertex AI REST v1 paths (`/v1/projects/*/locations/*/...`) and the admin API.
+"""HTTP routes: Vertex AI REST v1 paths (`/v1/projects/*/locations/*/...`, also under `/ui/`)
+and the admin API.
 
 Admin (not Vertex AI): `GET|PUT /deploytest/v1/faults`, `GET /deploytest/v1/processes`,
 `GET /deploytest/v1/healthz`.
@@ -145,11 +146,11 @@ def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
                 if match and method == request.method:
                     result = await run_in_threadpool(fn, request, body, match.groupdict())
                     return JSONResponse(result)
-            raise not_found(f"Method {request.method} /v1/{path}")
+            raise not_found(f"Method {request.method} {request.url.path}")
         except ApiError as err:
             return JSONResponse(err.body(), status_code=err.http_code)
         except Exception as exc:
-            log.exception("error on %s /v1/%s", request.method, path)
+            log.exception("error on %s %s", request.method, request.url.path)
             err = ApiError("INTERNAL", f"Emulator error: {exc!r}")
             return JSONResponse(err.body(), status_code=err.http_code)
 
@@ -250,7 +251,10 @@ def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
             Route("/deploytest/v1/faults", admin_faults, methods=["GET", "PUT"]),
             Route("/deploytest/v1/processes", admin_processes, methods=["GET"]),
             Route("/deploytest/v1/healthz", admin_healthz, methods=["GET"]),
+            # The SDK's REST operations client polls `/ui/{name=.../operations/*}` (the first
+            # of its http rules); Vertex AI serves both prefixes.
             Route("/v1/{path:path}", dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
+            Route("/ui/{path:path}", dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ],
         lifespan=lifespan,
     )

@@ -4,7 +4,8 @@ Follows the Vertex AI custom-container contract: listens on AIP_HTTP_PORT, healt
 AIP_HEALTH_ROUTE (503 until "loaded", then 200), predict on AIP_PREDICT_ROUTE echoing
 `{"instances": [{"text": ...}]}` as `{"predictions": [{"generated_text": ..., ...}]}`.
 Behaviour knobs (environment): FAKE_LOAD_S (seconds before healthy), FAKE_EXIT_CODE
-(exit at once with this code), FAKE_NEVER_HEALTHY=1.
+(exit at once with this code), FAKE_CRASH_IF_EXISTS=PATH (exit 3 at start if PATH
+exists), FAKE_NEVER_HEALTHY=1.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
+    flag = os.environ.get("FAKE_CRASH_IF_EXISTS")
+    if flag and os.path.exists(flag):
+        print(f"fake-model-server: {flag} exists, crashing", flush=True)
+        sys.exit(3)
     if os.environ.get("FAKE_EXIT_CODE"):
         print("fake-model-server: crashing on purpose", flush=True)
         sys.exit(int(os.environ["FAKE_EXIT_CODE"]))
