@@ -53,10 +53,11 @@ class CleanupRecord:
         return json.dumps(data, indent=2)
 
 
-def _transient_errors() -> tuple[type[BaseException], ...]:
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying as is: the service or the network hiccupped."""
     from google.api_core import exceptions as gexc
 
-    return (
+    transient = (
         gexc.ServiceUnavailable,
         gexc.InternalServerError,
         gexc.DeadlineExceeded,
@@ -66,13 +67,34 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
         ConnectionError,
         TimeoutError,
     )
+    return isinstance(exc, transient)
 
 
-def _busy_errors() -> tuple[type[BaseException], ...]:
-    """Errors Vertex answers while another operation (a deploy) holds the endpoint."""
+def is_busy(exc: BaseException) -> bool:
+    """Vertex's answer while another operation (a deploy) holds the endpoint.
+
+    Over gRPC that is FailedPrecondition or Aborted; over REST google-api-core picks the
+    class from the HTTP code alone, so FAILED_PRECONDITION arrives as BadRequest (400) and
+    only the body's status names it.
+    """
     from google.api_core import exceptions as gexc
 
-    return (gexc.FailedPrecondition, gexc.Aborted, gexc.Conflict)
+    if isinstance(exc, gexc.FailedPrecondition | gexc.Aborted | gexc.Conflict):
+        return True
+    if isinstance(exc, gexc.BadRequest):
+        return "FAILED_PRECONDITION" in (_rest_status(exc) or str(exc))
+    return False
+
+
+def _rest_status(exc: BaseException) -> str | None:
+    try:
+        return exc.response.json()["error"]["status"]
+    except Exception:
+        return None
+
+
+def is_transient_or_busy(exc: BaseException) -> bool:
+    return is_transient(exc) or is_busy(exc)
 
 
 def with_retries(
@@ -80,17 +102,18 @@ def with_retries(
     what: str,
     deadline: float,
     log: Callable[[str], None],
-    retry_on: tuple[type[BaseException], ...],
+    retry_if: Callable[[BaseException], bool] = is_transient,
     first_delay: float = 0.5,
     max_delay: float = 8.0,
 ):
-    """Run `call`, retrying `retry_on` errors with exponential backoff until `deadline`."""
+    """Run `call`, retrying errors `retry_if` accepts, with exponential backoff, until
+    `deadline` (a `time.monotonic()` value)."""
     delay = first_delay
     while True:
         try:
             return call()
-        except retry_on as exc:
-            if time.monotonic() + delay > deadline:
+        except Exception as exc:
+            if not retry_if(exc) or time.monotonic() + delay > deadline:
                 raise
             log(f"{what}: {type(exc).__name__}: {exc}; retrying in {delay:.1f}s")
             time.sleep(delay)
@@ -100,7 +123,6 @@ def with_retries(
 def _undeploy_all(client, endpoint, record: EndpointRecord, deadline: float, log) -> None:
     from google.api_core import exceptions as gexc
 
-    retry_on = _transient_errors() + _busy_errors()
     remaining = [dm.id for dm in endpoint.deployed_models]
     # Undeploy the models without traffic first, so each request leaves a valid split.
     traffic = dict(endpoint.traffic_split)
@@ -117,7 +139,7 @@ def _undeploy_all(client, endpoint, record: EndpointRecord, deadline: float, log
             return op.result(timeout=max(1.0, deadline - time.monotonic()))
 
         try:
-            with_retries(undeploy, f"undeploy {dm_id}", deadline, log, retry_on)
+            with_retries(undeploy, f"undeploy {dm_id}", deadline, log, is_transient_or_busy)
         except gexc.NotFound:
             log(f"model {dm_id} already gone")
         record.undeployed_models.append(dm_id)
@@ -128,14 +150,12 @@ def _clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
 
     started = time.monotonic()
     record = EndpointRecord(name=name)
-    retry_on = _transient_errors() + _busy_errors()
     try:
         # Re-read until no deployed model is left: a deploy in flight when clean-up began
         # may finish (and add a model) while we work.
         while True:
             endpoint = with_retries(
-                lambda: client.get_endpoint(name=name), "get endpoint", deadline, log,
-                _transient_errors(),
+                lambda: client.get_endpoint(name=name), "get endpoint", deadline, log
             )
             record.display_name = endpoint.display_name
             if not endpoint.deployed_models:
@@ -147,7 +167,7 @@ def _clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
             op = client.delete_endpoint(name=name)
             return op.result(timeout=max(1.0, deadline - time.monotonic()))
 
-        with_retries(delete, "delete endpoint", deadline, log, retry_on)
+        with_retries(delete, "delete endpoint", deadline, log, is_transient_or_busy)
         record.deleted = True
     except gexc.NotFound:
         record.deleted = True
@@ -163,7 +183,7 @@ def list_run_endpoints(client, project: str, location: str, label: str) -> list[
     return [
         e.name
         for e in client.list_endpoints(
-            parent=location_path(project, location), filter=run_filter(label)
+            request={"parent": location_path(project, location), "filter": run_filter(label)}
         )
     ]
 
@@ -197,7 +217,7 @@ def cleanup_run(
     for _ in range(3):
         names = with_retries(
             lambda: list_run_endpoints(client, project, location, run_label),
-            "list endpoints", deadline, log, _transient_errors(),
+            "list endpoints", deadline, log,
         )
         todo = [n for n in names if n not in seen or not _deleted(record, n)]
         if not todo:
@@ -207,7 +227,7 @@ def cleanup_run(
             record.endpoints.append(_clean_endpoint(client, name, deadline, log))
     record.left = with_retries(
         lambda: list_run_endpoints(client, project, location, run_label),
-        "list endpoints", deadline, log, _transient_errors(),
+        "list endpoints", deadline, log,
     )
     record.seconds = round(time.monotonic() - start, 3)
     log(
