@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -22,26 +23,30 @@ def gone(pid: int) -> bool:
         return True
 
 
-def locust_processes() -> list[psutil.Process]:
-    """Every process on the machine that runs our locustfile (ours or a leftover)."""
+def processes_mentioning(text: str) -> list[psutil.Process]:
+    """Live processes whose command line contains `text` (e.g. this session's temp folder),
+    wherever they hang in the process tree: an orphaned Locust worker is no longer our child.
+    Other sessions' Locust runs on the same machine do not match."""
     found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
+    for proc in psutil.process_iter(["cmdline"]):
         try:
             cmdline = " ".join(proc.info["cmdline"] or [])
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if "locust" in cmdline and str(LOCUSTFILE) in cmdline and not gone(proc.pid):
+        if text in cmdline and proc.pid != os.getpid() and not gone(proc.pid):
             found.append(proc)
     return found
 
 
 @pytest.fixture(autouse=True)
-def no_process_left_behind():
+def no_process_left_behind(tmp_path_factory):
     me = psutil.Process()
+    ours = str(tmp_path_factory.getbasetemp())
     yield
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        left = [p for p in me.children(recursive=True) if not gone(p.pid)] + locust_processes()
+        left = [p for p in me.children(recursive=True) if not gone(p.pid)]
+        left += processes_mentioning(ours)
         if not left:
             return
         time.sleep(0.2)

@@ -1,0 +1,138 @@
+"""evaluate_slo (the SLO decision) and the metrics.json schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.metrics_schema import (
+    FIELD_UNITS,
+    SCHEMA_VERSION,
+    LoadTestMetrics,
+    SchemaError,
+    evaluate_slo,
+    format_slo_table,
+    validate_metrics,
+)
+
+GOOD = {"requests": 100, "p95_ms": 250.0, "failure_ratio": 0.0, "rps": 20.0}
+LIMITS = {"max_p95_ms": 500.0, "max_failure_ratio": 0.01, "min_rps": 10.0}
+
+
+def _failed(checks) -> set[str]:
+    return {c.name for c in checks if not c.passed}
+
+
+def test_all_thresholds_met():
+    passed, checks = evaluate_slo(GOOD, **LIMITS)
+    assert passed and not _failed(checks)
+    assert [c.name for c in checks] == ["requests", "p95_ms", "failure_ratio", "rps"]
+    assert "SLO verdict: PASS" in format_slo_table(checks)
+
+
+def test_thresholds_are_inclusive():
+    edge = {"requests": 1, "p95_ms": 500.0, "failure_ratio": 0.01, "rps": 10.0}
+    assert evaluate_slo(edge, **LIMITS)[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "failing"),
+    [
+        ({"p95_ms": 500.5}, "p95_ms"),
+        ({"failure_ratio": 0.02}, "failure_ratio"),
+        ({"rps": 9.99}, "rps"),
+        ({"requests": 0}, "requests"),
+    ],
+)
+def test_each_threshold_failing(change, failing):
+    passed, checks = evaluate_slo({**GOOD, **change}, **LIMITS)
+    assert not passed
+    assert _failed(checks) == {failing}
+    table = format_slo_table(checks)
+    assert "SLO verdict: FAIL" in table
+    (row,) = [line for line in table.splitlines() if line.startswith(failing)]
+    assert row.rstrip().endswith("FAIL")
+
+
+def test_all_failing():
+    bad = {"requests": 0, "p95_ms": 9000.0, "failure_ratio": 1.0, "rps": 0.0}
+    passed, checks = evaluate_slo(bad, **LIMITS)
+    assert not passed and _failed(checks) == {"requests", "p95_ms", "failure_ratio", "rps"}
+    described = "; ".join(c.describe() for c in checks)
+    assert "p95_ms 9000 (required <= 500)" in described and "rps 0 (required >= 10)" in described
+
+
+def test_missing_or_bad_metrics_fail():
+    passed, checks = evaluate_slo({"requests": 5, "rps": "fast", "p95_ms": float("nan")}, **LIMITS)
+    assert not passed and _failed(checks) == {"p95_ms", "failure_ratio", "rps"}
+    assert all(c.measured is None for c in checks if not c.passed)
+    assert "missing" in format_slo_table(checks)
+
+
+def _metrics(**change) -> dict:
+    data = {
+        "requests": 10,
+        "failures": 1,
+        "failure_ratio": 0.1,
+        "rps": 5.0,
+        "p50_ms": 10.0,
+        "p90_ms": 20.0,
+        "p95_ms": 30.0,
+        "p99_ms": 40.0,
+        "mean_ms": 15.0,
+        "min_ms": 5.0,
+        "max_ms": 41.0,
+        "output_tokens": 144,
+        "output_tokens_per_s": 72.0,
+        "duration_s": 2.0,
+        "wall_s": 3.0,
+        "users": 2,
+        "spawn_rate": 2.0,
+        "run_time": "2s",
+        "processes": 1,
+        "max_new_tokens": 16,
+        "host": "http://127.0.0.1:1",
+        "path": "/predict",
+        "locust_version": "2.46.6",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "schema_version": SCHEMA_VERSION,
+    }
+    data.update(change)
+    return data
+
+
+def test_schema_round_trip_and_units():
+    metrics = validate_metrics(_metrics())
+    assert LoadTestMetrics.from_json(metrics.to_json()) == metrics
+    assert set(FIELD_UNITS) == set(metrics.to_dict())
+    assert json.loads(metrics.to_json())["schema_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"schema_version": 2}, "unsupported schema_version"),
+        ({"requests": "10"}, "requests must be an int"),
+        ({"rps": -1.0}, "rps must be finite"),
+        ({"p95_ms": float("inf")}, "p95_ms must be finite"),
+        ({"failures": 11, "failure_ratio": 1.1}, "failure_ratio"),
+        ({"failure_ratio": 0.5}, "failure_ratio != failures / requests"),
+        ({"p95_ms": 5.0}, "p50 <= p90 <= p95 <= p99"),
+        ({"requests": 0, "failures": 0, "failure_ratio": 0.0}, "1.0 when there were no requests"),
+        ({"users": 0}, "users"),
+        ({"extra": 1}, "unknown fields"),
+    ],
+)
+def test_schema_rejects(change, match):
+    with pytest.raises(SchemaError, match=match):
+        validate_metrics(_metrics(**change))
+
+
+def test_schema_rejects_missing_field_and_bad_json():
+    data = _metrics()
+    del data["p99_ms"]
+    with pytest.raises(SchemaError, match="missing fields"):
+        validate_metrics(data)
+    with pytest.raises(SchemaError, match="not JSON"):
+        LoadTestMetrics.from_json("{")
