@@ -47,6 +47,23 @@ def _json(request_body: bytes) -> dict:
     return body
 
 
+def normalize_numbers(value):
+    """Integral floats -> ints, recursively.
+
+    The SDK sends `instances`/`parameters` as `google.protobuf.Value`s, whose JSON prints
+    every number as a double (`8` becomes `8.0`); Vertex AI's front end re-serialises the
+    request for the container and writes integral numbers without a fraction. Do the same
+    so containers see `{"max_new_tokens": 8}` as they would on Vertex AI.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [normalize_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: normalize_numbers(v) for k, v in value.items()}
+    return value
+
+
 def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
     """The Starlette application for one emulator."""
     routes: list[tuple[str, re.Pattern, Callable]] = []
@@ -169,6 +186,7 @@ def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
                 parsed = _json(body)
                 if not isinstance(parsed.get("instances"), list):
                     raise invalid("`instances` must be a list.")
+                body = json.dumps(normalize_numbers(parsed)).encode()
             row, model = await run_in_threadpool(vertex.predict_target, name)
             f = faults.get()
             if f.predict_latency_ms:
