@@ -68,6 +68,10 @@ def parse_duration(duration: str) -> int:
     return seconds
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def validate_inputs(
     locustfile: str | os.PathLike,
     host: str,
@@ -80,6 +84,7 @@ def validate_inputs(
     auth: str = "none",
     prompts: str | os.PathLike | None = None,
     timeout_s: float | None = None,
+    stop_timeout_s: int = 30,
 ) -> int:
     """Raises ValueError/FileNotFoundError naming the bad input; returns the duration in s."""
     seconds = parse_duration(duration)
@@ -89,22 +94,22 @@ def validate_inputs(
         raise ValueError(f"host must be an http(s) URL like http://127.0.0.1:8080, got {host!r}")
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValueError(f"path must start with '/', got {path!r}")
-    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
+    if not _is_int(users) or users < 1:
         raise ValueError(f"users must be an integer >= 1, got {users!r}")
     if isinstance(spawn_rate, bool) or not isinstance(spawn_rate, int | float) or spawn_rate <= 0:
         raise ValueError(f"spawn_rate must be > 0 users/s, got {spawn_rate!r}")
-    if isinstance(processes, bool) or not isinstance(processes, int):
+    if not _is_int(processes):
         raise ValueError(f"processes must be an integer, got {processes!r}")
     if processes != -1 and processes < 1:
         raise ValueError(f"processes must be -1 (one per core) or >= 1, got {processes}")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-    if max_new_tokens < 1:
+    if not _is_int(max_new_tokens) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
     if auth not in ("none", "google"):
         raise ValueError(f"auth must be 'none' or 'google', got {auth!r}")
     if prompts is not None and not Path(prompts).is_file():
         raise FileNotFoundError(f"prompts file {prompts} does not exist")
+    if not _is_int(stop_timeout_s) or stop_timeout_s < 0:
+        raise ValueError(f"stop_timeout_s must be an integer >= 0, got {stop_timeout_s!r}")
     if timeout_s is not None and timeout_s <= seconds:
         raise ValueError(f"timeout_s ({timeout_s}) must be longer than the duration ({seconds} s)")
     return seconds
@@ -161,6 +166,7 @@ def build_command(
     duration: str,
     processes: int,
     out_dir: str | os.PathLike,
+    stop_timeout_s: int = 30,
 ) -> list[str]:
     out = Path(out_dir)
     cmd = [
@@ -185,6 +191,10 @@ def build_command(
         "--json-file",
         str(out / JSON_STEM),
         "--only-summary",
+        # At the end of the run, let requests in flight finish (slow models) instead of
+        # dropping them; Locust stops each user after its current request.
+        "--stop-timeout",
+        str(stop_timeout_s),
         # Failed requests are data for the SLO gate, not a crash: exit 0 unless Locust broke.
         "--exit-code-on-error",
         "0",
@@ -329,12 +339,14 @@ def run_locust(
     prompts: str | os.PathLike | None = None,
     timeout_s: float | None = None,
     progress_interval_s: float = 10.0,
+    stop_timeout_s: int = 30,
 ) -> dict[str, Any]:
     """Runs Locust headless against `host` + `path` and returns the metrics.json dict.
 
     `processes`: 1 runs a single Locust process; N > 1 or -1 (one per core) runs a master and
-    that many forked workers (`--processes`). `timeout_s` (default: duration + 120 s) bounds the
-    whole run. Ctrl-C (KeyboardInterrupt) or SIGTERM stops Locust's whole process group and is
+    that many forked workers (`--processes`). At the end, requests in flight get up to
+    `stop_timeout_s` to finish. `timeout_s` (default: duration + stop_timeout_s + 120 s) bounds
+    the whole run. Ctrl-C (KeyboardInterrupt) or SIGTERM stops Locust's whole process group and is
     re-raised (SIGTERM as SystemExit(143)).
     """
     seconds = validate_inputs(
@@ -349,9 +361,10 @@ def run_locust(
         auth,
         prompts,
         timeout_s,
+        stop_timeout_s,
     )
     if timeout_s is None:
-        timeout_s = seconds + 120.0
+        timeout_s = seconds + stop_timeout_s + 120.0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = output_files(out)
@@ -370,7 +383,9 @@ def run_locust(
         env["DEPLOYTEST_PROMPTS"] = str(Path(prompts).resolve())
     else:
         env.pop("DEPLOYTEST_PROMPTS", None)
-    cmd = build_command(locustfile, host, users, spawn_rate, duration, processes, out)
+    cmd = build_command(
+        locustfile, host, users, spawn_rate, duration, processes, out, stop_timeout_s
+    )
     print(f"{LINE_PREFIX}{' '.join(cmd[2:])}  (predict path {path})", flush=True)
 
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

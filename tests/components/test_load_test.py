@@ -117,6 +117,15 @@ def test_no_server_means_all_failures(tmp_path):
     assert "no response" in output_files(tmp_path)["failures_csv"].read_text()
 
 
+def test_requests_in_flight_at_the_end_are_counted(tmp_path):
+    """--stop-timeout: a slow model's last answers still count (none are dropped at the end)."""
+    with PredictServer("ok", delay_s=0.8) as server:
+        m = _run(server, tmp_path, duration="2s", users=2)
+        served = server.requests
+    assert m["failures"] == 0 and m["requests"] == served >= 4
+    assert m["p50_ms"] >= 800
+
+
 def test_custom_prompts_file(tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("only this prompt\n")
@@ -170,6 +179,7 @@ def test_plain_locust_command_line(tmp_path):
         ({"auth": "basic"}, ValueError, "auth must be"),
         ({"prompts": "/nonexistent/prompts.txt"}, FileNotFoundError, "prompts file"),
         ({"timeout_s": 5}, ValueError, "timeout_s"),
+        ({"stop_timeout_s": -1}, ValueError, "stop_timeout_s"),
     ],
 )
 def test_input_validation(tmp_path, change, error, match):
@@ -323,3 +333,11 @@ def test_bearer_token_refreshes_before_expiry():
         env={**os.environ, "DEPLOYTEST_AUTH": "none"},
     )
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr
+
+
+def test_google_auth_without_credentials_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    with PredictServer("ok") as server:
+        with pytest.raises(LocustRunError, match="cannot get an access token"):
+            _run(server, tmp_path / "out", auth="google", duration="30s")
+        assert server.requests == 0  # no load before auth works
