@@ -64,6 +64,7 @@ class Batcher:
         self._calls = 0
         self._sizes: Counter[int] = Counter()
         self._failures = 0
+        self._last_jobs = 0
 
     def start(self) -> None:
         """Start the worker thread (daemon: it must never keep the process alive)."""
@@ -164,7 +165,11 @@ class Batcher:
             deadline = first.queued_at + self.max_wait_s
             while True:
                 size = self._take_compatible(batch, size)
-                if size >= self.max_batch_size or self._stopping or self._arriving == 0:
+                if size >= self.max_batch_size or self._stopping:
+                    return batch
+                # Wait only if it can help: a request is being read right now, or the last
+                # batch coalesced several jobs (so others are likely to follow soon).
+                if self._arriving == 0 and self._last_jobs <= 1:
                     return batch
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -190,6 +195,7 @@ class Batcher:
                     job.future.set_exception(exc)
                 continue
             with self._cond:
+                self._last_jobs = len(batch)
                 self._calls += 1
                 self._sizes[len(prompts)] += 1
             start = 0

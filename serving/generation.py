@@ -135,6 +135,10 @@ def parse_predict_body(body: Any, cap: int) -> list[tuple[str, GenParams]]:
             raise RequestError(f"instances[{i}]: the prompt must be a non-empty string")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise RequestError(f"instances[{i}]: prompt longer than {MAX_PROMPT_CHARS} chars")
+        try:
+            prompt.encode("utf-8")  # JSON allows lone surrogates ("\ud800"); tokenizers do not
+        except UnicodeEncodeError:
+            raise RequestError(f"instances[{i}]: the prompt is not valid Unicode") from None
         overrides = {
             k: v
             for k, v in instance.items()

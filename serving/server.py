@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -52,6 +53,13 @@ def _load(settings: Settings, state: ServerState, scratch: Path, on_failure) -> 
         on_failure()
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _note_signal(signum: int, frame) -> None:
+    log.info("stopped by %s", signal.Signals(signum).name)
+
+
 def run_server(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT (exit 0) or a failed model load (exit 1)."""
     import uvicorn
@@ -79,9 +87,17 @@ def run_server(settings: Settings) -> int:
         target=_load, args=(settings, state, scratch, stop_later), name="loader", daemon=True
     )
     loader.start()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handler that was in place before it started. Ours only notes it, so the clean-up
+    # below runs and a graceful stop exits 0 instead of dying by the signal.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _note_signal) for sig in _STOP_SIGNALS}
     try:
         server.run()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if state.batcher is not None:
             state.batcher.stop()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""Predict body validation: both request shapes, parameter types, ranges and caps."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.generation import (
+    DEFAULT_MAX_NEW_TOKENS,
+    MAX_INSTANCES,
+    GenParams,
+    RequestError,
+    parse_predict_body,
+)
+
+CAP = 64
+
+
+def test_text_shape_with_shared_parameters():
+    items = parse_predict_body(
+        {"instances": [{"text": "a"}, {"text": "b"}], "parameters": {"max_new_tokens": 5}}, CAP
+    )
+    assert items == [("a", GenParams(max_new_tokens=5)), ("b", GenParams(max_new_tokens=5))]
+
+
+def test_vllm_shape_with_per_instance_settings():
+    items = parse_predict_body(
+        {
+            "instances": [
+                {"prompt": "a", "max_tokens": 3, "temperature": 0.5, "raw_response": True},
+                {"prompt": "b"},
+            ],
+            "parameters": {"max_new_tokens": 7},
+        },
+        CAP,
+    )
+    # Without do_sample, temperature is irrelevant and normalised away.
+    assert items == [("a", GenParams(max_new_tokens=3)), ("b", GenParams(max_new_tokens=7))]
+
+
+def test_defaults_are_greedy():
+    [(_, params)] = parse_predict_body({"instances": [{"text": "a"}]}, CAP)
+    assert params == GenParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS, do_sample=False)
+    assert params.batch_key() is not None
+
+
+def test_sampling_parameters_and_batch_keys():
+    body = {
+        "instances": [{"text": "a"}],
+        "parameters": {"do_sample": True, "temperature": 2, "top_p": 0.9, "seed": 7},
+    }
+    [(_, seeded)] = parse_predict_body(body, CAP)
+    assert seeded == GenParams(DEFAULT_MAX_NEW_TOKENS, True, 2.0, 0.9, 7)
+    assert seeded.batch_key() is None  # a seeded sample runs alone
+    del body["parameters"]["seed"]
+    [(_, unseeded)] = parse_predict_body(body, CAP)
+    assert unseeded.batch_key() == (DEFAULT_MAX_NEW_TOKENS, True, 2.0, 0.9)
+
+
+def test_max_new_tokens_is_capped_not_refused():
+    [(_, params)] = parse_predict_body(
+        {"instances": [{"text": "a"}], "parameters": {"max_tokens": 10_000}}, CAP
+    )
+    assert params.max_new_tokens == CAP
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ([], "JSON object"),
+        ("text", "JSON object"),
+        ({}, "non-empty list"),
+        ({"instances": []}, "non-empty list"),
+        ({"instances": {"text": "a"}}, "non-empty list"),
+        ({"instances": [{"text": "a"}] * (MAX_INSTANCES + 1)}, "at most"),
+        ({"instances": ["a"]}, "must be an object"),
+        ({"instances": [{}]}, "exactly one"),
+        ({"instances": [{"text": "a", "prompt": "b"}]}, "exactly one"),
+        ({"instances": [{"text": ""}]}, "non-empty string"),
+        ({"instances": [{"text": 3}]}, "non-empty string"),
+        ({"instances": [{"text": "a"}], "extra": 1}, "unknown top-level"),
+        ({"instances": [{"text": "a"}], "parameters": []}, "JSON object"),
+        ({"instances": [{"text": "a"}], "parameters": {"top_k": 5}}, "unknown parameters"),
+        ({"instances": [{"text": "a", "foo": 1}]}, "unknown parameters"),
+        ({"instances": [{"text": "a"}], "parameters": {"max_new_tokens": 0}}, ">= 1"),
+        ({"instances": [{"text": "a"}], "parameters": {"max_new_tokens": 2.5}}, "integer"),
+        ({"instances": [{"text": "a"}], "parameters": {"max_new_tokens": "4"}}, "integer"),
+        ({"instances": [{"text": "a"}], "parameters": {"max_new_tokens": True}}, "integer"),
+        (
+            {"instances": [{"text": "a"}], "parameters": {"max_new_tokens": 2, "max_tokens": 2}},
+            "not both",
+        ),
+        ({"instances": [{"text": "a"}], "parameters": {"temperature": 0}}, "> 0"),
+        ({"instances": [{"text": "a"}], "parameters": {"temperature": 2.5}}, "<= 2"),
+        ({"instances": [{"text": "a"}], "parameters": {"temperature": "hot"}}, "number"),
+        ({"instances": [{"text": "a"}], "parameters": {"temperature": float("nan")}}, "> 0"),
+        ({"instances": [{"text": "a"}], "parameters": {"top_p": 0}}, "> 0"),
+        ({"instances": [{"text": "a"}], "parameters": {"top_p": 1.1}}, "<= 1"),
+        ({"instances": [{"text": "a"}], "parameters": {"do_sample": "yes"}}, "true or false"),
+        ({"instances": [{"text": "a"}], "parameters": {"seed": -1}}, "seed"),
+        ({"instances": [{"text": "a"}], "parameters": {"seed": 1.5}}, "seed"),
+        ({"instances": [{"prompt": "a", "max_tokens": -3}]}, r"instances\[0\]"),
+    ],
+)
+def test_bad_bodies_are_request_errors(body, message):
+    with pytest.raises(RequestError, match=message):
+        parse_predict_body(body, CAP)
