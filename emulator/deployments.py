@@ -302,7 +302,8 @@ class Deployments:
     def recover(self) -> None:
         """Adopt or restart every recorded deployed model, in background threads."""
         rows = self.store.list_deployed()
-        self._recovering = len(rows)
+        with self._lock:
+            self._recovering = len(rows)
         for row in rows:
             threading.Thread(
                 target=self._recover_one, args=(row,), name=f"recover-{row.id}", daemon=True
@@ -314,7 +315,8 @@ class Deployments:
         except Exception:
             log.exception("recovery of %s/%s failed", row.endpoint, row.id)
         finally:
-            self._recovering -= 1
+            with self._lock:
+                self._recovering -= 1
 
     def _recover(self, row: DeployedRow) -> None:
         live = Live(row.endpoint, row.id, row.operation)

@@ -80,6 +80,9 @@ class EmulatorProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # its own session: a Ctrl-C meant for `deploytest run` must not stop the emulator
+            # before the run has cleaned up through it
+            start_new_session=True,
             text=True,
             env=env,
         )
