@@ -88,13 +88,17 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
-def read_prompts(path: str | os.PathLike) -> list[str]:
+def parse_prompts(text: str, source: str) -> list[str]:
     """One prompt per line; blank lines and lines starting with '#' are skipped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    prompts = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    prompts = [line.strip() for line in text.splitlines()]
+    prompts = [p for p in prompts if p and not p.startswith("#")]
     if not prompts:
-        raise ValueError(f"prompts file {path} holds no prompts")
+        raise ValueError(f"prompts file {source} holds no prompts")
     return prompts
+
+
+def read_prompts(path: str | os.PathLike) -> list[str]:
+    return parse_prompts(Path(path).read_text(encoding="utf-8"), str(path))
 
 
 def load_prompts() -> list[str]:
@@ -111,7 +115,7 @@ def load_prompts() -> list[str]:
 
         packaged = files("loadtests") / "prompts" / "default.txt"
         if packaged.is_file():
-            return [p for p in packaged.read_text(encoding="utf-8").splitlines() if p.strip()]
+            return parse_prompts(packaged.read_text(encoding="utf-8"), str(packaged))
     except (ImportError, ModuleNotFoundError, OSError):
         pass
     logger.warning("no prompts file found; using %d built-in prompts", len(_BUILTIN_PROMPTS))

@@ -38,8 +38,10 @@ def processes_mentioning(text: str) -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_process_left_behind(tmp_path_factory):
+    """Fails a test that leaves a child process, or a process mentioning this session's temp
+    folder (an orphaned Locust worker), behind. Modules opt in with `pytestmark`."""
     me = psutil.Process()
     ours = str(tmp_path_factory.getbasetemp())
     yield

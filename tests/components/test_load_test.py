@@ -27,6 +27,8 @@ from components.metrics_schema import LoadTestMetrics
 from tests.components.conftest import LOCUSTFILE, PREDICT_PATH, REPO, gone
 from tests.components.predict_server import PredictServer
 
+pytestmark = pytest.mark.usefixtures("no_process_left_behind")
+
 N_TOKENS = 5
 
 
@@ -341,3 +343,15 @@ def test_google_auth_without_credentials_fails_fast(tmp_path, monkeypatch):
         with pytest.raises(LocustRunError, match="cannot get an access token"):
             _run(server, tmp_path / "out", auth="google", duration="30s")
         assert server.requests == 0  # no load before auth works
+
+
+def test_locustfile_alone_falls_back_to_packaged_prompts(tmp_path):
+    """On Vertex the locustfile arrives alone (GCS): prompts come from the installed package."""
+    alone = tmp_path / "gcs" / "locustfile.py"
+    alone.parent.mkdir()
+    alone.write_text(LOCUSTFILE.read_text())
+    defaults = set((REPO / "loadtests" / "prompts" / "default.txt").read_text().splitlines())
+    with PredictServer("ok") as server:
+        m = _run(server, tmp_path / "out", locustfile=alone, duration="2s")
+        seen = set(server.texts)
+    assert m["failures"] == 0 and seen and seen <= defaults

@@ -16,6 +16,8 @@ from components.slo_gate import slo_gate
 from tests.components.conftest import LOCUSTFILE
 from tests.components.predict_server import PredictServer
 
+pytestmark = pytest.mark.usefixtures("no_process_left_behind")
+
 RESOURCE_NAME = "projects/p/locations/l/endpoints/1"
 
 
