@@ -123,6 +123,8 @@ class InfraSettings:
     artifact_retention_days: int = 30
     # Optional CMEK for buckets, repositories and the topic; empty: Google-managed keys.
     kms_key_name: str = ""
+    # Optional GCS bucket (created beforehand) for Terraform state; empty: local state.
+    state_bucket: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_labels", dict(self.extra_labels))
@@ -228,6 +230,8 @@ class InfraSettings:
                 f"kms_key_name {self.kms_key_name!r} is not "
                 "projects/P/locations/L/keyRings/R/cryptoKeys/K"
             )
+        if self.state_bucket and not BUCKET_RE.match(self.state_bucket):
+            p.append(f"state_bucket {self.state_bucket!r} is not a bucket name")
         if not p:  # derived names only make sense once the parts are valid
             for bucket in (self.pipeline_root_bucket, self.loadtest_bucket):
                 if not BUCKET_RE.match(bucket) or len(bucket) > 63:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cdktf import TerraformOutput, TerraformStack
+from cdktf import GcsBackend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_google.provider import GoogleProvider
 from constructs import Construct
 
@@ -29,6 +29,10 @@ class DeploytestStack(TerraformStack):
     ) -> None:
         super().__init__(scope, settings.stack_name)
         self.settings = settings
+        if settings.state_bucket:
+            GcsBackend(
+                self, bucket=settings.state_bucket, prefix=f"deploytest/{settings.environment}"
+            )
         GoogleProvider(
             self,
             "google",

@@ -70,5 +70,9 @@ def synth(settings: InfraSettings) -> Synth:
 
 @pytest.fixture(scope="session")
 def cmek_synth(synth: Synth) -> Synth:
-    """The same stack with CMEK (the provider is loaded by now: a second synth is quick)."""
-    return _synth(InfraSettings(kms_key_name=KMS_KEY, environment="cmek"))
+    """The stack with CMEK and a GCS state backend (the provider is loaded by now: quick)."""
+    return _synth(
+        InfraSettings(
+            kms_key_name=KMS_KEY, environment="cmek", state_bucket="deploytest-demo-tfstate"
+        )
+    )

@@ -54,6 +54,7 @@ def test_defaults_are_valid_and_labels_gcp_valid() -> None:
         ),
         ({"regression_locustfile": "gs://b/x.py"}, "regression_locustfile"),
         ({"kms_key_name": "my-key"}, "kms_key_name"),
+        ({"state_bucket": "gs://x"}, "state_bucket"),
     ],
 )
 def test_invalid_settings_fail_fast_with_a_clear_message(overrides: dict, message: str) -> None:

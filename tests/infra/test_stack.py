@@ -292,6 +292,14 @@ def test_outputs(synth: Synth) -> None:
     assert outputs["kfp_host"]["value"] == synth.settings.kfp_host
 
 
+def test_local_state_by_default_gcs_when_configured(synth: Synth, cmek_synth: Synth) -> None:
+    assert "gcs" not in synth.config["terraform"].get("backend", {})
+    assert cmek_synth.config["terraform"]["backend"]["gcs"] == {
+        "bucket": "deploytest-demo-tfstate",
+        "prefix": "deploytest/cmek",
+    }
+
+
 def test_provider_pinned(synth: Synth) -> None:
     provider = synth.config["terraform"]["required_providers"]["google"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", provider["version"]), provider
