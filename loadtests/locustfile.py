@@ -43,6 +43,7 @@ import logging
 import os
 import random
 import threading
+import time
 from pathlib import Path
 
 from locust import FastHttpUser, constant, events, task
@@ -237,7 +238,19 @@ class PredictUser(FastHttpUser):
         }
         headers = {"Content-Type": "application/json"}
         if _token is not None:
-            headers["Authorization"] = _token.header()
+            try:
+                headers["Authorization"] = _token.header()
+            except Exception as exc:  # a failed refresh counts as a failed request, then backs off
+                self.environment.events.request.fire(
+                    request_type="POST",
+                    name=REQUEST_NAME,
+                    response_time=0,
+                    response_length=0,
+                    exception=RuntimeError(f"token refresh failed ({type(exc).__name__})"),
+                    context={},
+                )
+                time.sleep(1)  # gevent-patched: yields to the other users
+                return
         with self.client.post(
             PREDICT_PATH,
             data=json.dumps(body),

@@ -23,6 +23,7 @@ class PredictServer:
         self.requests = 0
         self.bad_paths: list[str] = []
         self.texts: list[str] = []
+        self.auth_headers: set[str | None] = set()
         self._lock = threading.Lock()
         server = self
 
@@ -59,6 +60,7 @@ class PredictServer:
                 with server._lock:
                     server.requests += 1
                     server.texts.append(text)
+                    server.auth_headers.add(self.headers.get("Authorization"))
                     count = server.requests
                 if server.delay_s:
                     time.sleep(server.delay_s)

@@ -72,6 +72,7 @@ def test_correct_model_metrics_are_consistent(tmp_path, model_server, capsys):
     # Locust counts only answered requests; the server may have seen a few in flight at stop.
     assert m["requests"] <= model_server.requests
     assert not model_server.bad_paths
+    assert model_server.auth_headers == {None}  # auth "none" adds no Authorization header
     assert (m["users"], m["run_time"], m["processes"], m["max_new_tokens"]) == (2, "3s", 1, 5)
     _check_files(tmp_path, m)
     out = capsys.readouterr().out
@@ -355,3 +356,36 @@ def test_locustfile_alone_falls_back_to_packaged_prompts(tmp_path):
         m = _run(server, tmp_path / "out", locustfile=alone, duration="2s")
         seen = set(server.texts)
     assert m["failures"] == 0 and seen and seen <= defaults
+
+
+_FAKE_GOOGLE_LOCUSTFILE = """
+import datetime, importlib.util
+
+spec = importlib.util.spec_from_file_location("deploytest_locustfile", {real!r})
+real = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(real)
+
+
+class FakeCredentials:  # what google.auth.default() would hand out, minus the network
+    token, expiry = None, None
+
+    def refresh(self, request):
+        self.token = "fake-token"
+        self.expiry = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(
+            hours=1
+        )
+
+
+real._google_token = lambda: real.BearerToken(FakeCredentials(), request=None)
+PredictUser = real.PredictUser
+"""
+
+
+def test_google_auth_sends_a_bearer_token(tmp_path):
+    wrapper = tmp_path / "locustfile_fake_google.py"
+    wrapper.write_text(_FAKE_GOOGLE_LOCUSTFILE.format(real=str(LOCUSTFILE)))
+    with PredictServer("ok") as server:
+        m = _run(server, tmp_path / "out", locustfile=wrapper, auth="google", duration="2s")
+        headers = set(server.auth_headers)
+    assert m["requests"] > 0 and m["failures"] == 0
+    assert headers == {"Bearer fake-token"}
