@@ -3,11 +3,11 @@
 Same inputs and outputs as GCPC's `EndpointCreateOp`, so both op sets give one graph.
 """
 
+from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint
 from kfp import dsl
 from kfp.dsl import Output
 
 from components.image import COMPONENT_IMAGE
-from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)

@@ -3,11 +3,11 @@
 Same inputs as GCPC's `ModelDeployOp` (dedicated resources), so both op sets give one graph.
 """
 
+from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint, VertexModel
 from kfp import dsl
 from kfp.dsl import Input
 
 from components.image import COMPONENT_IMAGE
-from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint, VertexModel
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)

@@ -217,7 +217,9 @@ def cleanup_run(
     for _ in range(3):
         names = with_retries(
             lambda: list_run_endpoints(client, project, location, run_label),
-            "list endpoints", deadline, log,
+            "list endpoints",
+            deadline,
+            log,
         )
         todo = [n for n in names if n not in seen or not _deleted(record, n)]
         if not todo:
@@ -227,7 +229,9 @@ def cleanup_run(
             record.endpoints.append(_clean_endpoint(client, name, deadline, log))
     record.left = with_retries(
         lambda: list_run_endpoints(client, project, location, run_label),
-        "list endpoints", deadline, log,
+        "list endpoints",
+        deadline,
+        log,
     )
     record.seconds = round(time.monotonic() - start, 3)
     log(

@@ -41,7 +41,11 @@ def location_path(project: str, location: str) -> str:
 
 def resource_uri(resource_name: str, location: str, api_endpoint: str = "") -> str:
     """The artifact URI GCPC gives a Vertex resource (an https URL to its REST path)."""
-    base = api_endpoint.rstrip("/") if api_endpoint else f"https://{location}-aiplatform.googleapis.com"
+    base = (
+        api_endpoint.rstrip("/")
+        if api_endpoint
+        else f"https://{location}-aiplatform.googleapis.com"
+    )
     if "://" not in base:
         base = f"http://{base}"
     return f"{base}/v1/{resource_name}"

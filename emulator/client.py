@@ -40,3 +40,39 @@ def error_status(exc: BaseException) -> str | None:
         return response.json()["error"]["status"]
     except Exception:
         return None
+
+
+class EmulatorAdmin:
+    """The emulator's admin API (not Vertex AI) for a running emulator at `url`."""
+
+    def __init__(self, url: str):
+        self.url = sdk_endpoint(url)
+
+    def _call(self, path: str, body: dict | None = None) -> dict:
+        import json
+        import urllib.request
+
+        req = urllib.request.Request(
+            self.url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method="GET" if body is None else "PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp)
+
+    def set_faults(self, faults: dict) -> dict:
+        """Change faults at runtime (partial update); returns the active faults."""
+        return self._call("/deploytest/v1/faults", faults)
+
+    def get_faults(self) -> dict:
+        """The active faults."""
+        return self._call("/deploytest/v1/faults")
+
+    def processes(self) -> list[dict]:
+        """Model-server processes the emulator runs now (pid, port, endpoint, deployedModelId)."""
+        return self._call("/deploytest/v1/processes")["processes"]
+
+    def health(self) -> dict:
+        """Liveness, and how many deployed models are still being recovered after a start."""
+        return self._call("/deploytest/v1/healthz")

@@ -13,17 +13,17 @@ period, and raises `LeftoverProcessError` if any process it had started is still
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
+
+from emulator.client import EmulatorAdmin
 
 _FAULT_FLAGS = {
     "deploy": "--fault-deploy",
@@ -112,7 +112,7 @@ class EmulatorProcess:
         """Wait until the emulator has adopted/restarted the deployed models it found."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._get("/deploytest/v1/healthz").get("recovering", 0) == 0:
+            if self.admin.health().get("recovering", 0) == 0:
                 return
             time.sleep(0.1)
         raise TimeoutError("emulator still recovering deployed models")
@@ -184,26 +184,21 @@ class EmulatorProcess:
             self.popen = None
 
     # -- admin API ------------------------------------------------------------------------
-    def _get(self, path: str) -> dict:
-        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
-            return json.load(resp)
+    @property
+    def admin(self) -> EmulatorAdmin:
+        """The admin API of this emulator (faults, processes, health)."""
+        assert self.url is not None, "the emulator is not started"
+        return EmulatorAdmin(self.url)
 
     def set_faults(self, faults: dict) -> dict:
         """Change faults at runtime (partial update); returns the active faults."""
-        req = urllib.request.Request(
-            self.url + "/deploytest/v1/faults",
-            data=json.dumps(faults).encode(),
-            method="PUT",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.load(resp)
+        return self.admin.set_faults(faults)
 
     def get_faults(self) -> dict:
         """The active faults."""
-        return self._get("/deploytest/v1/faults")
+        return self.admin.get_faults()
 
     def processes(self) -> list[dict]:
         """Model-server processes the emulator runs now (pid, port, endpoint, deployedModelId)."""
         self._remember_children()
-        return self._get("/deploytest/v1/processes")["processes"]
+        return self.admin.processes()

@@ -15,7 +15,9 @@ from pipelines.pipeline import DEFAULTS
 _OPTIONS: dict[str, tuple[str, type, str]] = {
     "--machine-type": ("machine_type", str, "machine type per replica"),
     "--accelerator-type": (
-        "accelerator_type", str, "accelerator per replica, e.g. NVIDIA_TESLA_T4 (none if empty)"
+        "accelerator_type",
+        str,
+        "accelerator per replica, e.g. NVIDIA_TESLA_T4 (none if empty)",
     ),
     "--accelerator-count": ("accelerator_count", int, "accelerators per replica"),
     "--min-replicas": ("min_replicas", int, "minimum replicas"),
@@ -39,8 +41,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser, defaults: dict | None 
     group = parser.add_argument_group("deployment, load test and SLO gate")
     for option, (param, kind, text) in _OPTIONS.items():
         group.add_argument(
-            option, dest=param, type=kind, default=values[param], help=f"{text} (default: "
-            f"{values[param]!r})"
+            option,
+            dest=param,
+            type=kind,
+            default=values[param],
+            help=f"{text} (default: {values[param]!r})",
         )
     group.add_argument(
         "--cost-label",

@@ -38,7 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--project", default="deploytest-local", help="emulated project (default: deploytest-local)"
     )
-    p.add_argument("--location", default="us-central1", help="emulated region (default: us-central1)")
+    p.add_argument(
+        "--location", default="us-central1", help="emulated region (default: us-central1)"
+    )
     p.add_argument(
         "--model",
         default="",

@@ -29,7 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--display-name", default="deploytest", help="the pipeline job's name")
     p.add_argument(
-        "--label", action="append", default=[], metavar="KEY=VALUE",
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="a label on the pipeline job (repeatable)",
     )
     add_pipeline_options(p)

@@ -28,6 +28,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     # latency is set from the p95 SLO at run time
     "slo-breach": {},
 }
+NO_FAULTS = {"deploy": None, "predict_error_rate": 0.0, "predict_latency_ms": 0}
 # A hung deploy would otherwise hold the run for the whole deploy timeout.
 DEPLOY_HANG_TIMEOUT_S = 10
 
@@ -35,6 +36,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_START = re.compile(r"Executing task '([^']+)'")
 _TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _PIPELINE_END = re.compile(r"Pipeline '([^']+)' finished with status (\w+)")
+# kfp prints each output artifact's repr after a task; the summary says it better.
+_ARTIFACT_REPR = re.compile(r"^\w+: \w+\( name=|^uri='|^metadata=|^Output: ")
 
 
 class Interrupted(Exception):
@@ -76,6 +79,7 @@ class ProgressFilter:
     def __init__(self, started: float):
         self.started = started
         self.in_json = False
+        self.in_traceback = False
         self.task_status: dict[str, str] = {}
         self.pipeline_status = ""
 
@@ -95,14 +99,23 @@ class ProgressFilter:
             return None
         body = line.strip()
         # kfp's executor dumps its whole input and output as JSON; keep that in the log only.
-        if body.startswith("[KFP Executor") or body.startswith("Traceback"):
+        if body.startswith("Traceback"):
+            self.in_traceback = True
+            return None
+        if body.startswith("[KFP Executor"):
             self.in_json = body.endswith("Got executor_input:")
             return None
         if self.in_json:
             if line.startswith("    }"):
                 self.in_json = False
             return None
-        if body.startswith(("File \"", "^", "~")) or not body:
+        if self.in_traceback:
+            # show only the exception line that ends a traceback
+            if re.match(r"^[A-Za-z_.]+(Error|Exception|Incomplete|Interrupt)\b", body):
+                self.in_traceback = False
+                return f"{stamp}     {body}"
+            return None
+        if not body or _ARTIFACT_REPR.search(body):
             return None
         return f"{stamp}     {body}"
 
@@ -164,9 +177,9 @@ class LocalRun:
             fault = {"predict_latency_ms": int(self.o.parameters["slo_p95_ms"] * 1.5) + 100}
         if self.api_endpoint:
             self.say(f"using the emulator at {self.api_endpoint}")
-            from emulator.launcher import EmulatorClient
+            from emulator.client import EmulatorAdmin
 
-            self.admin = EmulatorClient(self.api_endpoint)
+            self.admin = EmulatorAdmin(self.api_endpoint)
         else:
             from emulator.launcher import EmulatorProcess
 
@@ -178,7 +191,7 @@ class LocalRun:
             self.say(f"emulator listening on {self.api_endpoint}")
         if fault:
             self.say(f"fault injected: {self.o.fault} {fault}")
-        self.admin.set_faults(fault)
+            self.admin.set_faults(fault)
 
     def _register_demo_model(self) -> str:
         from pipelines.local_model import ensure_demo_model, register_model
@@ -254,27 +267,32 @@ class LocalRun:
 
     def _finish(self) -> int:
         results = collect_results(self.run_dir)
-        left = self._left_behind()
+        known = [e["name"] for e in (results.get("cleanup") or {}).get("endpoints", [])]
+        left = self._left_behind(known)
         if left["endpoints"]:
             # The exit task failed or never ran: clean up ourselves, and say so.
             self.say(f"endpoints left after the pipeline: {left['endpoints']}; cleaning up")
             results["fallback_cleanup"] = json.loads(self._cleanup().to_json())
-            left = self._left_behind()
+            left = self._left_behind(known)
         results["left"] = left
         (self.run_dir / "summary.json").write_text(json.dumps(results, indent=2))
         return self._summary(results)
 
-    def _left_behind(self) -> dict[str, list]:
+    def _left_behind(self, known_endpoints: list[str] = ()) -> dict[str, list]:
+        """Endpoints labelled with this run, and model servers still running for it."""
         from components.endpoint_cleanup import list_run_endpoints
         from components.labels import run_label
         from components.vertex_clients import endpoint_client
 
         client = endpoint_client(self.o.location, self.api_endpoint)
         label = run_label(self.o.run_id, "")
-        return {
-            "endpoints": list_run_endpoints(client, self.o.project, self.o.location, label),
-            "processes": [p for p in self.admin.processes() if p.get("runLabel") in (None, label)],
-        }
+        endpoints = list_run_endpoints(client, self.o.project, self.o.location, label)
+        processes = self.admin.processes()
+        if self.emulator is None:
+            # a shared emulator may serve other runs: count only this run's endpoints
+            ours = set(endpoints) | set(known_endpoints)
+            processes = [p for p in processes if p.get("endpoint") in ours]
+        return {"endpoints": endpoints, "processes": processes}
 
     def _cleanup(self):
         from components.endpoint_cleanup import cleanup_run
@@ -351,14 +369,17 @@ class LocalRun:
         self.say(f"{signal.Signals(signum).name}: stopping the run, then cleaning up")
         self._stop_child()
         if self.api_endpoint:
-            record = self._cleanup()
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "cleanup.json").write_text(record.to_json())
-            left = self._left_behind()
-            self.say(
-                f"left behind: {len(left['endpoints'])} endpoint(s), "
-                f"{len(left['processes'])} model-server process(es)"
-            )
+            try:
+                record = self._cleanup()
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                (self.run_dir / "cleanup.json").write_text(record.to_json())
+                left = self._left_behind([e.name for e in record.endpoints])
+                self.say(
+                    f"left behind: {len(left['endpoints'])} endpoint(s), "
+                    f"{len(left['processes'])} model-server process(es)"
+                )
+            except Exception as exc:  # say it plainly; the emulator stop still ends processes
+                self.say(f"clean-up failed: {type(exc).__name__}: {exc}")
         return 128 + signum
 
     def _stop_child(self) -> None:
@@ -393,7 +414,7 @@ class LocalRun:
             self.emulator.stop()
             self.emulator = None
         elif self.api_endpoint and self.o.fault:
-            self.admin.set_faults({})
+            self.admin.set_faults(NO_FAULTS)
 
     def say(self, text: str) -> None:
         self.out(f"[{time.monotonic() - self.started:5.1f}s] {text}", flush=True)

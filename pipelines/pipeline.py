@@ -13,7 +13,6 @@ SDK-based components, which talk to the embedded emulator. Both take the same pi
 parameters and give the same graph.
 """
 
-
 from dataclasses import dataclass
 from typing import Any
 

@@ -57,7 +57,10 @@ def test_both_op_sets_give_the_same_graph(specs):
         _, inner = _exit_handler(spec)
         rename = {"endpoint-create": "create-endpoint", "model-deploy": "deploy-model"}
         edges = {
-            (rename.get(name, name), tuple(sorted(rename.get(d, d) for d in t.get("dependentTasks", []))))
+            (
+                rename.get(name, name),
+                tuple(sorted(rename.get(d, d) for d in t.get("dependentTasks", []))),
+            )
             for name, t in inner.items()
         }
         outer = set(spec["root"]["dag"]["tasks"])

@@ -1,0 +1,176 @@
+"""End-to-end: `deploytest run` against the emulator, with every fault and cancellation.
+
+Each run asserts the exit code, the verdict, and that no endpoint and no model-server
+process is left. Runs are short (4 s of load) so the module stays around two minutes.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import pytest
+
+from components.endpoint_cleanup import list_run_endpoints
+from components.vertex_clients import endpoint_client
+from emulator.launcher import EmulatorProcess
+
+pytestmark = pytest.mark.slow
+
+PROJECT, LOCATION = "deploytest-local", "us-central1"
+FAST = ["--duration", "4s", "--users", "4", "--spawn-rate", "4"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    with EmulatorProcess(tmp_path_factory.mktemp("emulator")) as emu:
+        yield emu
+    # EmulatorProcess.stop raises if any model server it started outlived it
+
+
+def serving_processes(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "-m serving" in cmd and marker in cmd:
+            found.append(proc)
+    return found
+
+
+def run(tmp_path, cache_dir, *args, run_id, stop_at=None, signum=signal.SIGINT):
+    """Run `deploytest run`; with `stop_at`, send `signum` once that task starts."""
+    cmd = [
+        sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
+        "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(cache_dir), *FAST, *args,
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines = []
+    deadline = time.monotonic() + 240
+    for line in proc.stdout:
+        lines.append(line)
+        if stop_at and f"▶ {stop_at}" in line:
+            time.sleep(1.5)
+            proc.send_signal(signum)
+            stop_at = None
+        assert time.monotonic() < deadline, "".join(lines)
+    proc.wait(timeout=60)
+    return proc.returncode, "".join(lines), tmp_path / "runs" / run_id
+
+
+def assert_nothing_left(run_id, output, emulator=None):
+    assert "left behind  0 endpoint(s), 0 model-server process(es)" in output or (
+        "left behind: 0 endpoint(s), 0 model-server process(es)" in output
+    ), output
+    if emulator is not None:
+        client = endpoint_client(LOCATION, emulator.url)
+        assert list_run_endpoints(client, PROJECT, LOCATION, run_id) == []
+        assert emulator.processes() == []
+    assert serving_processes(run_id) == [] or emulator is not None
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        assert run_id not in cmd, f"left running: {cmd}"
+
+
+def task_log_times(run_dir: Path) -> dict[str, datetime]:
+    """When each task started and ended, from kfp.local's log."""
+    times = {}
+    for line in (run_dir / "pipeline.log").read_text().splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        m = re.match(r"(\d\d:\d\d:\d\d\.\d+) - \w+ - (Executing task|Task) '([^']+)'", line)
+        if m:
+            key = ("start" if m.group(2) == "Executing task" else "end", m.group(3))
+            times[key] = datetime.strptime(m.group(1), "%H:%M:%S.%f")
+    return times
+
+
+def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
+    # its own emulator, started and stopped by the run
+    code, out, run_dir = run(tmp_path, cache_dir, run_id="e2e-success")
+    assert code == 0, out
+    assert "verdict      PASS" in out
+    assert re.search(r"p95 \d+ ms", out) and "requests/s" in out and "output tokens/s" in out
+    assert "1 endpoint(s) deleted, 1 model(s) undeployed" in out
+    assert (run_dir / "report.html").read_text().lower().count("locust") > 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["schema_version"] == 1 and metrics["requests"] > 0
+    assert metrics["failure_ratio"] == 0
+    record = json.loads((run_dir / "cleanup.json").read_text())
+    assert record["ok"] and record["left"] == [] and record["run_label"] == "e2e-success"
+    assert (run_dir / "pipeline.yaml").is_file()
+    assert_nothing_left("e2e-success", out)
+    assert serving_processes("e2e-success") == []
+
+
+@pytest.mark.parametrize(
+    "fault, failed_task, expect",
+    [
+        ("deploy-fail", "deploy-model", "load test    did not run"),
+        ("deploy-hang", "deploy-model", "load test    did not run"),
+        ("predict-errors", "slo-gate", re.compile(r"failure_ratio\s+<= 0.01\s+0\.\d+\s+FAIL")),
+        ("slo-breach", "slo-gate", re.compile(r"p95_ms\s+<= 1000\s+\d+\s+FAIL")),
+    ],
+)
+def test_faults_fail_the_run_and_clean_up(
+    tmp_path, cache_dir, emulator, fault, failed_task, expect
+):
+    run_id = f"e2e-{fault}"
+    code, out, run_dir = run(
+        tmp_path, cache_dir, "--api-endpoint", emulator.url, "--fault", fault, run_id=run_id
+    )
+    assert code == 1, out
+    assert "verdict      FAIL" in out
+    assert f"✘ {failed_task}: FAILURE" in out
+    assert expect.search(out) if isinstance(expect, re.Pattern) else expect in out, out
+    assert "✔ cleanup-endpoints: SUCCESS" in out
+    record = json.loads((run_dir / "cleanup.json").read_text())
+    assert record["ok"] and len(record["endpoints"]) == 1 and record["endpoints"][0]["deleted"]
+    # the exit task starts within 5 s of the failing task's end
+    times = task_log_times(run_dir)
+    gap = (times[("start", "cleanup-endpoints")] - times[("end", failed_task)]).total_seconds()
+    assert 0 <= gap < 5, gap
+    assert_nothing_left(run_id, out, emulator)
+    # the run put the emulator back as it found it
+    assert emulator.get_faults()["deploy"] is None
+
+
+@pytest.mark.parametrize(
+    "stop_at, signum, code",
+    [
+        ("locust-load-test", signal.SIGINT, 130),
+        ("deploy-model", signal.SIGTERM, 143),
+    ],
+)
+def test_cancellation_stops_the_run_and_cleans_up(
+    tmp_path, cache_dir, emulator, stop_at, signum, code
+):
+    run_id = f"e2e-cancel-{stop_at}"
+    rc, out, run_dir = run(
+        tmp_path, cache_dir, "--api-endpoint", emulator.url, "--duration", "60s",
+        run_id=run_id, stop_at=stop_at, signum=signum,
+    )  # fmt: skip
+    assert rc == code, out
+    assert f"{signal.Signals(signum).name}: stopping the run, then cleaning up" in out
+    record = json.loads((run_dir / "cleanup.json").read_text())
+    assert record["ok"] and record["endpoints"] and all(e["deleted"] for e in record["endpoints"])
+    assert_nothing_left(run_id, out, emulator)
+
+
+def test_bad_input_is_refused_before_anything_is_created(tmp_path, cache_dir):
+    code, out, run_dir = run(tmp_path, cache_dir, "--duration", "20 seconds", run_id="e2e-bad")
+    assert code == 2
+    assert "duration" in out
+    assert not run_dir.exists()
