@@ -65,6 +65,8 @@ class Batcher:
         self._sizes: Counter[int] = Counter()
         self._failures = 0
         self._last_jobs = 0
+        self._waited_s = 0.0  # time spent holding a batch open for more jobs
+        self._generate_s = 0.0
 
     def start(self) -> None:
         """Start the worker thread (daemon: it must never keep the process alive)."""
@@ -131,6 +133,9 @@ class Batcher:
                 "generate_failures": self._failures,
                 "batch_sizes": {str(k): v for k, v in sorted(self._sizes.items())},
                 "mean_batch_size": round(rows / calls, 3) if calls else 0.0,
+                # Latency batching added: time batches were held open waiting for more.
+                "batch_wait_ms_total": round(self._waited_s * 1000, 3),
+                "generate_ms_total": round(self._generate_s * 1000, 3),
                 "queued_jobs": len(self._queue),
                 "max_batch_size": self.max_batch_size,
                 "max_batch_wait_ms": self.max_wait_s * 1000,
@@ -163,18 +168,22 @@ class Batcher:
                 return batch
             size = len(first.prompts)
             deadline = first.queued_at + self.max_wait_s
-            while True:
-                size = self._take_compatible(batch, size)
-                if size >= self.max_batch_size or self._stopping:
-                    return batch
-                # Wait only if it can help: a request is being read right now, or the last
-                # batch coalesced several jobs (so others are likely to follow soon).
-                if self._arriving == 0 and self._last_jobs <= 1:
-                    return batch
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return batch
-                self._cond.wait(remaining)
+            formed_at = time.monotonic()
+            try:
+                while True:
+                    size = self._take_compatible(batch, size)
+                    if size >= self.max_batch_size or self._stopping:
+                        return batch
+                    # Wait only if it can help: a request is being read right now, or the
+                    # last batch coalesced several jobs (so others are likely to follow).
+                    if self._arriving == 0 and self._last_jobs <= 1:
+                        return batch
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return batch
+                    self._cond.wait(remaining)
+            finally:
+                self._waited_s += time.monotonic() - formed_at
 
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
@@ -183,6 +192,7 @@ class Batcher:
             if not batch:
                 continue
             prompts = [p for job in batch for p in job.prompts]
+            started = time.monotonic()
             try:
                 rows = list(self._run_batch(prompts, batch[0].params))
                 if len(rows) != len(prompts):
@@ -195,6 +205,7 @@ class Batcher:
                     job.future.set_exception(exc)
                 continue
             with self._cond:
+                self._generate_s += time.monotonic() - started
                 self._last_jobs = len(batch)
                 self._calls += 1
                 self._sizes[len(prompts)] += 1

@@ -150,31 +150,42 @@ def start_server():
         server.stop()
 
 
-def _session_server(demo_model_dir: Path, *extra: str):
-    port = free_port()
-    server = ServerProcess(serving_cmd(demo_model_dir, port, *extra), port)
+@pytest.fixture(scope="session")
+def session_servers(demo_model_dir):
+    """Both shared servers, started together so their (CPU-bound) loading overlaps."""
+    configs = {
+        # Batching on; a 50 ms wait makes coalescing certain even on a busy machine.
+        "batching": (
+            "--max-batch-size",
+            "32",
+            "--max-batch-wait-ms",
+            "50",
+            "--max-new-tokens-cap",
+            "24",
+        ),
+        # One generate call per request.
+        "unbatched": ("--max-batch-size", "1"),
+    }
+    servers = {}
     try:
-        server.wait_ready()
-        yield server
+        for name, extra in configs.items():
+            port = free_port()
+            servers[name] = ServerProcess(serving_cmd(demo_model_dir, port, *extra), port)
+        for server in servers.values():
+            server.wait_ready()
+        yield servers
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
 
 @pytest.fixture(scope="session")
-def batching_server(demo_model_dir):
-    """Batching on; a 50 ms wait makes coalescing certain even on a busy machine."""
-    yield from _session_server(
-        demo_model_dir,
-        "--max-batch-size",
-        "32",
-        "--max-batch-wait-ms",
-        "50",
-        "--max-new-tokens-cap",
-        "24",
-    )
+def batching_server(session_servers):
+    """max batch 32, wait 50 ms, max_new_tokens capped at 24."""
+    return session_servers["batching"]
 
 
 @pytest.fixture(scope="session")
-def unbatched_server(demo_model_dir):
-    """`--max-batch-size 1`: one generate call per request."""
-    yield from _session_server(demo_model_dir, "--max-batch-size", "1")
+def unbatched_server(session_servers):
+    """`--max-batch-size 1`."""
+    return session_servers["unbatched"]
