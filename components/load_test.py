@@ -45,7 +45,23 @@ def locust_load_test(
     metrics: Output[Metrics],
     stats: Output[Artifact],
 ):
-    """Runs Locust headless against the endpoint's predict URL and records report and metrics."""
+    """Runs Locust headless against the endpoint's predict URL and records report and metrics.
+
+    Args:
+        locustfile: the locustfile (imported from Cloud Storage on Vertex, a local file here).
+        endpoint: the endpoint under test; only `metadata["resourceName"]` is read.
+        api_endpoint: the emulator's URL (no auth); empty means the regional Vertex AI host
+            with a Google access token.
+        location: the region, for the Vertex AI host.
+        users: concurrent Locust users.
+        spawn_rate: users started per second.
+        duration: run time in Locust's format (`20s`, `2m`, `1h30m`).
+        processes: Locust processes; -1 for one per core.
+        max_new_tokens: tokens requested per prediction.
+        report: Locust's HTML report.
+        metrics: latency percentiles, requests/s, failure ratio, output tokens/s.
+        stats: folder with Locust's CSV/JSON stats, its log and `metrics.json`.
+    """
     import os
     import shutil
 

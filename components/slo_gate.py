@@ -20,7 +20,19 @@ def slo_gate(
     max_failure_ratio: float,
     min_rps: float,
 ) -> str:
-    """PASS when p95 <= max_p95_ms, failure ratio <= max_failure_ratio and rps >= min_rps."""
+    """PASS when p95 <= max_p95_ms, failure ratio <= max_failure_ratio and rps >= min_rps.
+
+    Runs after the load test wrote its report, so a failed gate still leaves the report.
+
+    Args:
+        metrics: the load test's logged metrics.
+        max_p95_ms: the highest acceptable p95 latency, in milliseconds.
+        max_failure_ratio: the highest acceptable failed/total requests.
+        min_rps: the lowest acceptable requests per second.
+
+    Returns:
+        "PASS"; raises RuntimeError naming every missed threshold otherwise.
+    """
     from components.metrics_schema import evaluate_slo, format_slo_table
 
     passed, checks = evaluate_slo(dict(metrics.metadata), max_p95_ms, max_failure_ratio, min_rps)
