@@ -1,0 +1,52 @@
+"""Session-wide guard: the suite leaves no process behind.
+
+Individual fixtures stop what they start and check it; this catches what slips past them
+(an orphaned model server, Locust worker, emulator or kfp.local task): any descendant of
+pytest, or any process whose command line names this session's temp folder, still alive
+at the end fails the session (after being killed, so CI's machine stays clean).
+"""
+
+import os
+import time
+
+import psutil
+import pytest
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _leftovers(marker: str) -> list[psutil.Process]:
+    me = psutil.Process()
+    found = {p.pid: p for p in me.children(recursive=True) if _alive(p)}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if marker in cmdline and proc.pid != os.getpid() and _alive(proc):
+            found[proc.pid] = proc
+    return list(found.values())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_suite(tmp_path_factory):
+    marker = str(tmp_path_factory.getbasetemp())
+    yield
+    deadline = time.monotonic() + 15
+    left = _leftovers(marker)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = _leftovers(marker)
+    described = []
+    for proc in left:
+        try:
+            described.append(f"{proc.pid}: {' '.join(proc.cmdline())}")
+            proc.kill()
+        except psutil.Error:
+            pass
+    assert not described, "processes outlived the test suite:\n" + "\n".join(described)
