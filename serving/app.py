@@ -92,9 +92,13 @@ def create_app(settings: Settings, state: ServerState) -> Starlette:
             groups: dict[GenParams, list[int]] = {}
             for index, (_, params) in enumerate(items):
                 groups.setdefault(params, []).append(index)
-            futures = batcher.submit(
-                [([items[i][0] for i in idx], params) for params, idx in groups.items()], arrival
-            )
+            try:
+                futures = batcher.submit(
+                    [([items[i][0] for i in idx], params) for params, idx in groups.items()],
+                    arrival,
+                )
+            except RuntimeError as exc:  # the batcher stopped: the server is going away
+                return error_response(503, str(exc))
         finally:
             batcher.withdraw(arrival)  # no-op once submitted
         results = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))

@@ -56,10 +56,6 @@ def _load(settings: Settings, state: ServerState, scratch: Path, on_failure) -> 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _note_signal(signum: int, frame) -> None:
-    log.info("stopped by %s", signal.Signals(signum).name)
-
-
 def run_server(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT (exit 0) or a failed model load (exit 1)."""
     import uvicorn
@@ -87,12 +83,18 @@ def run_server(settings: Settings) -> int:
         target=_load, args=(settings, state, scratch, stop_later), name="loader", daemon=True
     )
     loader.start()
+
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
-    # handler that was in place before it started. Ours only notes it, so the clean-up
-    # below runs and a graceful stop exits 0 instead of dying by the signal.
+    # handler that was in place before it started. Ours only asks uvicorn to stop (which
+    # also covers a signal that lands before uvicorn installs its own handlers), so the
+    # clean-up below runs and a graceful stop exits 0 instead of dying by the signal.
+    def on_signal(signum: int, frame) -> None:
+        log.info("stopping on %s", signal.Signals(signum).name)
+        server.should_exit = True
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, _note_signal) for sig in _STOP_SIGNALS}
+        previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     try:
         server.run()
     finally:

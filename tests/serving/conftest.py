@@ -88,6 +88,11 @@ class ServerProcess:
     def wait_ready(self) -> None:
         self.wait_until(lambda r: r.status_code == 200)
 
+    def terminate(self) -> None:
+        """Ask the server to stop (SIGTERM) without waiting."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self) -> int:
         """SIGTERM, wait, kill if stuck; then assert the process is gone and the port free."""
         if self.proc.poll() is None:
@@ -175,6 +180,8 @@ def session_servers(demo_model_dir):
             server.wait_ready()
         yield servers
     finally:
+        for server in servers.values():
+            server.terminate()  # both shut down at once
         for server in servers.values():
             server.stop()
 
