@@ -1,10 +1,12 @@
 """Clean-up of a run's endpoints: the reason this product exists.
 
 Finds every endpoint labelled with the run (never only the one a task reported: a task
-that died half-way may not have written its output), waits a bounded time for a deploy
-still in flight, undeploys every deployed model (from the endpoint's deployed models, not
-only its traffic split), deletes the endpoint, treats NotFound as done, retries transient
-errors with backoff, and reports what it did. It raises if anything is left.
+that died half-way may not have written its output). Undeploys every deployed model (from
+the endpoint's deployed models, not only its traffic split), a deploy still in flight
+included when the endpoint lists it (the emulator does); when the endpoint is busy with a
+deploy it does not list yet (Vertex), waits for that operation, bounded, then undeploys
+what it added. Deletes the endpoint, treats NotFound as done, retries transient errors with
+backoff, and reports what it did. It raises if anything is left.
 """
 
 from __future__ import annotations
@@ -145,30 +147,63 @@ def _undeploy_all(client, endpoint, record: EndpointRecord, deadline: float, log
         record.undeployed_models.append(dm_id)
 
 
+def pending_operations(client, name: str) -> list[str]:
+    """Names of the operations on resource `name` that are not done (e.g. a deploy)."""
+    ops = client.list_operations(request={"name": name})
+    return [op.name for op in ops.operations if not op.done]
+
+
+def wait_for_operations(client, name: str, deadline: float, log, poll_s: float = 2.0) -> bool:
+    """Wait, until `deadline` at the latest, for the operations in flight on `name`.
+
+    Returns True when none is left in flight. An API without ListOperations counts as none.
+    """
+    from google.api_core import exceptions as gexc
+
+    try:
+        pending = pending_operations(client, name)
+        if pending:
+            log(f"waiting for {len(pending)} operation(s) in flight on {name}")
+        while pending and time.monotonic() + poll_s <= deadline:
+            time.sleep(poll_s)
+            pending = pending_operations(client, name)
+    except (gexc.NotFound, gexc.MethodNotImplemented):
+        return True
+    return not pending
+
+
 def _clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
+    """Undeploy everything from `name` and delete it; record, never raise."""
     from google.api_core import exceptions as gexc
 
     started = time.monotonic()
     record = EndpointRecord(name=name)
+    delay = 0.5
     try:
-        # Re-read until no deployed model is left: a deploy in flight when clean-up began
-        # may finish (and add a model) while we work.
         while True:
             endpoint = with_retries(
                 lambda: client.get_endpoint(name=name), "get endpoint", deadline, log
             )
             record.display_name = endpoint.display_name
-            if not endpoint.deployed_models:
+            if endpoint.deployed_models:
+                _undeploy_all(client, endpoint, record, deadline, log)
+                continue  # re-read: a deploy in flight may have added a model meanwhile
+            log(f"deleting endpoint {name}")
+            try:
+                op = client.delete_endpoint(name=name)
+                op.result(timeout=max(1.0, deadline - time.monotonic()))
+                record.deleted = True
                 break
-            _undeploy_all(client, endpoint, record, deadline, log)
-        log(f"deleting endpoint {name}")
-
-        def delete():
-            op = client.delete_endpoint(name=name)
-            return op.result(timeout=max(1.0, deadline - time.monotonic()))
-
-        with_retries(delete, "delete endpoint", deadline, log, is_transient_or_busy)
-        record.deleted = True
+            except Exception as exc:
+                if not is_transient_or_busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+                # Busy: on Vertex a deploy in flight holds the endpoint and its model is
+                # not listed yet. Wait for it (bounded), then undeploy what it added.
+                log(f"delete endpoint: {type(exc).__name__}: {exc}")
+                if is_busy(exc) and not wait_for_operations(client, name, deadline, log):
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
     except gexc.NotFound:
         record.deleted = True
     except Exception as exc:  # recorded, and the final check fails the clean-up

@@ -57,6 +57,9 @@ class Generation:
 
 
 def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    # The Vertex SDK sends parameters as protobuf Values, so 8 may arrive as 8.0.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise RequestError(f"{name} must be an integer, got {value!r}")
     if value < low or (high is not None and value > high):
@@ -89,7 +92,11 @@ def parse_params(raw: dict[str, Any], cap: int) -> GenParams:
     do_sample = raw.get("do_sample", False)
     if not isinstance(do_sample, bool):
         raise RequestError(f"do_sample must be true or false, got {do_sample!r}")
-    temperature = _float("temperature", raw.get("temperature", 1.0), 0.0, 2.0)
+    temperature = raw.get("temperature", 1.0)
+    if temperature == 0 and not isinstance(temperature, bool):
+        # vLLM's (and Model Garden's) convention: temperature 0 means greedy decoding.
+        do_sample, temperature = False, 1.0
+    temperature = _float("temperature", temperature, 0.0, 2.0)
     top_p = _float("top_p", raw.get("top_p", 1.0), 0.0, 1.0)
     seed = raw.get("seed")
     if seed is not None:

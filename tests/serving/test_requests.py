@@ -83,13 +83,14 @@ def test_max_new_tokens_is_capped_not_refused():
         ({"instances": [{"text": "a", "foo": 1}]}, "unknown parameters"),
         ({"instances": [{"text": "a"}], "parameters": {"max_new_tokens": 0}}, ">= 1"),
         ({"instances": [{"text": "a"}], "parameters": {"max_new_tokens": 2.5}}, "integer"),
+        ({"instances": [{"text": "a"}], "parameters": {"max_new_tokens": float("inf")}}, "integer"),
         ({"instances": [{"text": "a"}], "parameters": {"max_new_tokens": "4"}}, "integer"),
         ({"instances": [{"text": "a"}], "parameters": {"max_new_tokens": True}}, "integer"),
         (
             {"instances": [{"text": "a"}], "parameters": {"max_new_tokens": 2, "max_tokens": 2}},
             "not both",
         ),
-        ({"instances": [{"text": "a"}], "parameters": {"temperature": 0}}, "> 0"),
+        ({"instances": [{"text": "a"}], "parameters": {"temperature": -0.5}}, "> 0"),
         ({"instances": [{"text": "a"}], "parameters": {"temperature": 2.5}}, "<= 2"),
         ({"instances": [{"text": "a"}], "parameters": {"temperature": "hot"}}, "number"),
         ({"instances": [{"text": "a"}], "parameters": {"temperature": float("nan")}}, "> 0"),
@@ -104,3 +105,18 @@ def test_max_new_tokens_is_capped_not_refused():
 def test_bad_bodies_are_request_errors(body, message):
     with pytest.raises(RequestError, match=message):
         parse_predict_body(body, CAP)
+
+
+def test_whole_number_floats_count_as_integers():
+    # The Vertex SDK sends parameters as protobuf Values: 8 arrives as 8.0.
+    [(_, params)] = parse_predict_body(
+        {"instances": [{"text": "a"}], "parameters": {"max_new_tokens": 8.0, "seed": 3.0}}, CAP
+    )
+    assert params.max_new_tokens == 8
+
+
+def test_temperature_zero_means_greedy_as_in_vllm():
+    body = {"instances": [{"prompt": "a", "temperature": 0}], "parameters": {"do_sample": True}}
+    [(_, params)] = parse_predict_body(body, CAP)
+    assert params.do_sample is False
+    assert params == GenParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)

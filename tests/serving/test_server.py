@@ -86,7 +86,7 @@ def test_a_prompt_longer_than_the_context_is_truncated(batching_server):
         b"[]",
         b'{"instances": []}',
         b'{"instances": [{"txt": "a"}]}',
-        b'{"instances": [{"text": "a"}], "parameters": {"temperature": 0}}',
+        b'{"instances": [{"text": "a"}], "parameters": {"temperature": -1}}',
         b'{"instances": [{"text": "a"}], "parameters": {"max_new_tokens": "ten"}}',
         b'{"instances": [{"text": "a"}], "parameters": {"beam_width": 4}}',
         b'{"instances": [' + b'{"text": "a"},' * 64 + b'{"text": "a"}]}',

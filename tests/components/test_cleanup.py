@@ -1,0 +1,184 @@
+"""Clean-up against the emulator through the real SDK clients: finds a run's endpoints by
+label, undeploys and deletes them, spares other runs, copes with a deploy in flight, and
+fails loudly when something is left."""
+
+import sys
+import time
+
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import aiplatform_v1
+
+import components.endpoint_cleanup as cleanup
+from components.labels import resource_labels
+from components.vertex_clients import endpoint_client, location_path, model_client
+from emulator.launcher import EmulatorProcess
+from tests.emulator.conftest import FAKE_SERVER
+
+PROJECT, LOCATION = "deploytest-local", "us-central1"
+NO_FAULTS = {"deploy": None, "predict_error_rate": 0.0, "predict_latency_ms": 0}
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    with EmulatorProcess(tmp_path_factory.mktemp("emulator")) as emu:
+        yield emu
+
+
+@pytest.fixture
+def clients(emulator):
+    emulator.set_faults(NO_FAULTS)
+    yield endpoint_client(LOCATION, emulator.url), model_client(LOCATION, emulator.url)
+    emulator.set_faults(NO_FAULTS)
+    for label in ("run-a", "run-b", "run-hang", "run-slow", "run-denied"):
+        cleanup.cleanup_run(PROJECT, LOCATION, label, emulator.url, timeout_s=30, log=lambda _: 0)
+    assert emulator.processes() == []
+
+
+def upload(models, load_s="0.2"):
+    model = aiplatform_v1.Model(
+        display_name="fake",
+        container_spec=aiplatform_v1.ModelContainerSpec(
+            image_uri="local",
+            command=[sys.executable, FAKE_SERVER],
+            env=[aiplatform_v1.EnvVar(name="FAKE_LOAD_S", value=load_s)],
+        ),
+    )
+    return models.upload_model(parent=location_path(PROJECT, LOCATION), model=model).result().model
+
+
+def create(endpoints, run):
+    endpoint = aiplatform_v1.Endpoint(display_name=run, labels=resource_labels(run, ""))
+    return endpoints.create_endpoint(parent=location_path(PROJECT, LOCATION), endpoint=endpoint)
+
+
+def deploy(endpoints, endpoint, model):
+    deployed = aiplatform_v1.DeployedModel(
+        model=model,
+        dedicated_resources=aiplatform_v1.DedicatedResources(
+            machine_spec=aiplatform_v1.MachineSpec(machine_type="n1-standard-4"),
+            min_replica_count=1,
+        ),
+    )
+    return endpoints.deploy_model(
+        endpoint=endpoint, deployed_model=deployed, traffic_split={"0": 100}
+    )
+
+
+def test_cleans_every_endpoint_of_the_run_and_spares_other_runs(clients, emulator):
+    endpoints, models = clients
+    model = upload(models)
+    a1 = create(endpoints, "run-a").result().name
+    a2 = create(endpoints, "run-a").result().name  # e.g. a create whose task died half-way
+    b = create(endpoints, "run-b").result().name
+    deploy(endpoints, a1, model).result(timeout=60)
+    deploy(endpoints, b, model).result(timeout=60)
+    # Vertex refuses to delete an endpoint that still has a model; clean-up knows the answer
+    with pytest.raises(gexc.BadRequest) as refused:
+        endpoints.delete_endpoint(name=a1).result()
+    assert cleanup.is_busy(refused.value)
+
+    lines = []
+    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-a", emulator.url, log=lines.append)
+
+    assert record.ok and record.left == []
+    assert sorted(e.name for e in record.endpoints) == sorted([a1, a2])
+    assert all(e.deleted for e in record.endpoints)
+    assert sum(len(e.undeployed_models) for e in record.endpoints) == 1
+    for name in (a1, a2):
+        with pytest.raises(gexc.NotFound):
+            endpoints.get_endpoint(name=name)
+    # the other run's endpoint and model server are untouched
+    assert len(endpoints.get_endpoint(name=b).deployed_models) == 1
+    assert [p["endpoint"] for p in emulator.processes()] == [b]
+    assert any("undeploying" in line for line in lines)
+    data = record.to_json()
+    assert '"ok": true' in data and '"schema_version": 1' in data
+
+
+def test_aborts_a_deploy_in_flight_and_leaves_no_process(clients, emulator):
+    endpoints, models = clients
+    model = upload(models)
+    endpoint = create(endpoints, "run-hang").result().name
+    emulator.set_faults({"deploy": "hang"})
+    operation = deploy(endpoints, endpoint, model)  # never completes by itself
+    time.sleep(0.5)
+    assert not operation.done()
+
+    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-hang", emulator.url, timeout_s=60)
+
+    assert record.ok and record.endpoints[0].deleted
+    assert len(record.endpoints[0].undeployed_models) == 1
+    with pytest.raises(gexc.Aborted):
+        operation.result(timeout=10)
+    assert emulator.processes() == []
+
+
+def test_waits_bounded_for_operations_in_flight(clients, emulator):
+    endpoints, models = clients
+    slow = upload(models, load_s="3")
+    endpoint = create(endpoints, "run-slow").result().name
+    operation = deploy(endpoints, endpoint, slow)
+    started = time.monotonic()
+    assert cleanup.pending_operations(endpoints, endpoint) == [operation.operation.name]
+    assert cleanup.wait_for_operations(endpoints, endpoint, started + 60, print, poll_s=0.5)
+    assert time.monotonic() - started >= 2
+    assert operation.done() and operation.result().deployed_model.id
+
+    emulator.set_faults({"deploy": "hang"})
+    hung = deploy(endpoints, endpoint, slow)
+    started = time.monotonic()
+    # the bound holds: a deploy that never ends is waited for until the deadline only
+    assert not cleanup.wait_for_operations(endpoints, endpoint, started + 2, print, poll_s=0.5)
+    assert time.monotonic() - started < 5
+    assert not hung.done()
+
+
+def test_fails_loudly_when_an_endpoint_cannot_be_deleted(clients, emulator, monkeypatch):
+    endpoints, _ = clients
+    name = create(endpoints, "run-denied").result().name
+
+    class Denied:
+        """The real client, with delete refused as IAM would (Google's side can't run here)."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, attr):
+            return getattr(self.real, attr)
+
+        def delete_endpoint(self, **kwargs):
+            raise gexc.PermissionDenied("aiplatform.endpoints.delete denied")
+
+    monkeypatch.setattr(cleanup, "endpoint_client", lambda *a: Denied(endpoints))
+    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-denied", emulator.url, timeout_s=10)
+    assert not record.ok and record.left == [name]
+    assert "PermissionDenied" in record.endpoints[0].error
+    with pytest.raises(cleanup.CleanupIncomplete, match=name):
+        cleanup.cleanup_or_raise(
+            project=PROJECT, location=LOCATION, run_label="run-denied",
+            api_endpoint=emulator.url, timeout_s=10,
+        )  # fmt: skip
+
+
+def test_retries_transient_errors_with_backoff_and_not_others(monkeypatch):
+    calls, slept = [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise gexc.ServiceUnavailable("try again")
+        return "done"
+
+    monkeypatch.setattr(cleanup.time, "sleep", slept.append)
+    assert cleanup.with_retries(flaky, "x", time.monotonic() + 60, lambda _: 0) == "done"
+    assert slept == [0.5, 1.0]
+    with pytest.raises(gexc.PermissionDenied):
+        cleanup.with_retries(
+            lambda: (_ for _ in ()).throw(gexc.PermissionDenied("no")),
+            "x", time.monotonic() + 60, lambda _: 0,
+        )  # fmt: skip
+    # past the deadline the transient error is raised, not retried forever
+    calls.clear()
+    with pytest.raises(gexc.ServiceUnavailable):
+        cleanup.with_retries(flaky, "x", time.monotonic() + 0.1, lambda _: 0)
