@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from components.labels import run_filter
+from components.labels import RUN_LABEL_KEY, label_filter
 from components.vertex_clients import endpoint_client, location_path
 
 
@@ -213,14 +213,15 @@ def _clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
     return record
 
 
-def list_run_endpoints(client, project: str, location: str, label: str) -> list[str]:
-    """Names of every endpoint carrying the run's label."""
-    return [
-        e.name
-        for e in client.list_endpoints(
-            request={"parent": location_path(project, location), "filter": run_filter(label)}
-        )
-    ]
+def list_run_endpoints(
+    client, project: str, location: str, label: str, label_key: str = RUN_LABEL_KEY
+) -> list[str]:
+    """Names of every endpoint carrying the run's label (or `label_key=label`)."""
+    request = {
+        "parent": location_path(project, location),
+        "filter": label_filter(label_key, label),
+    }
+    return [e.name for e in client.list_endpoints(request=request)]
 
 
 def cleanup_run(
@@ -230,6 +231,7 @@ def cleanup_run(
     api_endpoint: str = "",
     timeout_s: float = 900.0,
     log: Callable[[str], None] = print,
+    label_key: str = RUN_LABEL_KEY,
 ) -> CleanupRecord:
     """Undeploy and delete every endpoint labelled with `run_label`; never raises for a
     resource, only records. Check `record.ok` (or call `cleanup_or_raise`).
@@ -241,29 +243,32 @@ def cleanup_run(
         api_endpoint: empty on Vertex; the emulator's URL locally.
         timeout_s: bound on the whole clean-up, waiting for in-flight deploys included.
         log: where progress lines go.
+        label_key: the label to select by; `deploytest-managed` (with run_label "true")
+            selects every endpoint any run created, for the janitor.
     """
     client = endpoint_client(location, api_endpoint)
     start = time.monotonic()
     deadline = start + timeout_s
     record = CleanupRecord(run_label, project, location, started_at=time.time())
-    log(f"clean-up: looking for endpoints labelled deploytest-run={run_label}")
+    log(f"clean-up: looking for endpoints labelled {label_key}={run_label}")
     seen: set[str] = set()
     # Loop: an endpoint whose creation was in flight may appear after the first listing.
     for _ in range(3):
         names = with_retries(
-            lambda: list_run_endpoints(client, project, location, run_label),
+            lambda: list_run_endpoints(client, project, location, run_label, label_key),
             "list endpoints",
             deadline,
             log,
         )
-        todo = [n for n in names if n not in seen or not _deleted(record, n)]
+        # each endpoint once: _clean_endpoint already retries until the deadline
+        todo = [n for n in names if n not in seen]
         if not todo:
             break
         for name in todo:
             seen.add(name)
             record.endpoints.append(_clean_endpoint(client, name, deadline, log))
     record.left = with_retries(
-        lambda: list_run_endpoints(client, project, location, run_label),
+        lambda: list_run_endpoints(client, project, location, run_label, label_key),
         "list endpoints",
         deadline,
         log,
@@ -275,10 +280,6 @@ def cleanup_run(
         f"{len(record.left)} left, {record.seconds:.1f}s"
     )
     return record
-
-
-def _deleted(record: CleanupRecord, name: str) -> bool:
-    return any(e.name == name and e.deleted for e in record.endpoints)
 
 
 def cleanup_or_raise(**kwargs) -> CleanupRecord:

@@ -51,6 +51,11 @@ def resource_labels(run_id: str, job_id: str, cost_labels: dict[str, str] | None
     return labels
 
 
+def label_filter(key: str, value: str) -> str:
+    """The Vertex AI list filter that selects resources carrying label `key=value`."""
+    return f'labels.{key}="{value}"'
+
+
 def run_filter(label: str) -> str:
     """The Vertex AI list filter that selects a run's resources."""
-    return f'labels.{RUN_LABEL_KEY}="{label}"'
+    return label_filter(RUN_LABEL_KEY, label)

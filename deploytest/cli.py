@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli_compile",
     "pipelines.cli_submit",
     "pipelines.cli_upload",
+    "pipelines.cli_cleanup",
     "emulator.cli",
     "serving.cli",
     "serving.demo_model_cli",

@@ -182,3 +182,38 @@ def test_retries_transient_errors_with_backoff_and_not_others(monkeypatch):
     calls.clear()
     with pytest.raises(gexc.ServiceUnavailable):
         cleanup.with_retries(flaky, "x", time.monotonic() + 0.1, lambda _: 0)
+
+
+def test_janitor_command_cleans_one_run_then_every_managed_endpoint(clients, emulator):
+    import subprocess
+
+    endpoints, models = clients
+    model = upload(models)
+    a = create(endpoints, "run-a").result().name
+    b = create(endpoints, "run-b").result().name
+    deploy(endpoints, b, model).result(timeout=60)
+
+    def janitor(*args):
+        cmd = [sys.executable, "-m", "deploytest", "cleanup", "--project", PROJECT]
+        cmd += ["--api-endpoint", emulator.url, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    dry = janitor("--run", "run-a", "--dry-run")
+    assert dry.returncode == 0 and a in dry.stdout and b not in dry.stdout
+    endpoints.get_endpoint(name=a)  # a dry run changes nothing
+
+    one = janitor("--run", "run-a")
+    assert one.returncode == 0, one.stderr
+    with pytest.raises(gexc.NotFound):
+        endpoints.get_endpoint(name=a)
+    assert len(endpoints.get_endpoint(name=b).deployed_models) == 1
+
+    every = janitor("--all-managed")
+    assert every.returncode == 0, every.stderr
+    assert "1 endpoint(s) deleted, 1 model(s) undeployed, 0 left" in every.stdout
+    with pytest.raises(gexc.NotFound):
+        endpoints.get_endpoint(name=b)
+    assert emulator.processes() == []
+
+    bad = janitor("--run", "Not A Label")
+    assert bad.returncode == 2 and "invalid run label" in bad.stderr

@@ -1,0 +1,67 @@
+"""`deploytest cleanup`: the janitor. Undeploys and deletes endpoints by label, the same
+clean-up the pipeline's exit task runs, for when a run could not clean up after itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "cleanup",
+        help="undeploy and delete the endpoints of a run (or of every run): the janitor",
+        description="Find endpoints by label (deploytest-run=RUN, or deploytest-managed=true "
+        "with --all-managed), undeploy every deployed model, delete the endpoints, and exit "
+        "non-zero if anything is left. Works on Vertex AI (default) or the emulator "
+        "(--api-endpoint).",
+    )
+    p.add_argument("--project", required=True, help="Google Cloud project (or emulated one)")
+    p.add_argument("--location", default="us-central1", help="region (default: us-central1)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="the run's deploytest-run label (its id or job name)")
+    which.add_argument(
+        "--all-managed",
+        action="store_true",
+        help="every endpoint labelled deploytest-managed=true, whichever run made it",
+    )
+    p.add_argument("--api-endpoint", default="", help="the emulator's URL; empty for Vertex AI")
+    p.add_argument("--timeout-s", type=float, default=900.0, help="bound on the whole clean-up")
+    p.add_argument("--dry-run", action="store_true", help="list the endpoints, change nothing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from components.endpoint_cleanup import cleanup_run, list_run_endpoints
+    from components.labels import MANAGED_LABEL_KEY, RUN_LABEL_KEY, label_value
+    from components.vertex_clients import endpoint_client
+    from pipelines import validation as check
+
+    try:
+        check.location(args.location)
+        check.check(bool(args.project), "the project may not be empty")
+        if args.run is not None:
+            check.check(label_value(args.run) == args.run, f"invalid run label {args.run!r}")
+    except check.InputError as exc:
+        print(f"deploytest cleanup: {exc}", file=sys.stderr)
+        return 2
+    key, value = (MANAGED_LABEL_KEY, "true") if args.all_managed else (RUN_LABEL_KEY, args.run)
+    if args.dry_run:
+        client = endpoint_client(args.location, args.api_endpoint)
+        names = list_run_endpoints(client, args.project, args.location, value, key)
+        print(f"dry run: {len(names)} endpoint(s) labelled {key}={value}")
+        for name in names:
+            print(f"  {name}")
+        return 0
+    record = cleanup_run(
+        project=args.project,
+        location=args.location,
+        run_label=value,
+        api_endpoint=args.api_endpoint,
+        timeout_s=args.timeout_s,
+        log=lambda line: print(line, flush=True),
+        label_key=key,
+    )
+    for name in record.left:
+        print(f"left: {name}", file=sys.stderr)
+    return 0 if record.ok else 1
