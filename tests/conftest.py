@@ -20,9 +20,19 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
+def _jsii_kernel(proc: psutil.Process) -> bool:
+    """CDKTF's jsii runtime: a Node.js process that lives as long as the interpreter that
+    loaded it (the infra tests), stopped by jsii's own atexit hook, after this check."""
+    try:
+        chain = [proc, *proc.parents()]
+        return any("jsii-runtime" in " ".join(p.cmdline()) for p in chain)
+    except psutil.Error:
+        return False
+
+
 def _leftovers(marker: str) -> list[psutil.Process]:
     me = psutil.Process()
-    found = {p.pid: p for p in me.children(recursive=True) if _alive(p)}
+    found = {p.pid: p for p in me.children(recursive=True) if _alive(p) and not _jsii_kernel(p)}
     for proc in psutil.process_iter(["cmdline"]):
         try:
             cmdline = " ".join(proc.info["cmdline"] or [])
