@@ -353,13 +353,20 @@ class LocalRun:
         for name in ("report.html", "metrics.json", "cleanup.json", "pipeline.log"):
             if (self.run_dir / name).exists():
                 lines.append(f"  {name:<12} {self.run_dir / name}")
-        ok = passed and gate_status == "SUCCESS" and bool(cleanup) and cleanup.get("ok", False)
-        ok = ok and not left["endpoints"] and not left["processes"]
-        verdict = "PASS" if ok else "FAIL"
+        reasons = []
+        if failed:
+            reasons.append(f"{', '.join(failed)} failed")
+        elif not (passed and gate_status == "SUCCESS"):
+            reasons.append("the SLO gate did not pass")
+        if not (cleanup and cleanup.get("ok", False)):
+            reasons.append("clean-up did not finish")
+        if left["endpoints"] or left["processes"]:
+            reasons.append("resources were left behind")
+        verdict = f"FAIL ({'; '.join(reasons)})" if reasons else "PASS"
         lines.append(f"  verdict      {verdict} in {time.monotonic() - self.started:.1f}s")
         for line in lines:
             self.out(line)
-        return 0 if ok else 1
+        return 1 if reasons else 0
 
     # -- stopping ---------------------------------------------------------------------
 

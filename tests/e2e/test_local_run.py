@@ -132,7 +132,7 @@ def test_faults_fail_the_run_and_clean_up(
         tmp_path, cache_dir, "--api-endpoint", emulator.url, "--fault", fault, run_id=run_id
     )
     assert code == 1, out
-    assert "verdict      FAIL" in out
+    assert f"verdict      FAIL ({failed_task} failed)" in out
     assert f"✘ {failed_task}: FAILURE" in out
     assert expect.search(out) if isinstance(expect, re.Pattern) else expect in out, out
     assert "✔ cleanup-endpoints: SUCCESS" in out
