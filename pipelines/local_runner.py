@@ -40,6 +40,10 @@ _PIPELINE_END = re.compile(r"Pipeline '([^']+)' finished with status (\w+)")
 _ARTIFACT_REPR = re.compile(r"^\w+: \w+\( name=|^uri='|^metadata=|^Output: ")
 
 
+class RunError(Exception):
+    """A problem found before the run created anything (exit code 2)."""
+
+
 class Interrupted(Exception):
     """SIGINT or SIGTERM arrived; `signum` says which."""
 
@@ -132,6 +136,8 @@ class LocalRun:
         self.api_endpoint = options.api_endpoint
         self.child: subprocess.Popen | None = None
         self.descendants: list = []
+        self._descendants_seen_at = 0.0
+        self.faults_injected = False
 
     # -- the steps -------------------------------------------------------------------
 
@@ -148,6 +154,9 @@ class LocalRun:
                 return self._run()
             except Interrupted as stop:
                 return self._interrupted(stop.signum)
+            except RunError as exc:
+                self.out(f"deploytest run: {exc}", file=sys.stderr)
+                return 2
         finally:
             # Clean-up of our own processes must not be cut short by a second Ctrl-C.
             for s in previous:
@@ -158,6 +167,8 @@ class LocalRun:
                 signal.signal(s, handler)
 
     def _run(self) -> int:
+        if self.api_endpoint:
+            self._connect_emulator()  # before the run folder: a bad URL creates nothing
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.say(f"run {self.o.run_id}: output in {self.run_dir}")
         self._start_emulator()
@@ -177,9 +188,6 @@ class LocalRun:
             fault = {"predict_latency_ms": int(self.o.parameters["slo_p95_ms"] * 1.5) + 100}
         if self.api_endpoint:
             self.say(f"using the emulator at {self.api_endpoint}")
-            from emulator.client import EmulatorAdmin
-
-            self.admin = EmulatorAdmin(self.api_endpoint)
         else:
             from emulator.launcher import EmulatorProcess
 
@@ -192,6 +200,16 @@ class LocalRun:
         if fault:
             self.say(f"fault injected: {self.o.fault} {fault}")
             self.admin.set_faults(fault)
+            self.faults_injected = True
+
+    def _connect_emulator(self) -> None:
+        from emulator.client import EmulatorAdmin
+
+        self.admin = EmulatorAdmin(self.api_endpoint)
+        try:
+            self.admin.health()
+        except OSError as exc:
+            raise RunError(f"no emulator answers at {self.api_endpoint}: {exc}") from None
 
     def _register_demo_model(self) -> str:
         from pipelines.local_model import ensure_demo_model, register_model
@@ -247,15 +265,18 @@ class LocalRun:
             parent = psutil.Process(self.child.pid)
             for line in self.child.stdout:
                 log.write(line)
-                self._remember_descendants(parent)
+                if time.monotonic() - self._descendants_seen_at > 1.0:
+                    self._remember_descendants(parent)
                 shown = self.progress.feed(line)
                 if shown:
                     self.out(shown, flush=True)
             self.child.wait()
 
     def _remember_descendants(self, parent) -> None:
+        """Note every process under the run (Locust makes its own process group)."""
         import psutil
 
+        self._descendants_seen_at = time.monotonic()
         try:
             for proc in parent.children(recursive=True):
                 if proc not in self.descendants:
@@ -420,8 +441,8 @@ class LocalRun:
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None
-        elif self.api_endpoint and self.o.fault:
-            self.admin.set_faults(NO_FAULTS)
+        elif self.faults_injected:
+            self.admin.set_faults(NO_FAULTS)  # leave a shared emulator as we found it
 
     def say(self, text: str) -> None:
         self.out(f"[{time.monotonic() - self.started:5.1f}s] {text}", flush=True)

@@ -174,3 +174,13 @@ def test_bad_input_is_refused_before_anything_is_created(tmp_path, cache_dir):
     assert code == 2
     assert "duration" in out
     assert not run_dir.exists()
+
+
+def test_an_unreachable_emulator_is_refused_before_anything_is_created(tmp_path, cache_dir):
+    code, out, run_dir = run(
+        tmp_path, cache_dir, "--api-endpoint", "http://127.0.0.1:9", "--fault", "deploy-fail",
+        run_id="e2e-unreachable",
+    )  # fmt: skip
+    assert code == 2
+    assert "no emulator answers at http://127.0.0.1:9" in out
+    assert not run_dir.parent.exists()
