@@ -87,10 +87,7 @@ def run(args: argparse.Namespace) -> int:
         check.check(bool(args.project), "the project may not be empty")
         if args.model:
             check.model_resource(args.model)
-        check.accelerator(params["accelerator_type"], params["accelerator_count"])
-        check.replicas(params["min_replicas"], params["max_replicas"])
-        check.load(params["users"], params["spawn_rate"], params["duration"], params["processes"])
-        check.slo(params["slo_p95_ms"], params["max_failure_ratio"], params["min_rps"])
+        check.pipeline_parameters(params)
         locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()
         check.check(locustfile.is_file(), f"no such locustfile: {locustfile}")
         check.check(

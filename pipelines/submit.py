@@ -15,7 +15,6 @@ from typing import Any
 from components.labels import MANAGED_LABEL_KEY, validate_labels
 from components.vertex_clients import resource_uri
 from pipelines import validation as check
-from pipelines.pipeline import DEFAULTS
 
 
 @dataclass
@@ -45,21 +44,14 @@ class SubmitRequest:
             f"invalid template URI {self.template_uri!r}: expected an https:// "
             "Artifact Registry KFP URL",
         )
-        unknown = set(self.parameters) - set(DEFAULTS)
-        check.check(not unknown, f"unknown pipeline parameter(s): {', '.join(sorted(unknown))}")
-        p = {**DEFAULTS, **self.parameters}
-        check.accelerator(p["accelerator_type"], int(p["accelerator_count"]))
-        check.replicas(int(p["min_replicas"]), int(p["max_replicas"]))
-        check.load(int(p["users"]), float(p["spawn_rate"]), p["duration"], int(p["processes"]))
-        check.slo(float(p["slo_p95_ms"]), float(p["max_failure_ratio"]), float(p["min_rps"]))
+        check.pipeline_parameters(self.parameters)
         try:
             validate_labels(self.labels)
-            validate_labels(p["cost_labels"])
         except ValueError as exc:
             raise check.InputError(str(exc)) from None
 
     def parameter_values(self) -> dict[str, Any]:
-        values = {k: v for k, v in self.parameters.items()}
+        values = dict(self.parameters)
         values.update(
             project=self.project,
             location=self.location,

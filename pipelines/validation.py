@@ -83,6 +83,24 @@ def slo(p95_ms: float, max_failure_ratio: float, min_rps: float) -> None:
     check(min_rps >= 0, "the minimum requests/s must be >= 0")
 
 
+def pipeline_parameters(params: dict) -> None:
+    """Check the deploy, load, SLO and label parameters of one run (see pipeline.DEFAULTS)."""
+    from components.labels import validate_labels
+    from pipelines.pipeline import DEFAULTS
+
+    unknown = set(params) - set(DEFAULTS)
+    check(not unknown, f"unknown pipeline parameter(s): {', '.join(sorted(unknown))}")
+    p = {**DEFAULTS, **params}
+    accelerator(p["accelerator_type"], int(p["accelerator_count"]))
+    replicas(int(p["min_replicas"]), int(p["max_replicas"]))
+    load(int(p["users"]), float(p["spawn_rate"]), p["duration"], int(p["processes"]))
+    slo(float(p["slo_p95_ms"]), float(p["max_failure_ratio"]), float(p["min_rps"]))
+    try:
+        validate_labels(p["cost_labels"])
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 def key_values(pairs: list[str], what: str) -> dict[str, str]:
     """Parse repeated `k=v` options."""
     out = {}

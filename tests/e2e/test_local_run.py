@@ -169,11 +169,20 @@ def test_cancellation_stops_the_run_and_cleans_up(
     assert_nothing_left(run_id, out, emulator)
 
 
-def test_bad_input_is_refused_before_anything_is_created(tmp_path, cache_dir):
-    code, out, run_dir = run(tmp_path, cache_dir, "--duration", "20 seconds", run_id="e2e-bad")
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--duration", "20 seconds"), "duration"),
+        (("--cost-label", "Team=ML"), "invalid GCP labels"),
+        (("--min-replicas", "2", "--max-replicas", "1"), "max replicas"),
+        (("--model", "models/7"), "invalid model"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_created(tmp_path, cache_dir, args, message):
+    code, out, run_dir = run(tmp_path, cache_dir, *args, run_id="e2e-bad")
     assert code == 2
-    assert "duration" in out
-    assert not run_dir.exists()
+    assert message in out
+    assert not run_dir.parent.exists()
 
 
 def test_an_unreachable_emulator_is_refused_before_anything_is_created(tmp_path, cache_dir):
