@@ -69,6 +69,14 @@ class EmulatorAdmin:
         """The active faults."""
         return self._call("/deploytest/v1/faults")
 
+    def clear_faults(self) -> dict:
+        """Turn every fault off (the emulator's defaults); returns the active faults."""
+        from dataclasses import asdict
+
+        from emulator.faults import Faults
+
+        return self.set_faults(asdict(Faults()))
+
     def processes(self) -> list[dict]:
         """Model-server processes the emulator runs now (pid, port, endpoint, deployedModelId)."""
         return self._call("/deploytest/v1/processes")["processes"]

@@ -198,6 +198,10 @@ class EmulatorProcess:
         """The active faults."""
         return self.admin.get_faults()
 
+    def clear_faults(self) -> dict:
+        """Turn every fault off; returns the active faults."""
+        return self.admin.clear_faults()
+
     def processes(self) -> list[dict]:
         """Model-server processes the emulator runs now (pid, port, endpoint, deployedModelId)."""
         self._remember_children()

@@ -28,7 +28,6 @@ FAULTS: dict[str, dict[str, Any]] = {
     # latency is set from the p95 SLO at run time
     "slo-breach": {},
 }
-NO_FAULTS = {"deploy": None, "predict_error_rate": 0.0, "predict_latency_ms": 0}
 # A hung deploy would otherwise hold the run for the whole deploy timeout.
 DEPLOY_HANG_TIMEOUT_S = 10
 
@@ -442,7 +441,7 @@ class LocalRun:
             self.emulator.stop()
             self.emulator = None
         elif self.faults_injected:
-            self.admin.set_faults(NO_FAULTS)  # leave a shared emulator as we found it
+            self.admin.clear_faults()  # leave a shared emulator as we found it
 
     def say(self, text: str) -> None:
         self.out(f"[{time.monotonic() - self.started:5.1f}s] {text}", flush=True)

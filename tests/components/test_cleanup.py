@@ -16,7 +16,6 @@ from emulator.launcher import EmulatorProcess
 from tests.emulator.conftest import FAKE_SERVER
 
 PROJECT, LOCATION = "deploytest-local", "us-central1"
-NO_FAULTS = {"deploy": None, "predict_error_rate": 0.0, "predict_latency_ms": 0}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +26,9 @@ def emulator(tmp_path_factory):
 
 @pytest.fixture
 def clients(emulator):
-    emulator.set_faults(NO_FAULTS)
+    emulator.clear_faults()
     yield endpoint_client(LOCATION, emulator.url), model_client(LOCATION, emulator.url)
-    emulator.set_faults(NO_FAULTS)
+    emulator.clear_faults()
     for label in ("run-a", "run-b", "run-hang", "run-slow", "run-denied"):
         cleanup.cleanup_run(PROJECT, LOCATION, label, emulator.url, timeout_s=30, log=lambda _: 0)
     assert emulator.processes() == []

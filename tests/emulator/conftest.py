@@ -69,19 +69,12 @@ def aiplatform(emulator):
     """The SDK initialised for the module's emulator; every test leaves it empty and idle."""
     from google.cloud import aiplatform as sdk
 
-    emulator.set_faults(
-        {
-            "deploy": None,
-            "predict_error_rate": 0.0,
-            "predict_error_code": 503,
-            "predict_latency_ms": 0,
-        }
-    )
+    emulator.clear_faults()
     init_sdk(emulator.url, project="p", location="us-central1")
     seen: set[int] = set()
     yield sdk
     seen |= {p["pid"] for p in emulator.processes()}
-    emulator.set_faults({"deploy": None, "predict_error_rate": 0.0, "predict_latency_ms": 0})
+    emulator.clear_faults()
     cleanup_sdk(sdk)
     assert emulator.processes() == []
     assert_all_gone(emulator, seen)
