@@ -6,18 +6,12 @@ pytest, or any process whose command line names this session's temp folder, stil
 at the end fails the session (after being killed, so CI's machine stays clean).
 """
 
-import os
 import time
 
 import psutil
 import pytest
 
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+from tests.processes import gone, processes_mentioning
 
 
 def _jsii_kernel(proc: psutil.Process) -> bool:
@@ -32,14 +26,10 @@ def _jsii_kernel(proc: psutil.Process) -> bool:
 
 def _leftovers(marker: str) -> list[psutil.Process]:
     me = psutil.Process()
-    found = {p.pid: p for p in me.children(recursive=True) if _alive(p) and not _jsii_kernel(p)}
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-        except psutil.Error:
-            continue
-        if marker in cmdline and proc.pid != os.getpid() and _alive(proc):
-            found[proc.pid] = proc
+    found = {
+        p.pid: p for p in me.children(recursive=True) if not gone(p.pid) and not _jsii_kernel(p)
+    }
+    found.update((p.pid, p) for p in processes_mentioning(marker))
     return list(found.values())
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -10,32 +9,11 @@ import psutil
 import pytest
 
 from tests.components.predict_server import PredictServer
+from tests.processes import gone, processes_mentioning
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
 PREDICT_PATH = "/v1/projects/p/locations/l/endpoints/1:predict"
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def processes_mentioning(text: str) -> list[psutil.Process]:
-    """Live processes whose command line contains `text` (e.g. this session's temp folder),
-    wherever they hang in the process tree: an orphaned Locust worker is no longer our child.
-    Other sessions' Locust runs on the same machine do not match."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if text in cmdline and proc.pid != os.getpid() and not gone(proc.pid):
-            found.append(proc)
-    return found
 
 
 @pytest.fixture

@@ -24,8 +24,9 @@ from components.locust_run import (
     validate_inputs,
 )
 from components.metrics_schema import LoadTestMetrics
-from tests.components.conftest import LOCUSTFILE, PREDICT_PATH, REPO, gone
+from tests.components.conftest import LOCUSTFILE, PREDICT_PATH, REPO
 from tests.components.predict_server import PredictServer
+from tests.processes import gone
 
 pytestmark = pytest.mark.usefixtures("no_process_left_behind")
 
