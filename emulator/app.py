@@ -17,12 +17,14 @@ from contextlib import asynccontextmanager
 import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulator.errors import ApiError, invalid, not_found, status_for_http
 from emulator.faults import FaultState
+from emulator.security import RequestGuard
 from emulator.service import Vertex
 
 log = logging.getLogger("emulator.app")
@@ -275,4 +277,6 @@ def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
             Route("/ui/{path:path}", dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         ],
         lifespan=lifespan,
+        # Outermost: nothing a web page could send reaches a route (see emulator/security.py).
+        middleware=[Middleware(RequestGuard)],
     )

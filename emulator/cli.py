@@ -43,6 +43,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a deploy fails if the model server is not healthy by then (default: %(default)s)",
     )
     p.add_argument(
+        "--max-model-servers",
+        type=int,
+        default=8,
+        help="at most this many deployed models (deploying or running) at once; one more "
+        "deploy is refused with RESOURCE_EXHAUSTED (default: %(default)s)",
+    )
+    p.add_argument(
+        "--exit-with-fd",
+        type=int,
+        default=None,
+        metavar="FD",
+        help="read end of a pipe held open by the emulator's owner: when the owner dies (even "
+        "by SIGKILL) the emulator undeploys every model, stops every model server and exits",
+    )
+    p.add_argument(
         "--fault-deploy",
         choices=("fail", "hang"),
         default=None,
@@ -99,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     except ApiError as err:
         print(f"deploytest emulator: {err.message}")
         return 2
+    if args.max_model_servers < 1:
+        print("deploytest emulator: --max-model-servers must be >= 1")
+        return 2
     config = ServerConfig(
         state_dir=args.state_dir,
         gcs_dir=args.gcs_dir,
@@ -106,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         deploy_timeout_s=args.deploy_timeout_s,
         faults=faults,
+        exit_with_fd=args.exit_with_fd,
+        max_model_servers=args.max_model_servers,
     )
     return serve(config)
 

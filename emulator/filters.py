@@ -28,13 +28,21 @@ def _unquote(value: str) -> str:
 
 
 def _field(resource: dict, key: str) -> str | None:
+    # Stored data may predate validation (a list for labels, a number for a value): such a
+    # resource simply does not match, it never breaks the whole list.
     if key.startswith("labels."):
-        return resource.get("labels", {}).get(key[len("labels.") :])
+        labels = resource.get("labels")
+        value = labels.get(key[len("labels.") :]) if isinstance(labels, dict) else None
+        return value if isinstance(value, str) else None
     if key in ("display_name", "displayName"):
-        return resource.get("displayName", "")
+        return _text(resource.get("displayName"))
     if key == "name":
-        return resource.get("name", "")
+        return _text(resource.get("name"))
     raise invalid(f"Unsupported filter field: {key!r}.")
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def parse(expression: str | None) -> Callable[[dict], bool]:

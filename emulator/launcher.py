@@ -9,6 +9,10 @@
 `stop()` sends SIGTERM (the emulator stops its model servers), kills after a grace
 period, and raises `LeftoverProcessError` if any process it had started is still alive
 (after killing it).
+
+The emulator is tied to the process that starts it (`tie_to_owner`, on by default): it
+gets the read end of a pipe whose write end only this process holds, so if this process
+dies, even by SIGKILL, the emulator undeploys everything and exits by itself.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class EmulatorProcess:
         start_timeout_s: float = 60.0,
         wait_recovery: bool = True,
         python: str = sys.executable,
+        tie_to_owner: bool = True,
     ):
         self.state_dir = Path(state_dir)
         self.port = port
@@ -57,6 +62,8 @@ class EmulatorProcess:
         self.start_timeout_s = start_timeout_s
         self.wait_recovery = wait_recovery
         self.python = python
+        self.tie_to_owner = tie_to_owner
+        self._owner_fd: int | None = None  # our end of the owner pipe
         self.url: str | None = None
         self.popen: subprocess.Popen | None = None
         self.output: list[str] = []
@@ -71,6 +78,12 @@ class EmulatorProcess:
             if value is not None:
                 args += [_FAULT_FLAGS[key], str(value)]
         args += self.extra_args
+        pass_fds: tuple[int, ...] = ()
+        if self.tie_to_owner:
+            # Only this process holds the write end (os.pipe fds are not inherited).
+            read_fd, self._owner_fd = os.pipe()
+            args += ["--exit-with-fd", str(read_fd)]
+            pass_fds = (read_fd,)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         root = Path(__file__).resolve().parent.parent
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -85,7 +98,10 @@ class EmulatorProcess:
             start_new_session=True,
             text=True,
             env=env,
+            pass_fds=pass_fds,
         )
+        for fd in pass_fds:
+            os.close(fd)
         ready = threading.Event()
         threading.Thread(target=self._read_output, args=(ready,), daemon=True).start()
         if not ready.wait(self.start_timeout_s) or self.url is None:
@@ -161,6 +177,7 @@ class EmulatorProcess:
                 self.popen.kill()
                 self.popen.wait(10)
         self.popen = None
+        self._close_owner_fd()
         leftovers = self._leftovers()
         for proc in leftovers:
             try:
@@ -175,6 +192,11 @@ class EmulatorProcess:
         if leftovers and check:
             raise LeftoverProcessError(f"processes left after emulator stop: {leftovers}")
 
+    def _close_owner_fd(self) -> None:
+        if self._owner_fd is not None:
+            os.close(self._owner_fd)
+            self._owner_fd = None
+
     def crash(self) -> None:
         """SIGKILL the emulator only (its model servers live on), to test adoption."""
         if self.popen is not None:
@@ -182,6 +204,7 @@ class EmulatorProcess:
             self.popen.kill()
             self.popen.wait(10)
             self.popen = None
+            self._close_owner_fd()
 
     # -- admin API ------------------------------------------------------------------------
     @property

@@ -5,18 +5,28 @@
 models, endpoints, deployed models and operations are all there on the next start, and
 the deployed models are started again (adopted instead if their process still runs,
 e.g. after the emulator was killed with SIGKILL).
+
+One emulator per state folder: an exclusive lock on `<state-dir>/emulator.lock` (released by
+the kernel when the process dies, however it dies); a second one exits 2.
+
+`--exit-with-fd FD` ties the emulator to an owner (`deploytest run`): FD is the read end of
+a pipe whose write end only the owner holds. When the owner dies, even by SIGKILL, the
+kernel closes that end, the read returns EOF, and the emulator undeploys every model,
+stops every model server and exits. No PID is polled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,10 +45,54 @@ class ServerConfig:
     port: int = 0
     deploy_timeout_s: float = 120.0
     faults: Faults = field(default_factory=Faults)
+    exit_with_fd: int | None = None
+    max_model_servers: int = 8
+
+
+class StateInUse(Exception):
+    """Another emulator holds the state folder."""
+
+
+def lock_state_dir(state_dir: Path):
+    """Take the state folder's exclusive lock; the open file holds it until closed."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(state_dir / "emulator.lock", "a+")  # noqa: SIM115 (held for the lifetime)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise StateInUse(
+            f"the state folder {state_dir} is in use by another emulator (pid {owner}); "
+            "stop it or give another --state-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def watch_owner(fd: int, on_gone) -> threading.Thread:
+    """Call `on_gone()` once the owner's end of the pipe `fd` is closed (EOF)."""
+
+    def wait() -> None:
+        try:
+            while os.read(fd, 1):
+                pass  # the owner never writes; tolerate it anyway
+        except OSError:
+            pass
+        on_gone()
+
+    thread = threading.Thread(target=wait, name="owner-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def run(config: ServerConfig) -> int:
-    """Serve until SIGINT/SIGTERM; always stop the model-server processes. Returns 0."""
+    """Serve until SIGINT/SIGTERM (or the owner's death); always stop the model-server
+    processes. Returns 0, or 2 when the state folder is in use."""
     import uvicorn
 
     from emulator.app import build_app
@@ -49,6 +103,11 @@ def run(config: ServerConfig) -> int:
     from emulator.store import Store
 
     state_dir = config.state_dir.resolve()
+    try:
+        state_lock = lock_state_dir(state_dir)
+    except StateInUse as exc:
+        print(f"deploytest emulator: {exc}", file=sys.stderr, flush=True)
+        return 2
     gcs_dir = (config.gcs_dir or state_dir / "gcs").resolve()
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     gcs_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +124,10 @@ def run(config: ServerConfig) -> int:
     ops = Operations(store)
     faults = FaultState(config.faults)
     deployments = Deployments(store, ops, faults, state_dir, gcs_dir, config.deploy_timeout_s)
-    app = build_app(Vertex(store, ops, deployments), faults)
+    vertex = Vertex(store, ops, deployments, max_model_servers=config.max_model_servers)
+    for problem in vertex.stored_problems():
+        log.warning("stored resource breaks a rule (kept; listable and deletable): %s", problem)
+    app = build_app(vertex, faults)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -92,9 +154,16 @@ def run(config: ServerConfig) -> int:
             server.force_exit = True
         server.should_exit = True
 
+    def owner_gone() -> None:
+        log.warning("the owner of this emulator is gone: undeploying every model, then exiting")
+        vertex.undeploy_everything()
+        server.should_exit = True
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         deployments.recover()
+        if config.exit_with_fd is not None:
+            watch_owner(config.exit_with_fd, owner_gone)
 
         async def main():
             task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -111,6 +180,7 @@ def run(config: ServerConfig) -> int:
         deployments.shutdown()
         store.close()
         sock.close()
+        state_lock.close()
         try:
             (state_dir / "emulator.json").unlink()
         except FileNotFoundError:

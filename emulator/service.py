@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 
 from emulator import filters
 from emulator import resources as res
+from emulator import validation as check
 from emulator.deployments import PENDING_TRAFFIC, Deployments
 from emulator.errors import ApiError, failed_precondition, invalid, not_found
 from emulator.operations import Operations
@@ -19,6 +21,12 @@ from emulator.store import DeployedRow, Store
 _ENDPOINT_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _MODEL_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DEFAULT_PAGE_SIZE = 100
+# Bounds on model-server processes, so a burst of deploys cannot start an unbounded number
+# of them. Vertex AI's own answers here are not documented: one deploy at a time per
+# endpoint is answered FAILED_PRECONDITION and the emulator-wide bound RESOURCE_EXHAUSTED
+# (as a quota would be), both unverified against the real service.
+MAX_DEPLOYS_IN_FLIGHT_PER_ENDPOINT = 1
+MAX_MODEL_SERVERS = 8
 
 
 def _page(items: list[dict], key: str, page_size, page_token) -> dict:
@@ -50,17 +58,38 @@ def _public_dm(row: DeployedRow) -> dict:
 class Vertex:
     """The emulated Model Registry, endpoints and operations."""
 
-    def __init__(self, store: Store, ops: Operations, deployments: Deployments):
+    def __init__(
+        self,
+        store: Store,
+        ops: Operations,
+        deployments: Deployments,
+        max_model_servers: int = MAX_MODEL_SERVERS,
+        max_deploys_per_endpoint: int = MAX_DEPLOYS_IN_FLIGHT_PER_ENDPOINT,
+    ):
         self.store = store
         self.ops = ops
         self.deployments = deployments
+        self.max_model_servers = max_model_servers
+        self.max_deploys_per_endpoint = max_deploys_per_endpoint
+
+    def stored_problems(self) -> list[str]:
+        """Stored models and endpoints that break today's rules (older state): each is
+        still listable and deletable; this says which and why."""
+        out = []
+        for resource in self.store.all_resources():
+            for problem in check.stored_problems(resource):
+                out.append(f"{resource.get('name')}: {problem}")
+        return out
 
     # -- models ---------------------------------------------------------------------------
     def upload_model(self, parent: str, body: dict) -> dict:
         """`models:upload`: register a model; answer a done operation (UploadModelResponse)."""
         model_body = body.get("model")
-        if not isinstance(model_body, dict) or not model_body.get("displayName"):
-            raise invalid("model.displayName is required.")
+        if not isinstance(model_body, dict):
+            raise invalid("model is required.")
+        check.check_display_name(model_body.get("displayName"), "model.display_name")
+        check.check_labels(model_body.get("labels"), "model.labels")
+        check.check_container_spec(model_body.get("containerSpec"))
         if body.get("parentModel"):
             raise ApiError("UNIMPLEMENTED", "Model versions (parentModel) are not emulated.")
         model_id = body.get("modelId") or res.new_id()
@@ -122,8 +151,8 @@ class Vertex:
     # -- endpoints ------------------------------------------------------------------------
     def create_endpoint(self, parent: str, body: dict, endpoint_id: str | None) -> dict:
         """Create an endpoint (honours `endpointId`); answer a done operation (Endpoint)."""
-        if not body.get("displayName"):
-            raise invalid("endpoint.displayName is required.")
+        check.check_display_name(body.get("displayName"), "endpoint.display_name")
+        check.check_labels(body.get("labels"), "endpoint.labels")
         if endpoint_id is not None and not _ENDPOINT_ID.match(endpoint_id):
             raise invalid(f"Invalid endpointId {endpoint_id!r}.")
         name = f"{parent}/endpoints/{endpoint_id or res.new_id()}"
@@ -205,6 +234,7 @@ class Vertex:
             dm_id = str(request.get("id") or res.new_id())
             if dm_id in existing:
                 raise ApiError("ALREADY_EXISTS", f"DeployedModel {dm_id} already exists.")
+            self._check_capacity(endpoint_name)
             dm = res.deployed_model_resource(dm_id, model, request, res.now())
             if traffic:
                 dm[PENDING_TRAFFIC] = traffic
@@ -216,6 +246,22 @@ class Vertex:
             self.store.add_deployed(endpoint_name, dm, op["name"])
         self.deployments.begin(endpoint_name, dm_id, op["name"])
         return op
+
+    def _check_capacity(self, endpoint_name: str) -> None:
+        rows = self.store.list_deployed()
+        in_flight = [r for r in rows if r.endpoint == endpoint_name and r.state == "DEPLOYING"]
+        if len(in_flight) >= self.max_deploys_per_endpoint:
+            raise failed_precondition(
+                f"Endpoint `{endpoint_name}` has a deployment in progress "
+                f"(DeployedModel {in_flight[0].id}); wait for its operation to finish."
+            )
+        live = [r for r in rows if r.state in ("DEPLOYING", "READY")]
+        if len(live) >= self.max_model_servers:
+            raise ApiError(
+                "RESOURCE_EXHAUSTED",
+                f"Quota exceeded: this emulator runs at most {self.max_model_servers} deployed "
+                "models at once; undeploy one first.",
+            )
 
     def undeploy_model(self, endpoint_name: str, body: dict) -> dict:
         """`:undeployModel`: abort an in-flight deploy or stop the process, then forget it."""
@@ -241,6 +287,26 @@ class Vertex:
         return self.ops.done(
             endpoint_name, res.UNDEPLOY_MODEL_METADATA, res.UNDEPLOY_MODEL_RESPONSE
         )
+
+    def undeploy_everything(self) -> None:
+        """Undeploy every deployed model (in parallel: each stop may take a grace period)."""
+        rows = self.store.list_deployed()
+        threads = [
+            threading.Thread(
+                target=self._undeploy_quietly, args=(row.endpoint, row.id), daemon=True
+            )
+            for row in rows
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+
+    def _undeploy_quietly(self, endpoint: str, dm_id: str) -> None:
+        try:
+            self.undeploy_model(endpoint, {"deployedModelId": dm_id})
+        except ApiError:
+            pass  # already gone
 
     def predict_target(self, endpoint_name: str) -> tuple[DeployedRow, dict]:
         """Pick the deployed model a prediction goes to, by traffic split; and its Model."""

@@ -112,6 +112,12 @@ class Store:
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def all_resources(self) -> list[dict]:
+        """Every model and endpoint document, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM resources ORDER BY seq").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def delete_resource(self, name: str) -> None:
         """Remove a model or endpoint document."""
         with self._lock:

@@ -28,7 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "endpoint, deploy, Locust load test, SLO gate, and the clean-up exit task. Prints a "
         "summary; exits 0 only if the gate passed and clean-up left nothing. On Ctrl-C or "
         "SIGTERM it stops the run, cleans up by the run's label and exits 130 or 143. "
-        "Use `deploytest submit` for Vertex AI.",
+        "Use `deploytest submit` for Vertex AI. Every input is checked before anything is "
+        "created (exit 2): numbers must be finite and within sane maxima (users <= 10000, "
+        "spawn rate <= 10000/s, duration <= 24h, max new tokens 1-4096, timeouts 1 s-24 h, "
+        "p95 SLO <= 1 h, min rps <= 1e6).",
     )
     p.add_argument(
         "--api-endpoint",
@@ -44,7 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         default="",
-        help="a model already registered in the emulator, projects/P/locations/L/models/ID "
+        help="a model already registered in the emulator given by --api-endpoint, "
+        "projects/P/locations/L/models/ID; it must exist and have a containerSpec.command "
         "(default: build and register the demo model)",
     )
     p.add_argument(
@@ -64,13 +68,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(deploy timeout cut to 10 s), predict-errors (half the predictions fail), "
         "slo-breach (predictions slower than the p95 SLO)",
     )
-    p.add_argument("--output-dir", default="runs", help="where run folders go (default: runs)")
+    p.add_argument(
+        "--output-dir",
+        default="runs",
+        help="where run folders go: a writable directory, or a new one whose parent exists "
+        "(default: runs)",
+    )
     p.add_argument(
         "--cache-dir",
         default=str(_cache_dir()),
         help="where the demo model is built once (default: %(default)s)",
     )
-    p.add_argument("--run-id", default="", help="the run's id and label (default: generated)")
+    p.add_argument(
+        "--run-id",
+        default="",
+        help="the run's id and label; a run folder that exists already is refused "
+        "(default: generated)",
+    )
     add_pipeline_options(p, LOCAL_DEFAULTS)
     p.set_defaults(func=run)
 
@@ -83,10 +97,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         params = pipeline_parameters(args)
+        check.project(args.project)
         check.location(args.location)
-        check.check(bool(args.project), "the project may not be empty")
         if args.model:
             check.model_resource(args.model)
+            check.check(
+                bool(args.api_endpoint),
+                "--model needs --api-endpoint: a run's own emulator starts empty",
+            )
         check.pipeline_parameters(params)
         locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()
         check.check(locustfile.is_file(), f"no such locustfile: {locustfile}")
@@ -96,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
         )
         run_id = label_value(args.run_id) if args.run_id else new_run_id()
         check.check(bool(run_id), f"invalid --run-id {args.run_id!r}")
+        output_dir = check.output_dir(args.output_dir)
+        check.check(
+            not (output_dir / run_id).exists(),
+            f"run folder {output_dir / run_id} exists already: give another --run-id",
+        )
     except check.InputError as exc:
         print(f"deploytest run: {exc}", file=sys.stderr)
         return 2
@@ -105,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         api_endpoint=args.api_endpoint.rstrip("/"),
         model=args.model,
         locustfile=str(locustfile),
-        output_dir=Path(args.output_dir),
+        output_dir=output_dir,
         cache_dir=Path(args.cache_dir),
         demo_size=args.demo_size,
         fault=args.fault,

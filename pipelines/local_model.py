@@ -7,24 +7,46 @@ starts exactly that as the deployed model's process.
 
 from __future__ import annotations
 
+import fcntl
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 DEMO_LABEL = "deploytest-demo"
 
 
-def ensure_demo_model(cache_dir: Path, size: str, log: Callable[[str], None]) -> Path:
-    """Build the demo model into `cache_dir` unless it is already there."""
-    target = cache_dir / "models" / f"{size}-seed0"
-    if (target / "config.json").is_file() and (target / "deploytest_demo.json").is_file():
-        return target
-    from serving.demo_model import build_demo_model
+def _built(target: Path) -> bool:
+    return (target / "config.json").is_file() and (target / "deploytest_demo.json").is_file()
 
-    log(f"building the {size} demo model in {target} (once) ...")
-    tmp = target.with_name(target.name + ".partial")
-    build_demo_model(tmp, size=size, seed=0)
-    tmp.rename(target)
+
+def ensure_demo_model(cache_dir: Path, size: str, log: Callable[[str], None]) -> Path:
+    """Build the demo model into `cache_dir` unless it is already there.
+
+    Concurrent first runs share one cache: the build holds an exclusive lock, goes into a
+    private temporary folder beside the target and is renamed into place (atomic on one
+    file system), so a run sees either no model or a whole one.
+    """
+    target = cache_dir / "models" / f"{size}-seed0"
+    if _built(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second run waits here while the first builds
+        if _built(target):
+            return target
+        from serving.demo_model import build_demo_model
+
+        log(f"building the {size} demo model in {target} (once) ...")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            build_demo_model(tmp / "model", size=size, seed=0)
+            if target.exists():  # a broken leftover of an older version
+                shutil.rmtree(target)
+            (tmp / "model").rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -43,7 +65,8 @@ def register_model(
         container_spec=aiplatform_v1.ModelContainerSpec(
             image_uri="local/deploytest-serving",
             command=[sys.executable, "-m", "serving"],
-            args=["--model-dir", str(model_dir.resolve())],
+            # A run's model server is reachable from this machine only.
+            args=["--model-dir", str(model_dir.resolve()), "--host", "127.0.0.1"],
             health_route="/health",
             predict_route="/predict",
         ),

@@ -134,6 +134,8 @@ class LocalRun:
         self.emulator = None
         self.api_endpoint = options.api_endpoint
         self.child: subprocess.Popen | None = None
+        self._owner_fd: int | None = None
+        self.tmp_dir = self.run_dir / "tmp"
         self.descendants: list = []
         self._descendants_seen_at = 0.0
         self.faults_injected = False
@@ -161,14 +163,26 @@ class LocalRun:
             for s in previous:
                 signal.signal(s, signal.SIG_IGN)
             self._stop_child()
+            if self._owner_fd is not None:
+                os.close(self._owner_fd)
             self._stop_emulator()
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
     def _run(self) -> int:
         if self.api_endpoint:
             self._connect_emulator()  # before the run folder: a bad URL creates nothing
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.o.model:
+                self._check_model()
+        self.o.output_dir.mkdir(exist_ok=True)  # only the last folder: its parent was checked
+        try:
+            # Exclusive: two runs with one --run-id never share a folder or an emulator state.
+            self.run_dir.mkdir()
+        except FileExistsError:
+            raise RunError(
+                f"run folder {self.run_dir} exists already: give another --run-id"
+            ) from None
         self.say(f"run {self.o.run_id}: output in {self.run_dir}")
         self._start_emulator()
         model = self.o.model or self._register_demo_model()
@@ -210,6 +224,27 @@ class LocalRun:
         except OSError as exc:
             raise RunError(f"no emulator answers at {self.api_endpoint}: {exc}") from None
 
+    def _check_model(self) -> None:
+        """--model must exist in the emulator and be deployable there (has a command)."""
+        from google.api_core import exceptions
+
+        from components.vertex_clients import model_client
+
+        client = model_client(self.o.location, self.api_endpoint)
+        try:
+            model = client.get_model(name=self.o.model, timeout=30)
+        except exceptions.NotFound:
+            raise RunError(
+                f"--model {self.o.model} does not exist at {self.api_endpoint}"
+            ) from None
+        except exceptions.GoogleAPICallError as exc:
+            raise RunError(f"--model {self.o.model}: {exc.message}") from None
+        if not model.container_spec.command:
+            raise RunError(
+                f"--model {self.o.model} cannot be deployed by the emulator: its "
+                "containerSpec has no command (container images are not pulled)"
+            )
+
     def _register_demo_model(self) -> str:
         from pipelines.local_model import ensure_demo_model, register_model
 
@@ -249,18 +284,29 @@ class LocalRun:
             str(self.run_dir / "arguments.json"),
             str(self.run_dir / "kfp"),
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Everything the run's tasks put in a temporary folder (kfp's workspaces, Locust)
+        # lands in the run's own `tmp/`, removed when the run ends.
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(self.tmp_dir.resolve())}
+        # The child exits with us, even if we die by SIGKILL: it holds the read end of a
+        # pipe whose write end only this process has.
+        owner_read, self._owner_fd = os.pipe()
+        cmd.append(str(owner_read))
         self.progress = ProgressFilter(self.started)
         with open(log_path, "w") as log:
-            self.child = subprocess.Popen(
-                cmd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                bufsize=1,
-                env=env,
-                start_new_session=True,
-            )
+            try:
+                self.child = subprocess.Popen(
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    bufsize=1,
+                    env=env,
+                    start_new_session=True,
+                    pass_fds=(owner_read,),
+                )
+            finally:
+                os.close(owner_read)
             parent = psutil.Process(self.child.pid)
             for line in self.child.stdout:
                 log.write(line)

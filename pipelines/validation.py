@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import os
 import re
+from pathlib import Path
 
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _LOCATION = re.compile(r"^[a-z]+-[a-z]+[0-9]$")
@@ -12,6 +15,22 @@ _SERVICE_ACCOUNT = re.compile(
     r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$"
 )
 _ACCELERATOR = re.compile(r"^(NVIDIA_[A-Z0-9_]+|TPU_[A-Z0-9_]+)?$")
+_MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+# Sane maxima: far beyond any real test, small enough that a typo fails here and not
+# after a paid endpoint was created. `--help` states them.
+LIMITS = {
+    "users": 10_000,
+    "spawn_rate": 10_000.0,
+    "duration_s": 24 * 3600,
+    "processes": 256,
+    "max_new_tokens": 4096,
+    "slo_p95_ms": 3_600_000.0,
+    "min_rps": 1_000_000.0,
+    "timeout_s": 24 * 3600,
+    "replicas": 1000,
+    "accelerator_count": 16,
+}
 
 
 class InputError(ValueError):
@@ -21,6 +40,30 @@ class InputError(ValueError):
 def check(ok: bool, message: str) -> None:
     if not ok:
         raise InputError(message)
+
+
+def within(value: float, low: float, high: float, what: str, low_open: bool = False) -> None:
+    """A finite number in [low, high] (or (low, high] with `low_open`)."""
+    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    bound = f"({low:g}" if low_open else f"[{low:g}"
+    check(ok, f"{what} must be a finite number within {bound}, {high:g}], got {value!r}")
+
+
+def output_dir(value: str) -> Path:
+    """A writable directory, or a new one whose parent is a writable directory."""
+    path = Path(value)
+    if path.exists():
+        check(path.is_dir(), f"--output-dir {value!r} is not a directory")
+        check(os.access(path, os.W_OK | os.X_OK), f"--output-dir {value!r} is not writable")
+        return path
+    parent = path.absolute().parent
+    check(
+        parent.is_dir(),
+        f"--output-dir {value!r}: its parent {str(parent)!r} does not exist "
+        "(only the last folder is created)",
+    )
+    check(os.access(parent, os.W_OK | os.X_OK), f"--output-dir {value!r}: cannot create it")
+    return path
 
 
 def project(value: str) -> str:
@@ -56,31 +99,39 @@ def service_account(value: str) -> str:
 
 def accelerator(kind: str, count: int) -> None:
     check(bool(_ACCELERATOR.match(kind)), f"invalid accelerator type {kind!r}")
-    check(count >= 0, "accelerator count must be >= 0")
+    within(count, 0, LIMITS["accelerator_count"], "accelerator count")
     check(bool(kind) == (count > 0), "give an accelerator type and a count > 0 together")
 
 
 def replicas(min_count: int, max_count: int) -> None:
-    check(min_count >= 1, "min replicas must be >= 1")
+    within(min_count, 1, LIMITS["replicas"], "min replicas")
+    within(max_count, 1, LIMITS["replicas"], "max replicas")
     check(max_count >= min_count, "max replicas must be >= min replicas")
 
 
 def load(users: int, spawn_rate: float, duration: str, processes: int) -> None:
     from components.locust_run import parse_duration
 
-    check(users >= 1, "users must be >= 1")
-    check(spawn_rate > 0, "spawn rate must be > 0")
-    check(processes == -1 or processes >= 1, "processes must be >= 1, or -1 for one per core")
+    within(users, 1, LIMITS["users"], "users")
+    within(spawn_rate, 0, LIMITS["spawn_rate"], "spawn rate", low_open=True)
+    check(
+        processes == -1 or 1 <= processes <= LIMITS["processes"],
+        f"processes must be within [1, {LIMITS['processes']}], or -1 for one per core",
+    )
     try:
-        parse_duration(duration)
+        seconds = parse_duration(duration)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    check(
+        seconds <= LIMITS["duration_s"],
+        f"duration {duration!r} is longer than the maximum of {LIMITS['duration_s'] // 3600} h",
+    )
 
 
 def slo(p95_ms: float, max_failure_ratio: float, min_rps: float) -> None:
-    check(p95_ms > 0, "the p95 latency SLO must be > 0 ms")
-    check(0 <= max_failure_ratio <= 1, "the maximum failure ratio must be within [0, 1]")
-    check(min_rps >= 0, "the minimum requests/s must be >= 0")
+    within(p95_ms, 0, LIMITS["slo_p95_ms"], "the p95 latency SLO (ms)", low_open=True)
+    within(max_failure_ratio, 0, 1, "the maximum failure ratio")
+    within(min_rps, 0, LIMITS["min_rps"], "the minimum requests/s")
 
 
 def pipeline_parameters(params: dict) -> None:
@@ -91,10 +142,17 @@ def pipeline_parameters(params: dict) -> None:
     unknown = set(params) - set(DEFAULTS)
     check(not unknown, f"unknown pipeline parameter(s): {', '.join(sorted(unknown))}")
     p = {**DEFAULTS, **params}
+    check(
+        bool(_MACHINE_TYPE.match(str(p["machine_type"]))),
+        f"invalid machine type {p['machine_type']!r}",
+    )
     accelerator(p["accelerator_type"], int(p["accelerator_count"]))
     replicas(int(p["min_replicas"]), int(p["max_replicas"]))
     load(int(p["users"]), float(p["spawn_rate"]), p["duration"], int(p["processes"]))
     slo(float(p["slo_p95_ms"]), float(p["max_failure_ratio"]), float(p["min_rps"]))
+    within(int(p["max_new_tokens"]), 1, LIMITS["max_new_tokens"], "max new tokens")
+    within(int(p["deploy_timeout_s"]), 0, LIMITS["timeout_s"], "the deploy timeout (s)", True)
+    within(int(p["cleanup_timeout_s"]), 0, LIMITS["timeout_s"], "the clean-up timeout (s)", True)
     try:
         validate_labels(p["cost_labels"])
     except ValueError as exc:

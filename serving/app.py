@@ -7,7 +7,6 @@ Every error answer has the shape `{"error": {"code": N, "message": "..."}}`, so 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +20,7 @@ from starlette.routing import Route
 from serving.batching import Batcher
 from serving.config import STATS_ROUTE, Settings
 from serving.generation import GenParams, RequestError, parse_predict_body
-
-# Vertex AI online prediction refuses bodies over 1.5 MB before they reach us; match it.
-MAX_BODY_BYTES = 1_500_000
+from serving.http_limits import read_json_body
 
 
 @dataclass
@@ -52,17 +49,6 @@ def error_response(code: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=code)
 
 
-async def _read_body(request: Request) -> bytes:
-    # Read in chunks so an oversized body is refused without buffering all of it.
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(settings: Settings, state: ServerState) -> Starlette:
     """Build the app for `settings`; `state` is filled in by the loader thread."""
 
@@ -81,13 +67,14 @@ def create_app(settings: Settings, state: ServerState) -> Starlette:
         arrival = batcher.announce()
         try:
             try:
-                body = json.loads(await _read_body(request))
+                body = await read_json_body(request, settings.read_timeout_s)
                 items = parse_predict_body(body, settings.max_new_tokens_cap)
-            except (ValueError, RequestError) as exc:  # JSONDecodeError is a ValueError
+            except (HTTPException, RequestError) as exc:
                 with state.lock:
                     state.rejected += 1
-                message = str(exc) if isinstance(exc, RequestError) else f"invalid JSON: {exc}"
-                return error_response(400, message)
+                if isinstance(exc, HTTPException):
+                    return error_response(exc.status_code, exc.detail)
+                return error_response(400, str(exc))
             # Instances with the same settings travel together; others form their own job.
             groups: dict[GenParams, list[int]] = {}
             for index, (_, params) in enumerate(items):

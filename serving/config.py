@@ -21,6 +21,8 @@ DEFAULT_MAX_NEW_TOKENS_CAP = 64
 # How long a server whose model failed to load keeps answering 503 with the error before
 # it exits non-zero: long enough for a health probe or a person to read the reason.
 DEFAULT_FAIL_EXIT_S = 5.0
+# A client has this long to send a request's headers, and again its body (then 408).
+DEFAULT_READ_TIMEOUT_S = 30.0
 
 ENV_MAX_BATCH_SIZE = "DEPLOYTEST_MAX_BATCH_SIZE"
 ENV_MAX_BATCH_WAIT_MS = "DEPLOYTEST_MAX_BATCH_WAIT_MS"
@@ -28,6 +30,7 @@ ENV_MAX_NEW_TOKENS_CAP = "DEPLOYTEST_MAX_NEW_TOKENS_CAP"
 # Test hook: sleep this many seconds before loading, so "health before ready" is observable.
 ENV_LOAD_DELAY_S = "DEPLOYTEST_SERVING_LOAD_DELAY_S"
 ENV_FAIL_EXIT_S = "DEPLOYTEST_SERVING_FAIL_EXIT_S"
+ENV_READ_TIMEOUT_S = "DEPLOYTEST_READ_TIMEOUT_S"
 
 
 class ConfigError(ValueError):
@@ -48,6 +51,7 @@ class Settings:
     max_new_tokens_cap: int = DEFAULT_MAX_NEW_TOKENS_CAP
     load_delay_s: float = 0.0
     fail_exit_s: float = DEFAULT_FAIL_EXIT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not self.model_uri:
@@ -69,6 +73,8 @@ class Settings:
             raise ConfigError(f"max new tokens cap must be >= 1, got {self.max_new_tokens_cap}")
         if self.load_delay_s < 0 or self.fail_exit_s < 0:
             raise ConfigError("load delay and fail exit delay must be >= 0")
+        if not 0 < self.read_timeout_s <= 3600:
+            raise ConfigError(f"read timeout must be within (0, 3600] s, got {self.read_timeout_s}")
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +109,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="server limit on max_new_tokens; larger requests are capped "
         f"(default: ${ENV_MAX_NEW_TOKENS_CAP} or {DEFAULT_MAX_NEW_TOKENS_CAP})",
+    )
+    parser.add_argument(
+        "--read-timeout-s",
+        type=float,
+        metavar="S",
+        help="a client must send a request's headers, and then its body, within this many "
+        f"seconds or get 408 (default: ${ENV_READ_TIMEOUT_S} or {DEFAULT_READ_TIMEOUT_S:g})",
     )
 
 
@@ -141,4 +154,5 @@ def settings_from(
         ),
         load_delay_s=_env(env, ENV_LOAD_DELAY_S, float, 0.0),
         fail_exit_s=_env(env, ENV_FAIL_EXIT_S, float, DEFAULT_FAIL_EXIT_S),
+        read_timeout_s=pick("read_timeout_s", ENV_READ_TIMEOUT_S, float, DEFAULT_READ_TIMEOUT_S),
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from serving.app import ServerState, create_app
 from serving.config import ConfigError, Settings, add_server_arguments, settings_from
+from serving.http_limits import header_timeout_protocol
 
 log = logging.getLogger("serving")
 
@@ -70,6 +71,7 @@ def run_server(settings: Settings) -> int:
             log_level="info",
             access_log=False,  # one line per prediction would cost more than a tiny model
             timeout_graceful_shutdown=10,
+            http=header_timeout_protocol(settings.read_timeout_s),
         )
     )
 

@@ -182,7 +182,9 @@ def test_errors_are_rpc_status_json(emulator, aiplatform):
     resp = httpx.post(f"{emulator.url}/v1/projects/p/locations/us-central1/endpoints:nope")
     assert resp.status_code == 404
     resp = httpx.post(
-        f"{emulator.url}/v1/projects/p/locations/us-central1/endpoints", content=b"{bad"
+        f"{emulator.url}/v1/projects/p/locations/us-central1/endpoints",
+        content=b"{bad",
+        headers={"content-type": "application/json"},
     )
     assert resp.status_code == 400 and resp.json()["error"]["status"] == "INVALID_ARGUMENT"
     endpoint = aiplatform.Endpoint.create(display_name="empty")
