@@ -117,7 +117,7 @@ class Vertex:
 
     def get_model(self, name: str) -> dict:
         """The Model, with `deployedModels` references."""
-        model = self._model(name)
+        model = check.renderable(self._model(name))
         refs = [
             {"endpoint": row.endpoint, "deployedModelId": row.id}
             for row in self.store.list_deployed()
@@ -130,7 +130,9 @@ class Vertex:
     def list_models(self, parent: str, flt, page_size, page_token) -> dict:
         """`models` list with `filter`."""
         pred = filters.parse(flt)
-        models = [m for m in self.store.list_resources("models", parent) if pred(m)]
+        models = [
+            check.renderable(m) for m in self.store.list_resources("models", parent) if pred(m)
+        ]
         return _page(models, "models", page_size, page_token)
 
     def delete_model(self, name: str) -> dict:
@@ -172,7 +174,7 @@ class Vertex:
     def render_endpoint(self, endpoint: dict) -> dict:
         """An endpoint document with its `deployedModels`."""
         rows = self.store.list_deployed(endpoint["name"])
-        out = dict(endpoint)
+        out = check.renderable(dict(endpoint))
         if rows:
             out["deployedModels"] = [_public_dm(r) for r in rows]
         return out

@@ -11,6 +11,7 @@ assumed, not verified.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
 from emulator.errors import invalid
@@ -121,3 +122,23 @@ def stored_problems(resource: dict) -> list[str]:
     except Exception as exc:  # ApiError: report its message
         problems.append(str(exc))
     return problems
+
+
+def renderable(resource: dict) -> dict:
+    """A stored resource as it can be answered: labels that an older emulator stored as
+    something other than a map of strings would make every client's parse of the whole
+    list fail; answer a non-map as no labels and other values as strings (the stored
+    document keeps them as they were, and `stored_problems` reports them)."""
+    labels = resource.get("labels")
+    if labels is None or (
+        isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
+    ):
+        return resource
+    out = dict(resource)
+    if isinstance(labels, dict):
+        out["labels"] = {
+            str(k): v if isinstance(v, str) else json.dumps(v) for k, v in labels.items()
+        }
+    else:
+        out.pop("labels")
+    return out
