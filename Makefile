@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: install test lint run synth checkov benchmark clean
+.PHONY: install test lint run synth checkov benchmark benchmark-limits clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,9 @@ checkov: synth $(CHECKOV_VENV)/.installed
 
 benchmark: install
 	$(BIN)/python benchmarks/serving.py
+
+benchmark-limits: install
+	$(BIN)/python benchmarks/hostile_requests.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) infra/cdktf.out .pytest_cache
