@@ -123,9 +123,12 @@ def test_kill_9_during_the_load_test_leaves_nothing_within_10_s(tmp_path, cache_
         assert db.execute("SELECT COUNT(*) FROM deployed_models").fetchone()[0] == 0
 
 
-def test_two_first_runs_sharing_an_empty_cache_both_pass(tmp_path):
+def test_two_first_runs_sharing_an_empty_cache_both_pass(tmp_path, monkeypatch):
     cache = tmp_path / "shared-cache"
     results = {}
+    temp = tmp_path / "tmp"  # what the runs (and everything under them) see as /tmp
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
 
     def one(name):
         results[name] = run(tmp_path, cache, "--duration", "3s", run_id=name)
@@ -143,3 +146,6 @@ def test_two_first_runs_sharing_an_empty_cache_both_pass(tmp_path):
     assert sorted(p.name for p in (cache / "models").iterdir() if not p.name.startswith(".")) == [
         "tiny-seed0"
     ]
+    # No temporary folder outlives the runs. torch keeps one compile cache per user there
+    # (`torchinductor_<user>`), made once and reused by every torch program: not a run's.
+    assert [p.name for p in temp.iterdir() if not p.name.startswith("torchinductor_")] == []
