@@ -19,25 +19,12 @@ import pytest
 
 from components.endpoint_cleanup import list_run_endpoints
 from components.vertex_clients import endpoint_client
-from emulator.launcher import EmulatorProcess
 from tests.processes import processes_mentioning
 
 pytestmark = pytest.mark.slow
 
 PROJECT, LOCATION = "deploytest-local", "us-central1"
 FAST = ["--duration", "4s", "--users", "4", "--spawn-rate", "4"]
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with EmulatorProcess(tmp_path_factory.mktemp("emulator")) as emu:
-        yield emu
-    # EmulatorProcess.stop raises if any model server it started outlived it
 
 
 def serving_processes(marker: str) -> list[psutil.Process]:

@@ -13,22 +13,10 @@ import time
 import pytest
 
 from components.vertex_clients import endpoint_client
-from emulator.launcher import EmulatorProcess
 from tests.e2e.test_local_run import FAST, LOCATION, PROJECT, run, serving_processes
 from tests.processes import processes_mentioning
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with EmulatorProcess(tmp_path_factory.mktemp("emulator")) as emu:
-        yield emu
 
 
 @pytest.mark.parametrize(
