@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from emulator.errors import ApiError, invalid, not_found, status_for_http
 from emulator.faults import FaultState
+from emulator.protojson import camel_case_fields
 from emulator.security import RequestGuard
 from emulator.service import Vertex
 
@@ -160,6 +161,7 @@ def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
         path = request.path_params["path"]
         try:
             body = _json(await request.body()) if request.method in ("POST", "PUT") else {}
+            body = camel_case_fields(body)  # proto3 JSON: `display_name` is `displayName`
             for method, pattern, fn in routes:
                 match = pattern.match(path)
                 if match and method == request.method:

@@ -58,6 +58,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "by SIGKILL) the emulator undeploys every model, stops every model server and exits",
     )
     p.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="write shell 'export' lines here (HTTPS_PROXY, REQUESTS_CA_BUNDLE, "
+        "GOOGLE_APPLICATION_CREDENTIALS, ...) that make Google's Python clients reach this "
+        "emulator with their default hosts; removed again on stop",
+    )
+    p.add_argument(
+        "--project",
+        default="deploytest-local",
+        help="GOOGLE_CLOUD_PROJECT written to the env file (default: %(default)s)",
+    )
+    p.add_argument(
+        "--operation-hold-s",
+        type=float,
+        default=30.0,
+        help="through the HTTPS front, a POST that starts an operation is answered once the "
+        "operation is done or after this many seconds, whichever is first (default: "
+        "%(default)s; 0 answers at once)",
+    )
+    p.add_argument(
         "--fault-deploy",
         choices=("fail", "hang"),
         default=None,
@@ -117,6 +138,12 @@ def run(args: argparse.Namespace) -> int:
     if args.max_model_servers < 1:
         print("deploytest emulator: --max-model-servers must be >= 1")
         return 2
+    if not 0 <= args.operation_hold_s <= 600:
+        print("deploytest emulator: --operation-hold-s must be between 0 and 600")
+        return 2
+    if args.env_file is not None and not args.env_file.resolve().parent.is_dir():
+        print(f"deploytest emulator: --env-file: no folder {args.env_file.resolve().parent}")
+        return 2
     config = ServerConfig(
         state_dir=args.state_dir,
         gcs_dir=args.gcs_dir,
@@ -126,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
         faults=faults,
         exit_with_fd=args.exit_with_fd,
         max_model_servers=args.max_model_servers,
+        env_file=args.env_file.resolve() if args.env_file else None,
+        project=args.project,
+        operation_hold_s=args.operation_hold_s,
     )
     return serve(config)
 

@@ -74,6 +74,9 @@ class Deployments:
         self.faults = faults
         self.logs_dir = state_dir / "logs"
         self.gcs_dir = gcs_dir
+        # The environment of Google's clients (emulator/envfile.py), set by the server: a
+        # model server downloads a gs:// artifactUri through it, as a container on Vertex AI.
+        self.client_env: dict[str, str] = {}
         self.deploy_timeout_s = deploy_timeout_s
         self._live: dict[tuple[str, str], Live] = {}
         self._lock = threading.Lock()
@@ -133,15 +136,13 @@ class Deployments:
         health = spec.get("healthRoute") or res.DEFAULT_HEALTH_ROUTE
         endpoint_id = row.endpoint.rsplit("/", 1)[-1]
         parts = row.endpoint.split("/")
-        env = {e["name"]: e.get("value", "") for e in spec.get("env", [])}
+        env = {**self.client_env, **{e["name"]: e.get("value", "") for e in spec.get("env", [])}}
         env.update(
             {
                 "AIP_HTTP_PORT": str(port),
                 "AIP_HEALTH_ROUTE": health,
                 "AIP_PREDICT_ROUTE": spec.get("predictRoute") or res.DEFAULT_PREDICT_ROUTE,
-                "AIP_STORAGE_URI": processes.local_storage_path(
-                    model.get("artifactUri", ""), self.gcs_dir
-                ),
+                "AIP_STORAGE_URI": self._storage_uri(model),
                 "AIP_DEPLOYED_MODEL_ID": row.id,
                 "AIP_ENDPOINT_ID": endpoint_id,
                 "AIP_MACHINE_TYPE": res.machine_type(row.data),
@@ -149,12 +150,19 @@ class Deployments:
                 "AIP_MODE_VERSION": "1.0.0",
                 "AIP_PROJECT_NUMBER": parts[1],
                 "AIP_REGION": parts[3],
-                "AIP_MODEL_DIR": processes.local_storage_path(
-                    model.get("artifactUri", ""), self.gcs_dir
-                ),
+                "AIP_MODEL_DIR": self._storage_uri(model),
             }
         )
         return command, env, health
+
+    def _storage_uri(self, model: dict) -> str:
+        """`gs://` as is when Cloud Storage is served (Vertex AI hands the container a gs://
+        URI; it points at Vertex's copy of the artifacts there, here at the original);
+        otherwise the `--gcs-dir` path, and other URIs unchanged."""
+        uri = model.get("artifactUri", "")
+        if self.client_env and uri.startswith("gs://"):
+            return uri
+        return processes.local_storage_path(uri, self.gcs_dir)
 
     def _start(self, live: Live, row: DeployedRow) -> processes.ModelProcess:
         port = processes.free_port()

@@ -206,6 +206,13 @@ class EmulatorProcess:
             self.popen = None
             self._close_owner_fd()
 
+    def client_env(self) -> dict[str, str]:
+        """The environment that points Google's clients at this emulator by default hosts
+        (what `--env-file` writes; see emulator/envfile.py). Apply it to a subprocess."""
+        import json
+
+        return json.loads((self.state_dir / "client-env.json").read_text())
+
     # -- admin API ------------------------------------------------------------------------
     @property
     def admin(self) -> EmulatorAdmin:

@@ -47,6 +47,10 @@ class ServerConfig:
     faults: Faults = field(default_factory=Faults)
     exit_with_fd: int | None = None
     max_model_servers: int = 8
+    # Google's clients by environment only (emulator/google_front.py)
+    env_file: Path | None = None
+    project: str = "deploytest-local"
+    operation_hold_s: float = 30.0
 
 
 class StateInUse(Exception):
@@ -135,6 +139,13 @@ def run(config: ServerConfig) -> int:
     port = sock.getsockname()[1]
     url = f"http://{config.host}:{port}"
 
+    from emulator.google_front import GoogleFront
+
+    google = GoogleFront(
+        state_dir, gcs_dir, app, vertex, url, config.project, config.operation_hold_s
+    )
+    deployments.client_env = google.env
+
     class Server(uvicorn.Server):
         """uvicorn server that leaves signals to `run`: no re-raise before clean-up."""
 
@@ -148,16 +159,29 @@ def run(config: ServerConfig) -> int:
         )
     )
 
+    def front_server(front_app):
+        return Server(
+            uvicorn.Config(
+                front_app,
+                log_level="warning",
+                timeout_graceful_shutdown=3,
+                lifespan="on",
+                access_log=False,
+            )
+        )
+
     def on_signal(signum, frame):
         log.info("signal %s: stopping", signum)
         if server.should_exit:
             server.force_exit = True
         server.should_exit = True
+        google.request_stop(force=server.force_exit)
 
     def owner_gone() -> None:
         log.warning("the owner of this emulator is gone: undeploying every model, then exiting")
         vertex.undeploy_everything()
         server.should_exit = True
+        google.request_stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -167,17 +191,23 @@ def run(config: ServerConfig) -> int:
 
         async def main():
             task = asyncio.create_task(server.serve(sockets=[sock]))
+            front = asyncio.create_task(google.serve(front_server))
             while not server.started and not task.done():
                 await asyncio.sleep(0.02)
             if server.started:
                 info = {"url": url, "pid": os.getpid(), "state_dir": str(state_dir)}
+                info["proxy"] = google.env["HTTPS_PROXY"]
                 (state_dir / "emulator.json").write_text(json.dumps(info) + "\n")
+                google.write_files(state_dir, config.env_file)
                 print(f"emulator listening on {url}", flush=True)
             await task
+            google.request_stop()
+            await front
 
         asyncio.run(main())
     finally:
         deployments.shutdown()
+        google.close(state_dir, config.env_file)
         store.close()
         sock.close()
         state_lock.close()
