@@ -196,7 +196,6 @@ def run(config: ServerConfig) -> int:
                 await asyncio.sleep(0.02)
             if server.started:
                 info = {"url": url, "pid": os.getpid(), "state_dir": str(state_dir)}
-                info["proxy"] = google.env["HTTPS_PROXY"]
                 (state_dir / "emulator.json").write_text(json.dumps(info) + "\n")
                 google.write_files(state_dir, config.env_file)
                 print(f"emulator listening on {url}", flush=True)
