@@ -88,8 +88,8 @@ class StorageEmulator:
         names are skipped with a warning.
         """
         gcs_dir = Path(gcs_dir)
-        if not gcs_dir.is_dir():
-            return 0
+        if not gcs_dir.is_dir() or not any(p.is_dir() for p in gcs_dir.iterdir()):
+            return 0  # nothing to import: spare the start the client's import
         client = self.client()
         uploaded = 0
         for folder in sorted(p for p in gcs_dir.iterdir() if p.is_dir()):

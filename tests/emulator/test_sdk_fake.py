@@ -42,7 +42,8 @@ def test_lifecycle_create_deploy_predict_cleanup(aiplatform, emulator):
     assert env["AIP_ENDPOINT_ID"] == endpoint.name
     assert env["AIP_MACHINE_TYPE"] == "n1-standard-4"
     assert env["AIP_HEALTH_ROUTE"] == "/health" and env["AIP_PREDICT_ROUTE"] == "/predict"
-    assert env["AIP_STORAGE_URI"] == str(emulator.state_dir.resolve() / "gcs/demo/models/fake")
+    # as on Vertex AI, a gs:// URI, which the container reads through Cloud Storage
+    assert env["AIP_STORAGE_URI"] == env["AIP_MODEL_DIR"] == "gs://demo/models/fake"
     assert env["FAKE_LOAD_S"] == "0.3"
 
     prediction = endpoint.predict(instances=[{"text": "hello"}], parameters={"max_new_tokens": 8})
