@@ -13,7 +13,10 @@ DESCRIPTION = (
     "model's container command run as a local process with the AIP_* variables. State lives "
     "in SQLite under --state-dir and survives a restart. Prints "
     "'emulator listening on http://HOST:PORT' when ready; stop with Ctrl-C or SIGTERM, which "
-    "stops every model-server process it started."
+    "stops every model-server process it started. It also runs an HTTPS proxy on 127.0.0.1 "
+    "with its own CA, Cloud Storage and Artifact Registry (KFP templates): with --env-file, "
+    "Google's own clients reach all of it with their default hosts once that file is "
+    "sourced; any other host gets a 502, nothing is forwarded to the internet."
 )
 
 
