@@ -157,11 +157,29 @@ def main(model_dir: Path, locustfile: Path, work: Path) -> None:
     client.update_tag(package, v1, "prod")  # re-applied: the tag moves back
     got = client.download_pipeline(package, tag="prod", file_name=str(work / "got.yaml"))
     assert Path(got).read_text() == first.read_text()
+    cli = [sys.executable, "-m", "deploytest"]
+    subprocess.run(
+        [*cli, "upload-template", "--file", str(second), "--host", host, "--tag", "prod"],
+        check=True, timeout=120,
+    )  # fmt: skip
+    assert client.get_tag(package, "prod")["version"].endswith(v2)
     try:
         client.download_pipeline(package, tag="nope", file_name=str(work / "nope.yaml"))
         raise AssertionError("an unknown tag downloaded")
     except requests.HTTPError as err:
         assert err.response.status_code == 404
+
+    step("GCPC undeploy_model and delete_endpoint launchers")
+    gcpc(
+        "undeploy_model",
+        work,
+        "undeploy",
+        {"endpoint": gcpc_endpoint, "model": model.resource_name},
+        {},
+    )
+    assert deployed.list_models() == []
+    gcpc("delete_endpoint", work, "delete", {"endpoint": gcpc_endpoint}, {})
+    assert gcpc_endpoint not in {e.resource_name for e in aiplatform.Endpoint.list()}
 
     step("undeploy and delete everything")
     for ep in aiplatform.Endpoint.list():
