@@ -7,6 +7,7 @@ test_google_clients.py), so this test process's own environment stays clean.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,9 +17,10 @@ import psutil
 import pytest
 
 from emulator.auth import TokenAuthority
+from emulator.envfile import read_env_file
 from emulator.launcher import EmulatorProcess
 from tests.emulator.conftest import FAKE_SERVER
-from tests.emulator.test_google_clients import ROOT, run_with_env
+from tests.emulator.test_google_clients import ROOT, clean_environment, run_with_env
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +177,57 @@ def test_env_file_in_a_missing_folder_exits_2(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and "--env-file" in proc.stdout
     assert not (tmp_path / "s").exists()
+
+
+def _get(emu: EmulatorProcess, name: str) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{emu.url}/v1/{name}", timeout=10) as resp:
+        return json.load(resp)
+
+
+def test_gcpc_deploy_launcher_cancels_its_operation_on_sigterm(front, tmp_path):
+    emu, env_file = front
+    names = run_code(
+        env_file,
+        f"""
+        import json, sys
+        from google.cloud import aiplatform
+        aiplatform.init(project="p", location="us-central1", api_transport="rest")
+        model = aiplatform.Model.upload(
+            display_name="fake", artifact_uri="gs://none/fake", serving_container_image_uri="x",
+            serving_container_command=[sys.executable, {FAKE_SERVER!r}])
+        endpoint = aiplatform.Endpoint.create(display_name="sigterm")
+        print(json.dumps({{"model": model.resource_name, "endpoint": endpoint.resource_name}}))
+        """,
+    )
+    payload = {
+        "endpoint": names["endpoint"],
+        "deployed_model": {
+            "model": names["model"],
+            "dedicated_resources": {"machine_spec": {"machine_type": "n1-standard-4"}},
+        },
+    }
+    env = {**clean_environment(), **read_env_file(env_file), "PYTHONPATH": str(ROOT)}
+    emu.set_faults({"deploy": "hang"})
+    try:
+        launcher = subprocess.Popen(
+            [sys.executable, "-u", "-m",
+             "google_cloud_pipeline_components.container.v1.endpoint.deploy_model.launcher",
+             "--type", "DeployModel", "--project", "", "--location", "",
+             "--payload", json.dumps(payload), "--gcp_resources", str(tmp_path / "gcp_resources")],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "gcp_resources").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)  # written once the operation is created (then it polls, 20 s)
+        assert _get(emu, names["endpoint"]).get("deployedModels"), "deploy not in flight"
+        launcher.send_signal(signal.SIGTERM)
+        output, _ = launcher.communicate(timeout=60)
+        lro = json.loads((tmp_path / "gcp_resources").read_text())["resources"][0]
+        operation = _get(emu, lro["resourceUri"].split("/v1/", 1)[1])
+    finally:
+        emu.clear_faults()
+    assert operation["done"] and operation["error"]["code"] == 1, (operation, output)  # CANCELLED
+    assert "deployedModels" not in _get(emu, names["endpoint"])
+    assert emu.processes() == []
