@@ -37,6 +37,9 @@ from emulator.proxy import is_intercepted
 log = logging.getLogger("emulator.front")
 
 _TOKEN_BODY_LIMIT = 64 * 1024
+# Bodies are read whole before they go to the storage emulator (which buffers them too);
+# Cloud Storage takes up to 5 TiB per object, the emulator a bounded slice of that.
+STORAGE_BODY_LIMIT = 2 * 1024**3
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 _NO_HOLD = (":predict", ":rawPredict", ":streamRawPredict", ":cancel", ":wait")
 
@@ -171,6 +174,13 @@ class Front:
 
     async def _storage(self, request: Request) -> Response:
         assert self.http is not None
+        try:
+            declared = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            declared = -1
+        if declared < 0 or declared > STORAGE_BODY_LIMIT:
+            message = f"Request body over the emulator's limit of {STORAGE_BODY_LIMIT} bytes."
+            return JSONResponse({"error": {"code": 413, "message": message}}, 413)
         url = self.storage_url + request.url.path
         if request.url.query:
             url += "?" + request.url.query
