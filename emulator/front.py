@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +42,9 @@ _TOKEN_BODY_LIMIT = 64 * 1024
 # Cloud Storage takes up to 5 TiB per object, the emulator a bounded slice of that.
 STORAGE_BODY_LIMIT = 2 * 1024**3
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+_STORAGE_PATH = re.compile(
+    r"^/(?:download/|upload/)?storage/v1/b/(?P<bucket>[^/]+)(?:/o(?:/(?P<object>[^/]+))?)?"
+)
 _NO_HOLD = (":predict", ":rawPredict", ":streamRawPredict", ":cancel", ":wait")
 
 
@@ -172,6 +176,21 @@ class Front:
             op = latest
         return op
 
+    async def _storage_not_found(self, path: str) -> dict:
+        """Cloud Storage's 404 body for `path` (a missing bucket, else a missing object)."""
+        match = _STORAGE_PATH.match(path)
+        message = "Not Found"
+        if match:
+            bucket, name = match["bucket"], unquote(match["object"] or "")
+            assert self.http is not None
+            exists = await self.http.get(f"{self.storage_url}/storage/v1/b/{bucket}")
+            if exists.status_code == 404:
+                message = "The specified bucket does not exist."
+            elif name:
+                message = f"No such object: {unquote(bucket)}/{name}"
+        error = {"message": message, "domain": "global", "reason": "notFound"}
+        return {"error": {"code": 404, "message": message, "errors": [error]}}
+
     async def _storage(self, request: Request) -> Response:
         assert self.http is not None
         try:
@@ -205,6 +224,12 @@ class Front:
             if k.lower() not in _HOP_HEADERS and k.lower() != "content-encoding"
         }
         content = resp.content
+        if resp.status_code == 404 and not content:
+            # gcp-storage-emulator answers a missing bucket or object with an empty 404;
+            # Cloud Storage sends a JSON error that names what is missing.
+            raw_path = request.scope.get("raw_path") or request.url.path.encode()
+            body = await self._storage_not_found(raw_path.decode("latin-1"))
+            return JSONResponse(body, 404)
         if "json" in resp.headers.get("content-type", ""):
             content = content.replace(
                 b"http://storage.googleapis.com", b"https://storage.googleapis.com"

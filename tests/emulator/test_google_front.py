@@ -231,3 +231,44 @@ def test_gcpc_deploy_launcher_cancels_its_operation_on_sigterm(front, tmp_path):
     assert operation["done"] and operation["error"]["code"] == 1, (operation, output)  # CANCELLED
     assert "deployedModels" not in _get(emu, names["endpoint"])
     assert emu.processes() == []
+
+
+def test_missing_buckets_objects_and_tags_raise_the_clients_real_errors(front):
+    emu, env_file = front
+    out = run_code(
+        env_file,
+        """
+        import json, requests
+        from google.api_core import exceptions
+        from google.cloud import storage
+        from kfp.registry import RegistryClient
+        out = {}
+        client = storage.Client()
+        client.create_bucket("errs")
+        for key, call in (
+            ("bucket", lambda: client.get_bucket("no-such-bucket")),
+            ("object", lambda: client.bucket("errs").blob("dir/none").reload()),
+            ("media", lambda: client.bucket("errs").blob("dir/none").download_as_bytes()),
+            ("again", lambda: client.create_bucket("errs")),
+        ):
+            try:
+                call()
+                out[key] = "ok"
+            except exceptions.GoogleAPICallError as exc:
+                out[key] = [type(exc).__name__, exc.message]
+        client.bucket("errs").delete()
+        registry = RegistryClient(host="https://us-central1-kfp.pkg.dev/p/none")
+        try:
+            registry.get_tag("pkg", "v1")
+        except requests.HTTPError as exc:
+            out["tag"] = [exc.response.status_code, exc.response.json()["error"]["status"]]
+        print(json.dumps(out))
+        """,
+    )
+    assert out["bucket"][0] == "NotFound"
+    assert out["bucket"][1].endswith(": The specified bucket does not exist.")
+    assert out["object"][0] == "NotFound"
+    assert out["object"][1].endswith(": No such object: errs/dir/none")
+    assert out["media"][0] == "NotFound"
+    assert out["again"][0] == "Conflict"
+    assert out["tag"] == [404, "NOT_FOUND"]
