@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: install test lint run synth checkov benchmark benchmark-limits clean
+.PHONY: install test lint run synth checkov benchmark benchmark-limits benchmark-operations clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,9 @@ benchmark: install
 
 benchmark-limits: install
 	$(BIN)/python benchmarks/hostile_requests.py
+
+benchmark-operations: install
+	$(BIN)/python benchmarks/emulator_operations.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) infra/cdktf.out .pytest_cache
