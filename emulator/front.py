@@ -81,6 +81,7 @@ class Front:
         self.registry_app = registry_app
         self.hold_s = hold_s
         self.http: httpx.AsyncClient | None = None
+        self.stopping = False  # set on stop: a held request is answered at once
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -165,7 +166,7 @@ class Front:
 
     def _hold(self, op: dict) -> dict:
         deadline = time.monotonic() + self.hold_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stopping:
             time.sleep(0.1)
             try:
                 latest = self.vertex.get_operation(op["name"])

@@ -69,6 +69,7 @@ class GoogleFront:
             emulator_url=emulator_url,
         )
         self._servers: list = []
+        self._stop_requested = False
 
     def write_files(self, state_dir: Path, env_file: Path | None) -> None:
         """`<state-dir>/client-env.json` always, and the env file when asked for."""
@@ -86,6 +87,7 @@ class GoogleFront:
         await proxy.start(sock=self.proxy_sock)
         server = front_server_factory(self.front)
         self._servers.append(server)
+        server.should_exit = self._stop_requested  # a stop asked for before it existed
         try:
             await server.serve(sockets=[self.front_sock])
         finally:
@@ -93,6 +95,8 @@ class GoogleFront:
 
     def request_stop(self, force: bool = False) -> None:
         """Ask the front server to stop (from a signal handler)."""
+        self._stop_requested = True
+        self.front.stopping = True
         for server in self._servers:
             if force:
                 server.force_exit = True
