@@ -67,6 +67,11 @@ def main(model_dir: Path, locustfile: Path, work: Path) -> None:
     bucket = gcs.create_bucket(BUCKET)
     names = upload_folder(bucket, model_dir, "models/tiny")
     bucket.blob("loadtests/locustfile.py").upload_from_filename(str(locustfile))
+    # a resumable upload in several chunks (what large model files take)
+    payload = os.urandom(600 * 1024)
+    bucket.blob("chunks/big.bin", chunk_size=256 * 1024).upload_from_string(payload)
+    assert bucket.blob("chunks/big.bin").download_as_bytes() == payload
+    bucket.blob("chunks/big.bin").delete()
     listed = {b.name for b in gcs.list_blobs(BUCKET)}
     assert set(names) | {"loadtests/locustfile.py"} == listed, listed
     text = bucket.blob("loadtests/locustfile.py").download_as_text()
