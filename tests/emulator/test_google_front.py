@@ -22,6 +22,17 @@ from emulator.launcher import EmulatorProcess
 from tests.emulator.conftest import FAKE_SERVER
 from tests.emulator.test_google_clients import ROOT, clean_environment, run_with_env
 
+# Client code (run with the env file): the fake model server uploaded, an endpoint created.
+SETUP_FAKE = f"""
+import json, sys
+from google.cloud import aiplatform
+aiplatform.init(project="p", location="us-central1", api_transport="rest")
+model = aiplatform.Model.upload(
+    display_name="fake", artifact_uri="gs://none/fake", serving_container_image_uri="x",
+    serving_container_command=[sys.executable, {FAKE_SERVER!r}])
+endpoint = aiplatform.Endpoint.create(display_name="e")
+"""
+
 
 @pytest.fixture(scope="module")
 def front(tmp_path_factory):
@@ -121,26 +132,21 @@ def test_operation_cancel_through_the_sdk(front):
     try:
         out = run_code(
             env_file,
-            f"""
-            import json, sys
+            SETUP_FAKE
+            + textwrap.dedent(
+                """
             from google.api_core import exceptions
-            from google.cloud import aiplatform
             from google.cloud.aiplatform_v1 import types
-            aiplatform.init(project="p", location="us-central1", api_transport="rest")
-            model = aiplatform.Model.upload(
-                display_name="fake", artifact_uri="gs://none/fake", serving_container_image_uri="x",
-                serving_container_command=[sys.executable, {FAKE_SERVER!r}])
-            endpoint = aiplatform.Endpoint.create(display_name="e")
             client = endpoint.api_client
             lro = client.deploy_model(
-                endpoint=endpoint.resource_name, traffic_split={{"0": 100}},
+                endpoint=endpoint.resource_name, traffic_split={"0": 100},
                 deployed_model=types.DeployedModel(
                     model=model.resource_name,
                     dedicated_resources=types.DedicatedResources(
                         machine_spec=types.MachineSpec(machine_type="n1-standard-4"),
                         min_replica_count=1)))
             pending = not lro.done()
-            client.cancel_operation(request={{"name": lro.operation.name}})
+            client.cancel_operation(request={"name": lro.operation.name})
             try:
                 lro.result(timeout=60)
                 outcome = "succeeded"
@@ -149,8 +155,9 @@ def test_operation_cancel_through_the_sdk(front):
             left = len(aiplatform.Endpoint(endpoint.resource_name).list_models())
             endpoint.delete()
             model.delete()
-            print(json.dumps({{"pending": pending, "outcome": outcome, "left": left}}))
-            """,
+            print(json.dumps({"pending": pending, "outcome": outcome, "left": left}))
+            """
+            ),
         )
     finally:
         emu.clear_faults()
@@ -190,16 +197,8 @@ def test_gcpc_deploy_launcher_cancels_its_operation_on_sigterm(front, tmp_path):
     emu, env_file = front
     names = run_code(
         env_file,
-        f"""
-        import json, sys
-        from google.cloud import aiplatform
-        aiplatform.init(project="p", location="us-central1", api_transport="rest")
-        model = aiplatform.Model.upload(
-            display_name="fake", artifact_uri="gs://none/fake", serving_container_image_uri="x",
-            serving_container_command=[sys.executable, {FAKE_SERVER!r}])
-        endpoint = aiplatform.Endpoint.create(display_name="sigterm")
-        print(json.dumps({{"model": model.resource_name, "endpoint": endpoint.resource_name}}))
-        """,
+        SETUP_FAKE
+        + 'print(json.dumps({"model": model.resource_name, "endpoint": endpoint.resource_name}))',
     )
     payload = {
         "endpoint": names["endpoint"],
