@@ -14,6 +14,7 @@ import base64
 import hashlib
 import logging
 import re
+import threading
 from pathlib import Path
 
 log = logging.getLogger("emulator.gcs")
@@ -38,6 +39,8 @@ class StorageEmulator:
         self.host = host
         self.port: int | None = None
         self._server = None
+        self._stopper: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -60,11 +63,23 @@ class StorageEmulator:
         log.info("cloud storage emulator on %s, data in %s", self.url, self.data_dir)
         return self
 
+    def begin_stop(self) -> None:
+        """Start stopping in the background (its server loop takes up to 0.5 s to notice),
+        so that the wait overlaps the rest of the emulator's shutdown."""
+        with self._lock:
+            if self._server is not None and self._stopper is None:
+                self._stopper = threading.Thread(
+                    target=self._server.stop, name="gcs-stop", daemon=True
+                )
+                self._stopper.start()
+
     def stop(self) -> None:
-        """Stop serving; idempotent."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Stop serving and wait until it has; idempotent."""
+        self.begin_stop()
+        with self._lock:
+            stopper, self._stopper, self._server = self._stopper, None, None
+        if stopper is not None:
+            stopper.join(10)
 
     def client(self, project: str = "deploytest-local"):
         """A google-cloud-storage client talking to this emulator directly (no proxy)."""

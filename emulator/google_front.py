@@ -97,6 +97,7 @@ class GoogleFront:
         """Ask the front server to stop (from a signal handler)."""
         self._stop_requested = True
         self.front.stopping = True
+        self.storage.begin_stop()
         for server in self._servers:
             if force:
                 server.force_exit = True

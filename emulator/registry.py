@@ -251,6 +251,12 @@ class Registry:
     async def _dispatch(self, request: Request) -> Response:
         host = request.headers.get("host", "").split(":", 1)[0].lower()
         path = request.url.path
+        try:
+            declared = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            raise invalid("Bad Content-Length.") from None
+        if declared > UPLOAD_LIMIT:  # refused before the body is read
+            raise invalid(f"Request body over {UPLOAD_LIMIT} bytes.")
         raw = await request.body()
         if len(raw) > UPLOAD_LIMIT:
             raise invalid(f"Request body over {UPLOAD_LIMIT} bytes.")
