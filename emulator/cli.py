@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 DESCRIPTION = (
@@ -140,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.max_model_servers < 1:
         print("deploytest emulator: --max-model-servers must be >= 1")
+        return 2
+    if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", args.project):
+        print(f"deploytest emulator: --project {args.project!r} is not a GCP project id")
         return 2
     if not 0 <= args.operation_hold_s <= 600:
         print("deploytest emulator: --operation-hold-s must be between 0 and 600")

@@ -176,13 +176,21 @@ def test_tokens_are_per_instance_and_expire(tmp_path):
     assert oct((tmp_path / "a" / "secret").stat().st_mode & 0o777) == "0o600"
 
 
-def test_env_file_in_a_missing_folder_exits_2(tmp_path):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env-file", "{tmp}/no/env"], "--env-file"),
+        (["--project", "../x"], "--project"),
+        (["--operation-hold-s", "-1"], "--operation-hold-s"),
+    ],
+)
+def test_bad_front_arguments_exit_2_before_anything_is_created(tmp_path, args, message):
+    args = [a.format(tmp=tmp_path) for a in args]
     proc = subprocess.run(
-        [sys.executable, "-m", "emulator", "--state-dir", str(tmp_path / "s"),
-         "--env-file", str(tmp_path / "no" / "env")],
+        [sys.executable, "-m", "emulator", "--state-dir", str(tmp_path / "s"), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert proc.returncode == 2 and "--env-file" in proc.stdout
+    assert proc.returncode == 2 and message in proc.stdout
     assert not (tmp_path / "s").exists()
 
 
