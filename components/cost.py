@@ -113,7 +113,7 @@ def run_cost(
     usd = None if reasons else round(sum(i["usd"] for i in items), 6)
     per_1k = None
     if usd is not None and output_tokens:
-        per_1k = round(usd / output_tokens * 1000, 6)
+        per_1k = round(usd / output_tokens * 1000, 9)
     return {
         "status": "unknown" if reasons else "known",
         "reason": "; ".join(reasons),

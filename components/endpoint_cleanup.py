@@ -200,10 +200,10 @@ def operation_times(op) -> tuple[float | None, float | None]:
         generic = kind.deserialize(op.metadata.value).generic_metadata
     except Exception:  # an operation type we do not know: no times, never a crash
         return None, None
-    return _unix(generic.create_time), _unix(generic.update_time)
+    return unix_seconds(generic.create_time), unix_seconds(generic.update_time)
 
 
-def _unix(stamp) -> float | None:
+def unix_seconds(stamp) -> float | None:
     """A protobuf timestamp as unix seconds; None when unset."""
     if stamp is None:
         return None
@@ -283,7 +283,7 @@ def _billed_models(endpoint, starts: dict[str, float]) -> list[dict]:
                 "max_replicas": int(res.max_replica_count),
                 # The deploy's own start; Vertex may forget old operations, so else the
                 # DeployedModel's createTime (set when the deploy was accepted).
-                "deploy_started_at": starts.get(dm.id) or _unix(dm.create_time),
+                "deploy_started_at": starts.get(dm.id) or unix_seconds(dm.create_time),
             }
         )
     return billed
@@ -308,7 +308,7 @@ def wait_for_operations(client, name: str, deadline: float, log, poll_s: float =
     return not pending
 
 
-def _clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
+def clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
     """Undeploy everything from `name` and delete it; record, never raise."""
     from google.api_core import exceptions as gexc
 
@@ -320,7 +320,7 @@ def _clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
             lambda: client.get_endpoint(name=name), "get endpoint", deadline, log
         )
         record.display_name = endpoint.display_name
-        record.created_at = _unix(endpoint.create_time)
+        record.created_at = unix_seconds(endpoint.create_time)
         record.billing_id = endpoint.labels.get(BILLING_LABEL_KEY, "")
         # Never wait out a deploy in flight: cancel it, then take down what is there.
         record.cancelled_operations = cancel_pending_deploys(client, name, deadline, log)
@@ -369,7 +369,7 @@ def _clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
 def _operation_end(op) -> float:
     """When a finished operation (an `api_core` future) ended, by Vertex's clock if it says."""
     try:
-        end = _unix(op.metadata.generic_metadata.update_time)
+        end = unix_seconds(op.metadata.generic_metadata.update_time)
     except Exception:
         end = None
     return end or round(time.time(), 3)
@@ -422,13 +422,13 @@ def cleanup_run(
             deadline,
             log,
         )
-        # each endpoint once: _clean_endpoint already retries until the deadline
+        # each endpoint once: clean_endpoint already retries until the deadline
         todo = [n for n in names if n not in seen]
         if not todo:
             break
         for name in todo:
             seen.add(name)
-            record.endpoints.append(_clean_endpoint(client, name, deadline, log))
+            record.endpoints.append(clean_endpoint(client, name, deadline, log))
     record.left = with_retries(
         lambda: list_run_endpoints(client, project, location, run_label, label_key),
         "list endpoints",

@@ -95,7 +95,7 @@ def test_cleans_every_endpoint_of_the_run_and_spares_other_runs(clients, emulato
     assert '"ok": true' in data and '"schema_version": 1' in data
 
 
-def test_aborts_a_deploy_in_flight_and_leaves_no_process(clients, emulator):
+def test_cancels_a_deploy_that_outlasts_the_bound_and_deletes_the_endpoint(clients, emulator):
     endpoints, models = clients
     model = upload(models)
     endpoint = create(endpoints, "run-hang").result().name
@@ -104,13 +104,56 @@ def test_aborts_a_deploy_in_flight_and_leaves_no_process(clients, emulator):
     time.sleep(0.5)
     assert not operation.done()
 
-    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-hang", emulator.url, timeout_s=60)
+    # A bound far shorter than the deploy (which never ends): clean-up must not wait it out.
+    started = time.monotonic()
+    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-hang", emulator.url, timeout_s=20)
 
+    assert time.monotonic() - started < 20
     assert record.ok and record.endpoints[0].deleted
-    assert len(record.endpoints[0].undeployed_models) == 1
-    with pytest.raises(gexc.Aborted):
+    assert record.endpoints[0].cancelled_operations == [operation.operation.name]
+    assert record.endpoints[0].deployed == []  # never deployed: nothing billed
+    with pytest.raises(gexc.Cancelled):
         operation.result(timeout=10)
+    with pytest.raises(gexc.NotFound):
+        endpoints.get_endpoint(name=endpoint)
     assert emulator.processes() == []
+
+
+def test_records_the_operations_timestamps_the_cost_is_made_of(clients, emulator):
+    endpoints, models = clients
+    model = upload(models)
+    before = time.time()
+    endpoint = create(endpoints, "run-a").result().name
+    deploy(endpoints, endpoint, model).result(timeout=60)
+
+    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-a", emulator.url, log=lambda _: 0)
+
+    ep = record.endpoints[0]
+    assert before - 1 <= ep.created_at <= ep.deleted_at <= time.time() + 1
+    [billed] = ep.deployed
+    assert billed["machine_type"] == "n1-standard-4" and billed["min_replicas"] == 1
+    assert ep.created_at <= billed["deploy_started_at"] <= ep.deleted_at
+    assert billed["id"] == ep.undeployed_models[0]
+
+
+def test_follows_next_page_token_when_listing_operations():
+    from google.longrunning import operations_pb2
+
+    class Paged:
+        def __init__(self):
+            self.requests = []
+
+        def list_operations(self, request):
+            self.requests.append(request)
+            token = request.get("page_token", "")
+            page = {"": ("op-1", "p2"), "p2": ("op-2", "p3"), "p3": ("op-3", "")}[token]
+            return operations_pb2.ListOperationsResponse(
+                operations=[operations_pb2.Operation(name=page[0])], next_page_token=page[1]
+            )
+
+    client = Paged()
+    assert cleanup.pending_operations(client, "e") == ["op-1", "op-2", "op-3"]
+    assert [r.get("page_token") for r in client.requests] == [None, "p2", "p3"]
 
 
 def test_waits_bounded_for_operations_in_flight(clients, emulator):
