@@ -14,16 +14,9 @@ from google.cloud import aiplatform_v1
 from components.janitor import LEAK_EVENT, clean_expired
 from components.labels import resource_labels
 from components.vertex_clients import endpoint_client, location_path, model_client
-from emulator.launcher import EmulatorProcess
 from tests.components.test_cleanup import deploy, upload
 
 PROJECT, LOCATION = "deploytest-local", "us-central1"
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with EmulatorProcess(tmp_path_factory.mktemp("emulator")) as emu:
-        yield emu
 
 
 @pytest.fixture
