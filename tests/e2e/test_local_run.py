@@ -166,6 +166,8 @@ def test_cancellation_stops_the_run_and_cleans_up(
     [
         (("--duration", "20 seconds"), "duration"),
         (("--cost-label", "Team=ML"), "invalid GCP labels"),
+        (("--price", "NVIDIA_TESLA_T4=cheap"), "invalid prices"),
+        (("--price", "NVIDIA_TESLA_T4"), "invalid price"),
         (("--min-replicas", "2", "--max-replicas", "1"), "max replicas"),
         (("--model", "models/7"), "invalid model"),
     ],
