@@ -28,7 +28,7 @@ def cleanup_endpoints(
         run_id: the explicit run id, if any (the label is built as the create step built it).
         job_id: the pipeline job id (`PIPELINE_JOB_NAME_PLACEHOLDER`).
         api_endpoint: the emulator's URL; empty means the real regional Vertex AI.
-        timeout_s: bound on the whole clean-up, waiting for in-flight deploys included.
+        timeout_s: bound on the whole clean-up (deploys in flight are cancelled, not waited out).
         record: JSON record of what was deleted, how long it took, and the run's cost.
         prices: USD per hour by machine or accelerator type, over `components/prices.json`.
     """

@@ -403,7 +403,7 @@ def cleanup_run(
         location: the region, e.g. `us-central1`.
         run_label: the value of the `deploytest-run` label of the run.
         api_endpoint: empty on Vertex; the emulator's URL locally.
-        timeout_s: bound on the whole clean-up, waiting for in-flight deploys included.
+        timeout_s: bound on the whole clean-up (deploys in flight are cancelled, not waited out).
         log: where progress lines go.
         label_key: the label to select by; `deploytest-managed` (with run_label "true")
             selects every endpoint any run created, for the janitor.

@@ -116,7 +116,15 @@ def test_records_the_operations_timestamps_the_cost_is_made_of(clients, emulator
     endpoints, models = clients
     model = upload(models)
     before = time.time()
-    endpoint = create(endpoints, "run-a").result().name
+    labels = {**resource_labels("run-a", ""), "vertex-ai-pipelines-run-billing-id": "4242"}
+    endpoint = (
+        endpoints.create_endpoint(
+            parent=location_path(PROJECT, LOCATION),
+            endpoint=aiplatform_v1.Endpoint(display_name="run-a", labels=labels),
+        )
+        .result()
+        .name
+    )
     deploy(endpoints, endpoint, model).result(timeout=60)
 
     record = cleanup.cleanup_run(PROJECT, LOCATION, "run-a", emulator.url, log=lambda _: 0)
@@ -127,6 +135,7 @@ def test_records_the_operations_timestamps_the_cost_is_made_of(clients, emulator
     assert billed["machine_type"] == "n1-standard-4" and billed["min_replicas"] == 1
     assert ep.created_at <= billed["deploy_started_at"] <= ep.deleted_at
     assert billed["id"] == ep.undeployed_models[0]
+    assert ep.billing_id == "4242"  # Vertex AI Pipelines' label, propagated to the endpoint
 
 
 def test_follows_next_page_token_when_listing_operations():

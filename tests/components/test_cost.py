@@ -82,3 +82,17 @@ def test_the_shipped_table_names_its_source_and_date():
     assert table["date"] and "verified" in table
     assert table["machine_types"]["n1-standard-4"] > 0
     validate_prices({**table["machine_types"], **table["accelerators"]})
+
+
+def test_the_pipeline_run_billing_id_is_recorded(monkeypatch):
+    from components.cost import billing_id_from_environment
+
+    monkeypatch.setenv(
+        "VERTEX_AI_PIPELINES_RUN_LABELS", '{"vertex-ai-pipelines-run-billing-id": "123456"}'
+    )
+    assert billing_id_from_environment() == "123456"
+    monkeypatch.setenv("VERTEX_AI_PIPELINES_RUN_LABELS", "not json")
+    assert billing_id_from_environment() == ""
+    rec = record([model()])
+    rec["endpoints"][0]["billing_id"] = "789"
+    assert run_cost({**rec, "billing_id": "123456"}, table=TABLE)["billing_id"] == "123456,789"
