@@ -93,17 +93,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _expired(args: argparse.Namespace, max_age_s: int) -> int:
+    from google.api_core.exceptions import GoogleAPIError
+
     from components.janitor import clean_expired
 
-    _, record = clean_expired(
-        project=args.project,
-        location=args.location,
-        api_endpoint=args.api_endpoint,
-        max_age_s=max_age_s,
-        timeout_s=args.timeout_s,
-        dry_run=args.dry_run,
-        log=lambda line: print(line, flush=True),
-    )
+    try:
+        _, record = clean_expired(
+            project=args.project,
+            location=args.location,
+            api_endpoint=args.api_endpoint,
+            max_age_s=max_age_s,
+            timeout_s=args.timeout_s,
+            dry_run=args.dry_run,
+            log=lambda line: print(line, flush=True),
+        )
+    except (GoogleAPIError, OSError) as exc:  # e.g. listing refused: say so, in one line
+        print(f"deploytest cleanup: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     if not args.dry_run:
         print(
             f"janitor: {sum(e.deleted for e in record.endpoints)} endpoint(s) deleted, "

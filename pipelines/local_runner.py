@@ -461,11 +461,15 @@ class LocalRun:
         self.say(f"{signal.Signals(signum).name}: stopping the run, then cleaning up")
         self._stop_child()
         if self.api_endpoint:
+            from components.cost import describe
+
             try:
                 record = self._cleanup()
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 data = json.loads(record.to_json())
-                data["cost"] = self._cost({"cleanup": data})
+                if data["endpoints"]:  # else the exit task took them: their cost is not here
+                    data["cost"] = self._cost({"cleanup": data})
+                    self.say(f"cost: {describe(data['cost'])}")
                 (self.run_dir / "cleanup.json").write_text(json.dumps(data, indent=2))
                 left = self._left_behind([e.name for e in record.endpoints])
                 self.say(
