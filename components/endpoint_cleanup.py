@@ -349,11 +349,16 @@ def clean_endpoint(client, name: str, deadline: float, log) -> EndpointRecord:
             except Exception as exc:
                 if not is_transient_or_busy(exc) or time.monotonic() + delay > deadline:
                     raise
-                # Busy: on Vertex a deploy in flight holds the endpoint and its model is
-                # not listed yet. Wait for it (bounded), then undeploy what it added.
+                # Busy: an operation holds the endpoint (a deploy that started after our
+                # first look, or a cancellation Vertex has not finished). Cancel any
+                # deploy, wait for the rest (bounded), then undeploy what they added.
                 log(f"delete endpoint: {type(exc).__name__}: {exc}")
-                if is_busy(exc) and not wait_for_operations(client, name, deadline, log):
-                    raise
+                if is_busy(exc):
+                    for op_name in cancel_pending_deploys(client, name, deadline, log):
+                        if op_name not in record.cancelled_operations:
+                            record.cancelled_operations.append(op_name)
+                    if not wait_for_operations(client, name, deadline, log):
+                        raise
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)
     except gexc.NotFound:

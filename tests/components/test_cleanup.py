@@ -112,6 +112,41 @@ def test_cancels_a_deploy_that_outlasts_the_bound_and_deletes_the_endpoint(clien
     assert emulator.processes() == []
 
 
+def test_cancels_a_deploy_that_vertex_does_not_list_yet(clients, emulator, monkeypatch):
+    """On Vertex a deploy in flight holds the endpoint before its DeployedModel is listed;
+    the emulator lists it at once. A client that hides models still deploying gives
+    clean-up Vertex's view: the cancel alone frees the endpoint, nothing is waited out."""
+    endpoints, models = clients
+    model = upload(models)
+    endpoint = create(endpoints, "run-hang").result().name
+    emulator.set_faults({"deploy": "hang"})
+    operation = deploy(endpoints, endpoint, model)
+
+    class VertexView:
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, attr):
+            return getattr(self.real, attr)
+
+        def get_endpoint(self, **kwargs):
+            seen = self.real.get_endpoint(**kwargs)
+            ready = [dm for dm in seen.deployed_models if dm.status.available_replica_count]
+            del seen.deployed_models[:]
+            seen.deployed_models.extend(ready)
+            return seen
+
+    monkeypatch.setattr(cleanup, "endpoint_client", lambda *a: VertexView(endpoints))
+    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-hang", emulator.url, timeout_s=20)
+
+    assert record.ok and record.endpoints[0].deleted
+    assert record.endpoints[0].cancelled_operations == [operation.operation.name]
+    assert record.endpoints[0].undeployed_models == []  # nothing was deployed to undeploy
+    with pytest.raises(gexc.Cancelled):
+        operation.result(timeout=10)
+    assert emulator.processes() == []
+
+
 def test_records_the_operations_timestamps_the_cost_is_made_of(clients, emulator):
     endpoints, models = clients
     model = upload(models)
