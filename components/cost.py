@@ -62,6 +62,8 @@ def _hourly(item: Mapping[str, Any], table: Mapping, overrides: Mapping) -> tupl
         return math.nan, "the deployed model names no machine type"
     if missing:
         return math.nan, f"no price for {' and '.join(missing)} in the price table"
+    if count and not accelerator:
+        return math.nan, f"{count} accelerator(s) of no named type"
     return prices[machine] + (prices[accelerator] * count if count else 0.0), ""
 
 
