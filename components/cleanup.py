@@ -15,6 +15,7 @@ def cleanup_endpoints(
     api_endpoint: str,
     timeout_s: int,
     record: Output[dsl.Artifact],
+    prices: dict = {},  # noqa: B006 (a KFP default, never mutated)
 ):
     """Undeploy every model from, and delete, every endpoint labelled with this run.
 
@@ -27,9 +28,13 @@ def cleanup_endpoints(
         run_id: the explicit run id, if any (the label is built as the create step built it).
         job_id: the pipeline job id (`PIPELINE_JOB_NAME_PLACEHOLDER`).
         api_endpoint: the emulator's URL; empty means the real regional Vertex AI.
-        timeout_s: bound on the whole clean-up, waiting for in-flight deploys included.
-        record: JSON record of what was deleted and how long it took.
+        timeout_s: bound on the whole clean-up (deploys in flight are cancelled, not waited out).
+        record: JSON record of what was deleted, how long it took, and the run's cost.
+        prices: USD per hour by machine or accelerator type, over `components/prices.json`.
     """
+    import json
+
+    from components.cost import billing_id_from_environment, describe, run_cost
     from components.endpoint_cleanup import CleanupIncomplete, cleanup_run
     from components.labels import run_label
 
@@ -41,8 +46,13 @@ def cleanup_endpoints(
         timeout_s=timeout_s,
         log=lambda line: print(line, flush=True),
     )
+    result.billing_id = billing_id_from_environment()
+    data = json.loads(result.to_json())
+    data["cost"] = run_cost(data, prices)
+    print(f"cost: {describe(data['cost'])}", flush=True)
     with open(record.path, "w") as f:
-        f.write(result.to_json())
+        json.dump(data, f, indent=2)
+    record.metadata["cost_usd"] = data["cost"]["usd"]
     record.metadata["endpoints_deleted"] = sum(e.deleted for e in result.endpoints)
     record.metadata["left"] = len(result.left)
     if not result.ok:

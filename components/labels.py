@@ -11,7 +11,14 @@ import re
 
 RUN_LABEL_KEY = "deploytest-run"
 MANAGED_LABEL_KEY = "deploytest-managed"
+EXPIRES_LABEL_KEY = "deploytest-expires-at"
+# Set by Vertex AI Pipelines on a run and propagated to what EndpointCreateOp creates
+# (docs: pipelines/understand-pipeline-cost-labels); the key to the run's billed cost.
+BILLING_LABEL_KEY = "vertex-ai-pipelines-run-billing-id"
 MAX_LABEL_LENGTH = 63
+# Slack after the deploy timeout, the load and the clean-up bound before the janitor may
+# take an endpoint: the import steps, the gate and scheduling delays of the pipeline.
+EXPIRY_SLACK_S = 600
 
 _INVALID = re.compile(r"[^a-z0-9_-]+")
 _KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -42,11 +49,30 @@ def validate_labels(labels: dict[str, str]) -> None:
         )
 
 
-def resource_labels(run_id: str, job_id: str, cost_labels: dict[str, str] | None = None) -> dict:
-    """Every label a created resource carries: the cost labels plus the run's own two."""
+def expires_at(
+    start: float, deploy_timeout_s: float, load_s: float, cleanup_timeout_s: float
+) -> int:
+    """Unix second after which an endpoint of the run is a leak: the run's start plus every
+    bound the run itself keeps (deploy timeout, load duration, clean-up bound) plus slack."""
+    bounds = (deploy_timeout_s, load_s, cleanup_timeout_s)
+    if any(b < 0 for b in bounds):
+        raise ValueError(f"negative bound in {bounds}")
+    return int(start + sum(bounds) + EXPIRY_SLACK_S)
+
+
+def resource_labels(
+    run_id: str,
+    job_id: str,
+    cost_labels: dict[str, str] | None = None,
+    expires: int | None = None,
+) -> dict:
+    """Every label a created resource carries: the cost labels plus the run's own ones
+    (`deploytest-expires-at` when `expires`, a unix second, is given)."""
     labels = dict(cost_labels or {})
     labels[RUN_LABEL_KEY] = run_label(run_id, job_id)
     labels[MANAGED_LABEL_KEY] = "true"
+    if expires is not None:
+        labels[EXPIRES_LABEL_KEY] = str(int(expires))
     validate_labels(labels)
     return labels
 

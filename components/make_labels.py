@@ -6,19 +6,34 @@ from components.image import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def make_labels(run_id: str, job_id: str, cost_labels: dict) -> dict:
-    """Build `deploytest-run`, `deploytest-managed` and the team's cost labels.
+def make_labels(
+    run_id: str,
+    job_id: str,
+    cost_labels: dict,
+    deploy_timeout_s: int = 1800,
+    duration: str = "20s",
+    cleanup_timeout_s: int = 900,
+) -> dict:
+    """Build `deploytest-run`, `deploytest-managed`, `deploytest-expires-at` and the team's
+    cost labels.
 
     Args:
         run_id: an explicit run id (`deploytest run` sets one); empty on Vertex.
         job_id: the pipeline job id, passed as a plain string (`PIPELINE_JOB_NAME_PLACEHOLDER`).
         cost_labels: the team's cost labels (team, environment, GPU type).
+        deploy_timeout_s: the deploy's bound; part of the expiry.
+        duration: the load test's length (Locust time span); part of the expiry.
+        cleanup_timeout_s: the clean-up's bound; part of the expiry.
 
     Returns:
         The label dict for `EndpointCreateOp` and our local create op.
     """
-    from components.labels import resource_labels
+    import time
 
-    labels = resource_labels(run_id, job_id, cost_labels)
+    from components.labels import expires_at, resource_labels
+    from components.locust_run import parse_duration
+
+    expires = expires_at(time.time(), deploy_timeout_s, parse_duration(duration), cleanup_timeout_s)
+    labels = resource_labels(run_id, job_id, cost_labels, expires)
     print(f"labels: {labels}")
     return labels

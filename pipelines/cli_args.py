@@ -54,6 +54,14 @@ def add_pipeline_options(parser: argparse.ArgumentParser, defaults: dict | None 
         metavar="KEY=VALUE",
         help="a team cost label for every created resource (repeatable)",
     )
+    group.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="TYPE=USD_PER_HOUR",
+        help="hourly price of a machine or accelerator type for the run's cost, over the "
+        "table in components/prices.json (repeatable), e.g. NVIDIA_TESLA_T4=0.40",
+    )
 
 
 def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -62,4 +70,5 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
 
     params = {param: getattr(args, param) for param, _, _ in _OPTIONS.values()}
     params["cost_labels"] = key_values(args.cost_label, "cost label")
+    params["prices"] = key_values(args.price, "price")
     return params

@@ -341,6 +341,7 @@ class LocalRun:
             results["fallback_cleanup"] = json.loads(self._cleanup().to_json())
             left = self._left_behind(known)
         results["left"] = left
+        results["cost"] = self._cost(results)
         (self.run_dir / "summary.json").write_text(json.dumps(results, indent=2))
         return self._summary(results)
 
@@ -372,6 +373,20 @@ class LocalRun:
             timeout_s=self.o.parameters["cleanup_timeout_s"],
             log=lambda line: self.say(line),
         )
+
+    def _cost(self, results: dict) -> dict | None:
+        """The run's cost over every clean-up record (the exit task's and our fallback's)."""
+        from components.cost import run_cost
+
+        records = [results.get(k) for k in ("cleanup", "fallback_cleanup") if results.get(k)]
+        if not records:
+            return None
+        merged = {
+            "endpoints": [e for r in records for e in r.get("endpoints", [])],
+            "billing_id": records[0].get("billing_id", ""),
+        }
+        tokens = (results.get("metrics") or {}).get("output_tokens")
+        return run_cost(merged, self.o.parameters.get("prices"), tokens)
 
     def _summary(self, results: dict) -> int:
         from components.metrics_schema import evaluate_slo, format_slo_table
@@ -411,6 +426,10 @@ class LocalRun:
             )
         else:
             lines.append("  clean-up     no record (the exit task did not run)")
+        if results.get("cost"):
+            from components.cost import describe
+
+            lines.append(f"  cost         {describe(results['cost'])}")
         left = results["left"]
         lines.append(
             f"  left behind  {len(left['endpoints'])} endpoint(s), "
@@ -442,10 +461,16 @@ class LocalRun:
         self.say(f"{signal.Signals(signum).name}: stopping the run, then cleaning up")
         self._stop_child()
         if self.api_endpoint:
+            from components.cost import describe
+
             try:
                 record = self._cleanup()
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                (self.run_dir / "cleanup.json").write_text(record.to_json())
+                data = json.loads(record.to_json())
+                if data["endpoints"]:  # else the exit task took them: their cost is not here
+                    data["cost"] = self._cost({"cleanup": data})
+                    self.say(f"cost: {describe(data['cost'])}")
+                (self.run_dir / "cleanup.json").write_text(json.dumps(data, indent=2))
                 left = self._left_behind([e.name for e in record.endpoints])
                 self.say(
                     f"left behind: {len(left['endpoints'])} endpoint(s), "

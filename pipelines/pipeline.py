@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "cost_labels": {},
     "deploy_timeout_s": 1800,
     "cleanup_timeout_s": 900,
+    # USD per hour by machine or accelerator type, over components/prices.json
+    "prices": {},
 }
 
 
@@ -135,6 +137,7 @@ def build_pipeline(target: str):
         cost_labels: dict = d["cost_labels"],
         deploy_timeout_s: int = d["deploy_timeout_s"],
         cleanup_timeout_s: int = d["cleanup_timeout_s"],
+        prices: dict = d["prices"],
     ):
         model_import = dsl.importer(
             artifact_uri=model_uri,
@@ -146,7 +149,12 @@ def build_pipeline(target: str):
             artifact_uri=locustfile, artifact_class=dsl.Artifact, reimport=True
         ).set_display_name("import locustfile")
         labels = make_labels(
-            run_id=run_id, job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, cost_labels=cost_labels
+            run_id=run_id,
+            job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            cost_labels=cost_labels,
+            deploy_timeout_s=deploy_timeout_s,
+            duration=duration,
+            cleanup_timeout_s=cleanup_timeout_s,
         ).set_display_name("labels")
 
         # Declared first; takes plain strings only (an exit task may not depend on tasks).
@@ -157,6 +165,7 @@ def build_pipeline(target: str):
             job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             api_endpoint=api_endpoint,
             timeout_s=cleanup_timeout_s,
+            prices=prices,
         ).set_display_name("clean up")
 
         with dsl.ExitHandler(cleanup, name=EXIT_HANDLER_NAME):

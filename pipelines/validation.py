@@ -136,6 +136,7 @@ def slo(p95_ms: float, max_failure_ratio: float, min_rps: float) -> None:
 
 def pipeline_parameters(params: dict) -> None:
     """Check the deploy, load, SLO and label parameters of one run (see pipeline.DEFAULTS)."""
+    from components.cost import validate_prices
     from components.labels import validate_labels
     from pipelines.pipeline import DEFAULTS
 
@@ -155,6 +156,7 @@ def pipeline_parameters(params: dict) -> None:
     within(int(p["cleanup_timeout_s"]), 0, LIMITS["timeout_s"], "the clean-up timeout (s)", True)
     try:
         validate_labels(p["cost_labels"])
+        validate_prices(p["prices"])
     except ValueError as exc:
         raise InputError(str(exc)) from None
 

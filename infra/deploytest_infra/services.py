@@ -15,7 +15,9 @@ APIS = (
     "cloudscheduler.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
+    "run.googleapis.com",
     "storage.googleapis.com",
 )
 

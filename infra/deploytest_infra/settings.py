@@ -125,9 +125,24 @@ class InfraSettings:
     kms_key_name: str = ""
     # Optional GCS bucket (created beforehand) for Terraform state; empty: local state.
     state_bucket: str = ""
+    # The janitor (Cloud Run job `deploytest cleanup --expired`, see janitor.py): when it
+    # runs, the age after which a managed endpoint without an expiry label is a leak, who
+    # is mailed when it finds one (empty: the alert shows in Cloud Monitoring only), and
+    # which existing Cloud Monitoring notification channels its leak alert notifies
+    # (projects/P/notificationChannels/ID; none: the incident shows in the console only),
+    # and its image (empty: components:latest in the stack's Docker repository).
+    janitor_schedule: str = "*/30 * * * *"
+    janitor_max_age: str = "24h"
+    janitor_alert_channels: tuple[str, ...] = ()
+    janitor_image: str = ""
+    # USD per hour by machine or accelerator type for the runs' cost, over the table in
+    # components/prices.json (e.g. a negotiated GPU price).
+    prices: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_labels", dict(self.extra_labels))
+        object.__setattr__(self, "prices", dict(self.prices))
+        object.__setattr__(self, "janitor_alert_channels", tuple(self.janitor_alert_channels))
         problems = self._problems()
         if problems:
             raise SettingsError(
@@ -232,6 +247,7 @@ class InfraSettings:
             )
         if self.state_bucket and not BUCKET_RE.match(self.state_bucket):
             p.append(f"state_bucket {self.state_bucket!r} is not a bucket name")
+        p.extend(_janitor_problems(self))
         if not p:  # derived names only make sense once the parts are valid
             for bucket in (self.pipeline_root_bucket, self.loadtest_bucket):
                 if not BUCKET_RE.match(bucket) or len(bucket) > 63:
@@ -364,4 +380,28 @@ def _label_problems(labels: Mapping[str, Any]) -> list[str]:
                 f"label {key}={value!r}: values use lowercase letters, digits, '_' or '-', "
                 "at most 63 characters"
             )
+    return p
+
+
+def _janitor_problems(s: InfraSettings) -> list[str]:
+    p = []
+    fields_ = str(s.janitor_schedule).split()
+    if len(fields_) != 5 or not all(CRON_FIELD_RE.match(f) for f in fields_):
+        p.append(f"janitor_schedule {s.janitor_schedule!r} is not a 5-field cron expression")
+    if not re.fullmatch(r"(\d+h)?(\d+m)?(\d+s)?", str(s.janitor_max_age)) or not any(
+        c.isdigit() and c != "0" for c in str(s.janitor_max_age)
+    ):
+        p.append(f"janitor_max_age {s.janitor_max_age!r} is not a duration like 24h or 90m")
+    for channel in s.janitor_alert_channels:
+        if not re.fullmatch(r"projects/[^/]+/notificationChannels/[0-9]+", str(channel)):
+            p.append(
+                f"janitor_alert_channels: {channel!r} is not projects/P/notificationChannels/ID"
+            )
+    if s.janitor_image and not re.fullmatch(
+        r"[a-z0-9.-]+(:\d+)?/[\w./-]+(:[\w.-]+|@sha256:[0-9a-f]{64})?", s.janitor_image
+    ):
+        p.append(f"janitor_image {s.janitor_image!r} is not an image reference")
+    for key, value in s.prices.items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            p.append(f"prices[{key!r}] = {value!r} must be a number of USD per hour >= 0")
     return p

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from deploytest_infra.build_triggers import BuildTriggers
 from deploytest_infra.identity import Identity
+from deploytest_infra.janitor import Janitor, JanitorProps
 from deploytest_infra.quota import GpuQuota
 from deploytest_infra.registry import Registry
 from deploytest_infra.scheduler import DEFAULT_CLI, RegressionSchedule
@@ -71,6 +72,9 @@ class DeploytestStack(TerraformStack):
             build_account=self.identity.build,
             depends_on=needs,
         )
+        self.janitor = Janitor(
+            self, "janitor", props=JanitorProps.from_settings(settings), depends_on=needs
+        )
 
         outputs = {
             "pipeline_root": settings.pipeline_root,
@@ -83,6 +87,7 @@ class DeploytestStack(TerraformStack):
             "runner_service_account": settings.runner_email,
             "model_upload_topic": self.triggers.topic.id,
             "regression_job": self.schedule.job.id,
+            "janitor_job": self.janitor.job.id,
         }
         for name, value in outputs.items():
             TerraformOutput(self, name, value=value)

@@ -53,6 +53,8 @@ def regression_submit_args(settings: InfraSettings) -> list[str]:
         args += ["--label", f"{key}={value}"]
     for key, value in settings.cost_labels.items():
         args += ["--cost-label", f"{key}={value}"]
+    for key, value in settings.prices.items():
+        args += ["--price", f"{key}={value}"]
     return args + ["--dry-run", "--json"]
 
 

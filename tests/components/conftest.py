@@ -1,4 +1,5 @@
-"""Fixtures for the load-test tests: a stand-in model server and a no-leftover-process check."""
+"""Fixtures for the component tests: a stand-in model server, an emulator per module (the
+clean-up and janitor tests), and a no-leftover-process check."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from emulator.launcher import EmulatorProcess
 from tests.components.predict_server import PredictServer
 from tests.processes import gone, processes_mentioning
 
@@ -37,3 +39,10 @@ def no_process_left_behind(tmp_path_factory):
 def model_server():
     with PredictServer("ok") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    """The embedded Vertex AI, one per test module, stopped (with its model servers) after."""
+    with EmulatorProcess(tmp_path_factory.mktemp("emulator")) as emu:
+        yield emu

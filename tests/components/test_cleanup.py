@@ -12,16 +12,9 @@ from google.cloud import aiplatform_v1
 import components.endpoint_cleanup as cleanup
 from components.labels import resource_labels
 from components.vertex_clients import endpoint_client, location_path, model_client
-from emulator.launcher import EmulatorProcess
 from tests.emulator.conftest import FAKE_SERVER
 
 PROJECT, LOCATION = "deploytest-local", "us-central1"
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with EmulatorProcess(tmp_path_factory.mktemp("emulator")) as emu:
-        yield emu
 
 
 @pytest.fixture
@@ -95,7 +88,7 @@ def test_cleans_every_endpoint_of_the_run_and_spares_other_runs(clients, emulato
     assert '"ok": true' in data and '"schema_version": 1' in data
 
 
-def test_aborts_a_deploy_in_flight_and_leaves_no_process(clients, emulator):
+def test_cancels_a_deploy_that_outlasts_the_bound_and_deletes_the_endpoint(clients, emulator):
     endpoints, models = clients
     model = upload(models)
     endpoint = create(endpoints, "run-hang").result().name
@@ -104,13 +97,100 @@ def test_aborts_a_deploy_in_flight_and_leaves_no_process(clients, emulator):
     time.sleep(0.5)
     assert not operation.done()
 
-    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-hang", emulator.url, timeout_s=60)
+    # A bound far shorter than the deploy (which never ends): clean-up must not wait it out.
+    started = time.monotonic()
+    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-hang", emulator.url, timeout_s=20)
+
+    assert time.monotonic() - started < 20
+    assert record.ok and record.endpoints[0].deleted
+    assert record.endpoints[0].cancelled_operations == [operation.operation.name]
+    assert record.endpoints[0].deployed == []  # never deployed: nothing billed
+    with pytest.raises(gexc.Cancelled):
+        operation.result(timeout=10)
+    with pytest.raises(gexc.NotFound):
+        endpoints.get_endpoint(name=endpoint)
+    assert emulator.processes() == []
+
+
+def test_cancels_a_deploy_that_vertex_does_not_list_yet(clients, emulator, monkeypatch):
+    """On Vertex a deploy in flight holds the endpoint before its DeployedModel is listed;
+    the emulator lists it at once. A client that hides models still deploying gives
+    clean-up Vertex's view: the cancel alone frees the endpoint, nothing is waited out."""
+    endpoints, models = clients
+    model = upload(models)
+    endpoint = create(endpoints, "run-hang").result().name
+    emulator.set_faults({"deploy": "hang"})
+    operation = deploy(endpoints, endpoint, model)
+
+    class VertexView:
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, attr):
+            return getattr(self.real, attr)
+
+        def get_endpoint(self, **kwargs):
+            seen = self.real.get_endpoint(**kwargs)
+            ready = [dm for dm in seen.deployed_models if dm.status.available_replica_count]
+            del seen.deployed_models[:]
+            seen.deployed_models.extend(ready)
+            return seen
+
+    monkeypatch.setattr(cleanup, "endpoint_client", lambda *a: VertexView(endpoints))
+    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-hang", emulator.url, timeout_s=20)
 
     assert record.ok and record.endpoints[0].deleted
-    assert len(record.endpoints[0].undeployed_models) == 1
-    with pytest.raises(gexc.Aborted):
+    assert record.endpoints[0].cancelled_operations == [operation.operation.name]
+    assert record.endpoints[0].undeployed_models == []  # nothing was deployed to undeploy
+    with pytest.raises(gexc.Cancelled):
         operation.result(timeout=10)
     assert emulator.processes() == []
+
+
+def test_records_the_operations_timestamps_the_cost_is_made_of(clients, emulator):
+    endpoints, models = clients
+    model = upload(models)
+    before = time.time()
+    labels = {**resource_labels("run-a", ""), "vertex-ai-pipelines-run-billing-id": "4242"}
+    endpoint = (
+        endpoints.create_endpoint(
+            parent=location_path(PROJECT, LOCATION),
+            endpoint=aiplatform_v1.Endpoint(display_name="run-a", labels=labels),
+        )
+        .result()
+        .name
+    )
+    deploy(endpoints, endpoint, model).result(timeout=60)
+
+    record = cleanup.cleanup_run(PROJECT, LOCATION, "run-a", emulator.url, log=lambda _: 0)
+
+    ep = record.endpoints[0]
+    assert before - 1 <= ep.created_at <= ep.deleted_at <= time.time() + 1
+    [billed] = ep.deployed
+    assert billed["machine_type"] == "n1-standard-4" and billed["min_replicas"] == 1
+    assert ep.created_at <= billed["deploy_started_at"] <= ep.deleted_at
+    assert billed["id"] == ep.undeployed_models[0]
+    assert ep.billing_id == "4242"  # Vertex AI Pipelines' label, propagated to the endpoint
+
+
+def test_follows_next_page_token_when_listing_operations():
+    from google.longrunning import operations_pb2
+
+    class Paged:
+        def __init__(self):
+            self.requests = []
+
+        def list_operations(self, request):
+            self.requests.append(request)
+            token = request.get("page_token", "")
+            page = {"": ("op-1", "p2"), "p2": ("op-2", "p3"), "p3": ("op-3", "")}[token]
+            return operations_pb2.ListOperationsResponse(
+                operations=[operations_pb2.Operation(name=page[0])], next_page_token=page[1]
+            )
+
+    client = Paged()
+    assert cleanup.pending_operations(client, "e") == ["op-1", "op-2", "op-3"]
+    assert [r.get("page_token") for r in client.requests] == [None, "p2", "p3"]
 
 
 def test_waits_bounded_for_operations_in_flight(clients, emulator):

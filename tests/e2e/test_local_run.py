@@ -92,6 +92,11 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
     assert metrics["failure_ratio"] == 0
     record = json.loads((run_dir / "cleanup.json").read_text())
     assert record["ok"] and record["left"] == [] and record["run_label"] == "e2e-success"
+    # the run's cost, from the operations' timestamps: printed and in summary.json
+    cost = json.loads((run_dir / "summary.json").read_text())["cost"]
+    assert cost["status"] == "known" and cost["usd"] > 0 and cost["billed_replica_seconds"] > 0
+    assert cost["usd_per_1k_output_tokens"] > 0 and record["cost"]["usd"] == cost["usd"]
+    assert re.search(r"cost +\$\d+\.\d+ for [\d.]+ replica-seconds", out)
     assert (run_dir / "pipeline.yaml").is_file()
     assert_nothing_left("e2e-success", out)
     # the model server's command line names the cached demo model, not the run
@@ -121,6 +126,10 @@ def test_faults_fail_the_run_and_clean_up(
     assert "✔ cleanup-endpoints: SUCCESS" in out
     record = json.loads((run_dir / "cleanup.json").read_text())
     assert record["ok"] and len(record["endpoints"]) == 1 and record["endpoints"][0]["deleted"]
+    if fault.startswith("deploy-"):  # never deployed: the endpoint's lifetime only, unbilled
+        cost = json.loads((run_dir / "summary.json").read_text())["cost"]
+        assert cost["usd"] == 0 and cost["billed_replica_seconds"] == 0
+        assert cost["endpoint_seconds"] > 0 and "no model was deployed" in out
     # the exit task starts within 5 s of the failing task's end
     times = task_log_times(run_dir)
     gap = (times[("start", "cleanup-endpoints")] - times[("end", failed_task)]).total_seconds()
@@ -157,6 +166,8 @@ def test_cancellation_stops_the_run_and_cleans_up(
     [
         (("--duration", "20 seconds"), "duration"),
         (("--cost-label", "Team=ML"), "invalid GCP labels"),
+        (("--price", "NVIDIA_TESLA_T4=cheap"), "invalid prices"),
+        (("--price", "NVIDIA_TESLA_T4"), "invalid price"),
         (("--min-replicas", "2", "--max-replicas", "1"), "max replicas"),
         (("--model", "models/7"), "invalid model"),
     ],

@@ -84,7 +84,8 @@ def test_artifact_registry(synth: Synth) -> None:
 def test_service_accounts_and_no_keys(synth: Synth) -> None:
     s = synth.settings
     accounts = {a["account_id"] for a in synth.resources("google_service_account").values()}
-    assert accounts == {s.runner_account_id, s.build_account_id, s.invoker_account_id}
+    janitor = f"dt-{s.environment}-janitor"  # tests/infra/test_janitor.py
+    assert accounts == {s.runner_account_id, s.build_account_id, s.invoker_account_id, janitor}
     assert not synth.resources("google_service_account_key")
 
 
@@ -101,6 +102,11 @@ def test_project_roles_are_exactly_these(synth: Synth) -> None:
         (build, "roles/aiplatform.user"),
         (build, "roles/logging.logWriter"),
         (invoker, "roles/aiplatform.user"),
+        # the janitor's own custom role (tests/infra/test_janitor.py)
+        (
+            sa_member(synth, f"dt-{s.environment}-janitor"),
+            ref(synth, "google_project_iam_custom_role", "id"),
+        ),
     }
 
 
@@ -170,7 +176,7 @@ def test_gpu_quota_preference(synth: Synth) -> None:
 
 def test_scheduler_job(synth: Synth) -> None:
     s = synth.settings
-    job = synth.one("google_cloud_scheduler_job")
+    job = regression_job(synth)
     assert job["schedule"] == s.regression_schedule
     assert job["region"] == s.region
     target = job["http_target"]
@@ -186,8 +192,17 @@ def test_scheduler_job(synth: Synth) -> None:
     assert target["headers"]["Content-Type"] == "application/json"
 
 
+def regression_job(synth: Synth) -> dict:
+    [job] = [
+        j
+        for j in synth.resources("google_cloud_scheduler_job").values()
+        if j["name"] == f"{synth.settings.prefix}-regression"
+    ]
+    return job
+
+
 def scheduler_body(synth: Synth) -> dict:
-    job = synth.one("google_cloud_scheduler_job")
+    job = regression_job(synth)
     return json.loads(base64.b64decode(job["http_target"]["body"]))
 
 

@@ -32,3 +32,16 @@ def test_invalid_cost_labels_are_refused_with_every_offender():
         validate_labels({"Team": "x", "env": "Prod", "ok": "fine"})
     assert "Team=x" in str(err.value) and "env=Prod" in str(err.value)
     assert "ok=fine" not in str(err.value)
+
+
+def test_endpoints_carry_an_expiry_made_of_the_runs_own_bounds():
+    from components.labels import EXPIRY_SLACK_S, expires_at
+
+    when = expires_at(1_000_000, deploy_timeout_s=1800, load_s=20, cleanup_timeout_s=900)
+    assert when == 1_000_000 + 1800 + 20 + 900 + EXPIRY_SLACK_S
+    labels = resource_labels("run-1", "", {"team": "x"}, expires=when)
+    assert labels["deploytest-expires-at"] == str(when)
+    validate_labels(labels)  # a unix second is a valid label value
+    assert "deploytest-expires-at" not in resource_labels("run-1", "")
+    with pytest.raises(ValueError):
+        expires_at(0, -1, 0, 0)
