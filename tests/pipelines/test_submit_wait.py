@@ -1,0 +1,101 @@
+"""`deploytest submit` against a loopback double of Vertex AI and Cloud Storage: it
+checks the locustfile exists before creating the job, and `--wait` follows the job and
+exits non-zero when it fails or is cancelled."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.job_wait import WaitTimeout, wait_for_job
+
+from .fake_pipeline_service import FakePipelineService
+
+VERSION = "sha256:" + "0" * 64
+TEMPLATE = f"https://europe-west10-kfp.pkg.dev/my-proj-123/pipelines/deploytest/{VERSION}"
+LOCUSTFILE = "gs://my-loadtests/locustfiles/locustfile.py"
+ARGS = [
+    "--project", "my-proj-123",
+    "--location", "europe-west10",
+    "--pipeline-root", "gs://my-bucket/root",
+    "--service-account", "pipeline-runner@my-proj-123.iam.gserviceaccount.com",
+    "--model", "projects/my-proj-123/locations/europe-west10/models/42",
+    "--locustfile", LOCUSTFILE,
+    "--template-uri", TEMPLATE,
+]  # fmt: skip
+
+
+def submit(fake: FakePipelineService, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": fake.url}
+    return subprocess.run(
+        [sys.executable, "-m", "deploytest", "submit", *ARGS, "--api-endpoint", fake.url,
+         "--poll-s", "0.1", *extra],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+
+
+OBJECTS = {"my-loadtests/locustfiles/locustfile.py"}
+
+
+@pytest.mark.parametrize(
+    "final, code",
+    [
+        ("PIPELINE_STATE_SUCCEEDED", 0),
+        ("PIPELINE_STATE_FAILED", 1),
+        ("PIPELINE_STATE_CANCELLED", 1),
+    ],
+)
+def test_wait_exit_code_follows_the_job(final, code):
+    states = ["PIPELINE_STATE_PENDING", "PIPELINE_STATE_RUNNING", final]
+    with FakePipelineService(states, OBJECTS, error="slo-gate failed") as fake:
+        r = submit(fake, "--wait")
+    assert r.returncode == code, r.stderr
+    assert len(fake.created) == 1
+    assert fake.created[0]["templateUri"] == TEMPLATE
+    assert fake.gets == 3  # polled until the terminal state, not beyond
+    assert "RUNNING" in r.stdout and final.removeprefix("PIPELINE_STATE_") in r.stdout
+    if code:
+        assert final in r.stderr
+
+
+def test_without_wait_submit_returns_after_create():
+    with FakePipelineService(["PIPELINE_STATE_FAILED"], OBJECTS) as fake:
+        r = submit(fake)
+    assert r.returncode == 0, r.stderr
+    assert len(fake.created) == 1 and fake.gets == 0
+
+
+def test_missing_locustfile_is_refused_before_the_job_is_created():
+    with FakePipelineService(["PIPELINE_STATE_SUCCEEDED"], set()) as fake:
+        r = submit(fake, "--wait")
+        assert r.returncode == 2
+        assert f"the locustfile {LOCUSTFILE} does not exist" in r.stderr
+        assert fake.created == []
+        # Skippable on purpose; and --dry-run never looks.
+        assert submit(fake, "--skip-locustfile-check").returncode == 0
+        assert len(fake.created) == 1
+        assert submit(fake, "--dry-run", "--json").returncode == 0
+        assert len(fake.created) == 1
+
+
+def test_only_if_false_checks_inputs_and_creates_nothing():
+    with FakePipelineService(["PIPELINE_STATE_SUCCEEDED"], OBJECTS) as fake:
+        r = submit(fake, "--only-if", "false")
+        assert r.returncode == 0 and "not submitting" in r.stdout
+        bad = submit(fake, "--only-if", "false", "--model", "models/42")
+        assert bad.returncode == 2
+    assert fake.created == []
+
+
+def test_wait_gives_up_after_its_bound():
+    clock = iter(range(0, 1000, 10))
+    with pytest.raises(WaitTimeout):
+        wait_for_job(
+            lambda: ("PIPELINE_STATE_RUNNING", ""),
+            poll_s=10,
+            timeout_s=35,
+            progress=lambda _: None,
+            sleep=lambda _: None,
+            clock=lambda: next(clock),
+        )
