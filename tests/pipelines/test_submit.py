@@ -61,9 +61,8 @@ def test_dry_run_in_a_region_with_a_two_digit_number():
     assert body["runtimeConfig"]["parameterValues"]["location"] == "europe-west10"
     assert body["encryptionSpec"]["kmsKeyName"].endswith("/cryptoKeys/c")
     # ... and the endpoint the run creates gets the same key.
-    assert body["runtimeConfig"]["parameterValues"]["encryption_spec_key_name"] == (
-        body["encryptionSpec"]["kmsKeyName"]
-    )
+    values = body["runtimeConfig"]["parameterValues"]
+    assert values["encryption_spec_key_name"] == body["encryptionSpec"]["kmsKeyName"]
 
 
 def test_dry_run_without_template_embeds_the_compiled_spec():
