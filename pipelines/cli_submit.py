@@ -60,6 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="create the job without checking that the gs:// locustfile exists",
     )
+    p.add_argument(
+        "--model-wait-s",
+        type=float,
+        default=0.0,
+        help="wait up to this long for the model to appear in the Model Registry (a "
+        "model-upload build may start before the upload has finished); 0: must exist now",
+    )
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
     p.add_argument("--poll-s", type=float, default=30.0, help="--wait: seconds between polls")
     p.add_argument(
@@ -85,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check(0.1 <= args.poll_s <= 600, "--poll-s must be within [0.1, 600]")
         check(args.wait_timeout_s > 0, "--wait-timeout-s must be > 0")
+        check(0 <= args.model_wait_s <= 3600, "--model-wait-s must be within [0, 3600]")
         request = SubmitRequest(
             project=args.project,
             location=args.location,
@@ -121,11 +129,22 @@ def _submit(args: argparse.Namespace, body: dict) -> int:
     from google.api_core import exceptions
 
     from pipelines import templates
-    from pipelines.job_wait import SUCCEEDED, WaitTimeout, job_state_getter, wait_for_job
+    from pipelines.job_wait import (
+        SUCCEEDED,
+        WaitTimeout,
+        job_state_getter,
+        model_exists_getter,
+        wait_for_job,
+        wait_for_model,
+    )
     from pipelines.submit import check_locustfile_exists, submit
     from pipelines.validation import InputError
 
     try:
+        exists = model_exists_getter(args.model, args.location, args.api_endpoint)
+        if not wait_for_model(exists, timeout_s=args.model_wait_s, poll_s=min(15, args.poll_s)):
+            raise InputError(f"the model {args.model} does not exist in the Model Registry")
+        print(f"model {args.model} exists")
         if not args.skip_locustfile_check:
             check_locustfile_exists(args.locustfile, args.project)
             print(f"locustfile {args.locustfile} exists")

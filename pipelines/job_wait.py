@@ -46,6 +46,47 @@ def wait_for_job(
         sleep(poll_s)
 
 
+def wait_for_model(
+    exists: Callable[[], bool],
+    *,
+    timeout_s: float,
+    poll_s: float = 15.0,
+    progress: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Poll `exists()` until True or `timeout_s` has passed; return the last answer.
+
+    A model-upload build may start from the audit entry written when the upload was
+    accepted, before the model is readable.
+    """
+    start = clock()
+    while not exists():
+        if clock() - start + poll_s > timeout_s:
+            return False
+        progress(f"[{clock() - start:7.0f}s] model not found yet; waiting")
+        sleep(poll_s)
+    return True
+
+
+def model_exists_getter(name: str, location: str, api_endpoint: str = "") -> Callable[[], bool]:
+    """`exists` for `wait_for_model`: GET the model (NAME or NAME@VERSION)."""
+    from google.api_core import exceptions
+
+    from components.vertex_clients import model_client
+
+    client = model_client(location, api_endpoint)
+
+    def exists() -> bool:
+        try:
+            client.get_model(name=name)
+        except exceptions.NotFound:
+            return False
+        return True
+
+    return exists
+
+
 def job_state_getter(name: str, location: str, api_endpoint: str = "") -> Callable[[], tuple]:
     """`get_state` for `wait_for_job`: GET the job with the Vertex AI SDK's client."""
     from google.cloud import aiplatform_v1

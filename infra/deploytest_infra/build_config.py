@@ -8,10 +8,11 @@ those is two Admin Activity entries: one when the call is accepted (`operation.f
 carrying the request, and one when it ends (`operation.last`), carrying the result
 (`UploadModelResponse{model, modelVersionId}`). Google does not document which of these
 Vertex AI writes for UploadModel, nor which fields each holds. So the sink accepts either
-entry, and the trigger reads the model from `protoPayload.resourceName`, which every
-audit entry has. The opt-in label is read from the logged request
-(`protoPayload.request.model.labels`). infra/README.md says how to check all of this with
-one real upload; if both entries carry the request, one upload starts two builds.
+entry (the filter names no `operation` field at all), and the trigger reads the model
+from `protoPayload.resourceName`, which every audit entry has. The opt-in label is read
+from the logged request (`protoPayload.request.model.labels`), so in practice the entry
+that carries the request passes. infra/README.md says how to check all of this with one
+real upload; if both entries carried the request, one upload would start two builds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ LABELS_FIELD = "protoPayload.request.model.labels"
 
 
 def model_upload_filter(settings: InfraSettings) -> str:
-    """Logging query: opted-in model uploads in the stack's region (first or last entry)."""
+    """Logging query: opted-in model uploads in the stack's region (any entry of the LRO)."""
     methods = " OR ".join(f'protoPayload.methodName="{m}"' for m in UPLOAD_METHODS)
     key, value = settings.opt_in_label
     return " AND ".join(
@@ -39,7 +40,6 @@ def model_upload_filter(settings: InfraSettings) -> str:
             f'logName="projects/{settings.project_id}/logs/cloudaudit.googleapis.com%2Factivity"',
             'protoPayload.serviceName="aiplatform.googleapis.com"',
             f"({methods})",
-            "(operation.first=true OR operation.last=true)",
             "severity<ERROR",
             f'{MODEL_FIELD}:"/locations/{settings.region}/models/"',
             f'{LABELS_FIELD}."{key}"="{value}"',

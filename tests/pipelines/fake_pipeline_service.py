@@ -1,8 +1,9 @@
-"""A loopback test double for the two Google APIs `deploytest submit` calls: Vertex AI's
-`pipelineJobs` (create, get) and Cloud Storage object metadata. The embedded emulator
-does not run pipeline jobs yet; this answers each GET of a job with the next state of a
-scripted sequence (the last one repeats), so `--wait` can be tested against the real
-SDK clients (REST transport, and STORAGE_EMULATOR_HOST for google-cloud-storage)."""
+"""A loopback test double for the Google APIs `deploytest submit` calls: Vertex AI's
+`pipelineJobs` (create, get) and `models` (get), and Cloud Storage object metadata.
+The embedded emulator does not run pipeline jobs yet; this answers each GET of a job
+with the next state of a scripted sequence (the last one repeats), so `--wait` can be
+tested against the real SDK clients (REST transport, and STORAGE_EMULATOR_HOST for
+google-cloud-storage)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,21 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 
 class FakePipelineService:
-    def __init__(self, states: list[str], objects: set[str], error: str = "") -> None:
+    def __init__(
+        self,
+        states: list[str],
+        objects: set[str],
+        error: str = "",
+        model_found_after: int | None = 1,
+    ) -> None:
         self.states = list(states)
+        # The n-th GET of a model finds it (None: never); earlier GETs answer 404.
+        self.model_found_after = model_found_after
+        self.model_gets = 0
         self.objects = set(objects)  # "bucket/object"
         self.error = error
         self.created: list[dict] = []
@@ -72,10 +83,14 @@ class FakePipelineService:
                     fake.gets += 1
                     state = fake.states[min(fake.gets, len(fake.states)) - 1]
                     return self._send(200, fake._job(path.removeprefix("/v1/"), state))
+                if re.fullmatch(r"/v1/projects/[^/]+/locations/[^/]+/models/[^/]+", path):
+                    fake.model_gets += 1
+                    after = fake.model_found_after
+                    if after is not None and fake.model_gets >= after:
+                        return self._send(200, {"name": unquote(path.removeprefix("/v1/"))})
+                    return self._send(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
                 m = re.fullmatch(r"/storage/v1/b/([^/]+)/o/(.+)", path)
                 if m:
-                    from urllib.parse import unquote
-
                     key = f"{m[1]}/{unquote(m[2])}"
                     if key in fake.objects:
                         return self._send(200, {"bucket": m[1], "name": unquote(m[2])})

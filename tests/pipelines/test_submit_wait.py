@@ -79,6 +79,22 @@ def test_missing_locustfile_is_refused_before_the_job_is_created():
         assert len(fake.created) == 1
 
 
+def test_a_model_that_is_not_in_the_registry_is_refused_before_the_job():
+    with FakePipelineService(["PIPELINE_STATE_SUCCEEDED"], OBJECTS, model_found_after=None) as f:
+        r = submit(f)
+    assert r.returncode == 2
+    assert "does not exist in the Model Registry" in r.stderr
+    assert f.created == []
+
+
+def test_submit_waits_for_a_model_whose_upload_is_finishing():
+    with FakePipelineService(["PIPELINE_STATE_SUCCEEDED"], OBJECTS, model_found_after=3) as f:
+        r = submit(f, "--model-wait-s", "30")
+    assert r.returncode == 0, r.stderr
+    assert f.model_gets == 3 and len(f.created) == 1
+    assert "model not found yet" in r.stdout
+
+
 def test_only_if_false_checks_inputs_and_creates_nothing():
     with FakePipelineService(["PIPELINE_STATE_SUCCEEDED"], OBJECTS) as fake:
         r = submit(fake, "--only-if", "false")
