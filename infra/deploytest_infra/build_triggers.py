@@ -88,35 +88,29 @@ class BuildTriggers(Construct):
             member=self.sink.writer_identity,
         )
 
-        github = {"owner": settings.github_owner, "name": settings.github_repo}
+        self._settings, self._build_account = settings, build_account
+        on_push = {
+            "owner": settings.github_owner,
+            "name": settings.github_repo,
+            "push": {"branch": f"^{re.escape(branch)}$"},
+        }
         # Every merge: images, tests, locustfile, compile, upload and tag the template;
         # a run against the production (regression) model only if the settings say so.
-        self.merge = CloudbuildTrigger(
-            self,
+        self.merge = self._trigger(
             "merge",
-            project=settings.project_id,
-            location="global",
-            name=f"{settings.prefix}-merge",
-            description=f"deploytest: every push to {branch}",
-            github={**github, "push": {"branch": f"^{re.escape(branch)}$"}},
+            f"deploytest: every push to {branch}",
+            depends_on,
+            github=on_push,
             filename=BUILD_CONFIG,
-            service_account=build_account.id,
             include_build_logs="INCLUDE_BUILD_LOGS_WITH_STATUS",
             substitutions={**merge_substitutions(settings, settings.runner_email), **extra},
-            tags=["deploytest", settings.environment, "merge"],
-            depends_on=list(depends_on),
         )
         # Every opted-in model (version) in the Model Registry: a run with main's template.
-        self.model_upload = CloudbuildTrigger(
-            self,
+        self.model_upload = self._trigger(
             "model-upload",
-            project=settings.project_id,
-            location="global",
-            name=f"{settings.prefix}-model-upload",
-            description=(
-                "deploytest: models uploaded to the Vertex AI Model Registry with "
-                f"{settings.model_opt_in_label}"
-            ),
+            "deploytest: models uploaded to the Vertex AI Model Registry with "
+            f"{settings.model_opt_in_label}",
+            [*depends_on, self.sink_publisher],
             pubsub_config={"topic": self.topic.id},
             source_to_build={
                 "uri": settings.github_uri,
@@ -129,29 +123,42 @@ class BuildTriggers(Construct):
                 "revision": f"refs/heads/{branch}",
                 "repo_type": "GITHUB",
             },
-            service_account=build_account.id,
             substitutions={
                 **model_upload_substitutions(settings, settings.runner_email),
                 **extra,
             },
             # Belt and braces: only build for a model in this region.
             filter=model_trigger_filter(settings),
-            tags=["deploytest", settings.environment, "model-upload"],
-            depends_on=[*depends_on, self.sink_publisher],
         )
         # The image the other builds run in, rebuilt when its Dockerfile changes.
-        self.builder = CloudbuildTrigger(
-            self,
+        self.builder = self._trigger(
             "builder",
-            project=settings.project_id,
-            location="global",
-            name=f"{settings.prefix}-builder",
-            description=f"deploytest: the builder image, on pushes to {branch} that change it",
-            github={**github, "push": {"branch": f"^{re.escape(branch)}$"}},
+            f"deploytest: the builder image, on pushes to {branch} that change it",
+            depends_on,
+            github=on_push,
             included_files=["builder/**"],
             filename=BUILDER_BUILD_CONFIG,
-            service_account=build_account.id,
             substitutions=builder_substitutions(settings),
-            tags=["deploytest", settings.environment, "builder"],
+        )
+
+    def _trigger(
+        self,
+        id_: str,
+        description: str,
+        depends_on: Sequence[ITerraformDependable],
+        **config,
+    ) -> CloudbuildTrigger:
+        """A trigger that runs as the build account, named and tagged after `id_`."""
+        s = self._settings
+        return CloudbuildTrigger(
+            self,
+            id_,
+            project=s.project_id,
+            location="global",
+            name=f"{s.prefix}-{id_}",
+            description=description,
+            service_account=self._build_account.id,
+            tags=["deploytest", s.environment, id_],
             depends_on=list(depends_on),
+            **config,
         )
