@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--template-uri",
         default="",
         help="https://REGION-kfp.pkg.dev/P/REPO/PACKAGE/(TAG|sha256:DIGEST); a tag is "
-        "resolved to its version before the job is created; compiled on the fly if empty",
+        "resolved to its version before the job is created; compiled on the fly if empty "
+        "(with $DEPLOYTEST_COMPONENT_IMAGE, which must name a pushed image)",
     )
     p.add_argument("--display-name", default="deploytest", help="the pipeline job's name")
     p.add_argument(
@@ -119,10 +120,24 @@ def run(args: argparse.Namespace) -> int:
             )
         print(dumps(body))
         return 0
+    if "pipelineSpec" in body and _placeholder_image():
+        print(
+            "deploytest submit: the pipeline compiled here names the placeholder component "
+            "image, which no build pushes: pass --template-uri (a template cloudbuild.yaml "
+            "uploaded) or set DEPLOYTEST_COMPONENT_IMAGE to a pushed image",
+            file=sys.stderr,
+        )
+        return 2
     if args.only_if == "false":
         print("deploytest submit: inputs valid; not submitting (--only-if false)")
         return 0
     return _submit(args, body)
+
+
+def _placeholder_image() -> bool:
+    from components.image import COMPONENT_IMAGE, DEFAULT_IMAGE
+
+    return COMPONENT_IMAGE == DEFAULT_IMAGE
 
 
 def _submit(args: argparse.Namespace, body: dict) -> int:

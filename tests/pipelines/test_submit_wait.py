@@ -95,6 +95,26 @@ def test_submit_waits_for_a_model_whose_upload_is_finishing():
     assert "model not found yet" in r.stdout
 
 
+def test_a_pipeline_compiled_with_the_placeholder_image_is_not_submitted():
+    args = ARGS[: ARGS.index("--template-uri")]
+    env = {k: v for k, v in os.environ.items() if k != "DEPLOYTEST_COMPONENT_IMAGE"}
+    with FakePipelineService(["PIPELINE_STATE_SUCCEEDED"], OBJECTS) as fake:
+        cmd = [sys.executable, "-m", "deploytest", "submit", *args, "--api-endpoint", fake.url]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 2 and "placeholder component image" in r.stderr
+        pushed = {**env, "DEPLOYTEST_COMPONENT_IMAGE": "europe-west10-docker.pkg.dev/p/r/c:abc"}
+        pushed["STORAGE_EMULATOR_HOST"] = fake.url
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=pushed)
+        assert r.returncode == 0, r.stderr
+    assert len(fake.created) == 1
+    images = {
+        e["container"]["image"]
+        for e in fake.created[0]["pipelineSpec"]["deploymentSpec"]["executors"].values()
+        if "container" in e
+    }
+    assert "europe-west10-docker.pkg.dev/p/r/c:abc" in images
+
+
 def test_only_if_false_checks_inputs_and_creates_nothing():
     with FakePipelineService(["PIPELINE_STATE_SUCCEEDED"], OBJECTS) as fake:
         r = submit(fake, "--only-if", "false")
