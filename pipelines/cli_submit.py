@@ -32,6 +32,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "resolved to its version before the job is created; compiled on the fly if empty "
         "(with $DEPLOYTEST_COMPONENT_IMAGE, which must name a pushed image)",
     )
+    p.add_argument(
+        "--pipeline-file",
+        default="",
+        help="a pipeline YAML compiled by `deploytest compile --target vertex` (instead of "
+        "a template or compiling here)",
+    )
     p.add_argument("--display-name", default="deploytest", help="the pipeline job's name")
     p.add_argument(
         "--label",
@@ -91,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.validation import InputError, check, key_values
 
     try:
+        check(
+            not (args.pipeline_file and args.template_uri),
+            "give --template-uri or --pipeline-file, not both",
+        )
         check(0.1 <= args.poll_s <= 600, "--poll-s must be within [0.1, 600]")
         check(args.wait_timeout_s > 0, "--wait-timeout-s must be > 0")
         check(0 <= args.model_wait_s <= 3600, "--model-wait-s must be within [0, 3600]")
@@ -107,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
             parameters=pipeline_parameters(args),
             kms_key_name=args.kms_key_name,
         )
-        body = build_job_body(request)
+        body = build_job_body(
+            request, _read_spec(args.pipeline_file) if args.pipeline_file else None
+        )
         to_pipeline_job(body)  # the body must be a valid aiplatform_v1.PipelineJob
     except InputError as exc:
         print(f"deploytest submit: {exc}", file=sys.stderr)
@@ -120,11 +132,12 @@ def run(args: argparse.Namespace) -> int:
             )
         print(dumps(body))
         return 0
-    if "pipelineSpec" in body and _placeholder_image():
+    if _names_placeholder_image(body):
         print(
-            "deploytest submit: the pipeline compiled here names the placeholder component "
-            "image, which no build pushes: pass --template-uri (a template cloudbuild.yaml "
-            "uploaded) or set DEPLOYTEST_COMPONENT_IMAGE to a pushed image",
+            "deploytest submit: the pipeline names the placeholder component image, which no "
+            "build pushes: pass --template-uri (a template cloudbuild.yaml uploaded), "
+            "--pipeline-file compiled with --component-image, or set "
+            "DEPLOYTEST_COMPONENT_IMAGE to a pushed image",
             file=sys.stderr,
         )
         return 2
@@ -134,10 +147,29 @@ def run(args: argparse.Namespace) -> int:
     return _submit(args, body)
 
 
-def _placeholder_image() -> bool:
-    from components.image import COMPONENT_IMAGE, DEFAULT_IMAGE
+def _read_spec(path: str) -> dict:
+    """A compiled pipeline YAML as the PipelineJob's pipelineSpec; InputError if not one."""
+    from pathlib import Path
 
-    return COMPONENT_IMAGE == DEFAULT_IMAGE
+    import yaml
+
+    from pipelines.validation import InputError
+
+    try:
+        spec = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read --pipeline-file {path}: {exc}") from None
+    if not isinstance(spec, dict) or "deploymentSpec" not in spec:
+        raise InputError(f"--pipeline-file {path} is not a compiled KFP pipeline")
+    return spec
+
+
+def _names_placeholder_image(body: dict) -> bool:
+    """Whether an embedded pipelineSpec names the image no build pushes."""
+    from components.image import DEFAULT_IMAGE
+
+    executors = body.get("pipelineSpec", {}).get("deploymentSpec", {}).get("executors", {})
+    return any(e.get("container", {}).get("image") == DEFAULT_IMAGE for e in executors.values())
 
 
 def _submit(args: argparse.Namespace, body: dict) -> int:

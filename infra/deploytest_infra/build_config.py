@@ -22,6 +22,8 @@ from deploytest_infra.settings import InfraSettings
 BUILD_CONFIG = "cloudbuild.yaml"  # merges to the main branch
 MODEL_BUILD_CONFIG = "cloudbuild-model.yaml"  # opted-in Model Registry uploads
 BUILDER_BUILD_CONFIG = "builder/cloudbuild.yaml"  # the builder image
+PR_BUILD_CONFIG = "cloudbuild-pr.yaml"  # a pull request, on a `/gcbrun` comment
+PR_LOCUSTFILE_PREFIX = "locustfiles/pr/"  # per-commit locustfiles of PR runs (they expire)
 UPLOAD_METHODS = (
     "google.cloud.aiplatform.v1.ModelService.UploadModel",
     "google.cloud.aiplatform.v1beta1.ModelService.UploadModel",
@@ -95,6 +97,19 @@ def model_upload_substitutions(settings: InfraSettings, runner_email: str) -> di
     return {
         **build_substitutions(settings, runner_email),
         "_MODEL_RESOURCE_NAME": f"$(body.message.data.{MODEL_FIELD})",
+    }
+
+
+def pr_substitutions(settings: InfraSettings, runner_email: str) -> dict[str, str]:
+    """cloudbuild-pr.yaml's: no template, a per-commit locustfile, the regression model."""
+    unused = {"_KFP_REPO", "_PIPELINE_NAME", "_TEMPLATE_TAG", "_LOCUSTFILE"}
+    model, version = split_model(settings.regression_model)
+    common = build_substitutions(settings, runner_email)
+    return {
+        **{k: v for k, v in common.items() if k not in unused},
+        "_LOADTEST_BUCKET": settings.loadtest_bucket,
+        "_MODEL_RESOURCE_NAME": model,
+        "_MODEL_VERSION_ID": version,
     }
 
 

@@ -5,6 +5,9 @@
 * model-upload: a logging sink on opted-in Model Registry uploads feeds a Pub/Sub topic
   that runs `cloudbuild-model.yaml` (a run of that model with main's template; it never
   uploads or tags anything);
+* pull-request: a `/gcbrun` comment by a repository owner or collaborator on a pull
+  request to the main branch runs `cloudbuild-pr.yaml` (the paid load test of the PR's
+  pipeline; it tags and uploads nothing main's runs use);
 * builder: pushes to the main branch that change `builder/` rebuild the builder image.
 
 The sink accepts the first or the last audit-log entry of `UploadModel` and the trigger
@@ -28,11 +31,13 @@ from deploytest_infra.build_config import (
     BUILD_CONFIG,
     BUILDER_BUILD_CONFIG,
     MODEL_BUILD_CONFIG,
+    PR_BUILD_CONFIG,
     builder_substitutions,
     merge_substitutions,
     model_trigger_filter,
     model_upload_filter,
     model_upload_substitutions,
+    pr_substitutions,
 )
 from deploytest_infra.settings import InfraSettings
 
@@ -129,6 +134,24 @@ class BuildTriggers(Construct):
             },
             # Belt and braces: only build for a model in this region.
             filter=model_trigger_filter(settings),
+        )
+        # The expensive run of a pull request, only on a `/gcbrun` comment by an owner or
+        # collaborator (Cloud Build comment control), as the Vertex AI MLOps templates do.
+        self.pull_request = self._trigger(
+            "pull-request",
+            f"deploytest: a pull request to {branch}, on a /gcbrun comment",
+            depends_on,
+            github={
+                "owner": settings.github_owner,
+                "name": settings.github_repo,
+                "pull_request": {
+                    "branch": f"^{re.escape(branch)}$",
+                    "comment_control": "COMMENTS_ENABLED",
+                },
+            },
+            filename=PR_BUILD_CONFIG,
+            include_build_logs="INCLUDE_BUILD_LOGS_WITH_STATUS",
+            substitutions={**pr_substitutions(settings, settings.runner_email), **extra},
         )
         # The image the other builds run in, rebuilt when its Dockerfile changes.
         self.builder = self._trigger(

@@ -15,6 +15,7 @@ from .conftest import REPO
 CONFIGS = {
     "merge": REPO / "cloudbuild.yaml",
     "model-upload": REPO / "cloudbuild-model.yaml",
+    "pull-request": REPO / "cloudbuild-pr.yaml",
     "builder": REPO / "builder" / "cloudbuild.yaml",
 }
 DOCKER = "gcr.io/cloud-builders/docker"

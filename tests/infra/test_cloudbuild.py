@@ -1,7 +1,8 @@
 """The Cloud Build configs (cloudbuild.yaml for merges, cloudbuild-model.yaml for opted-in
-model uploads, builder/cloudbuild.yaml): every image the compiled pipeline names is
-built and pushed before compile, the locustfile the runs read is uploaded before any run,
-the substitutions match the triggers, and every deploytest step runs here as Cloud Build
+model uploads, cloudbuild-pr.yaml for `/gcbrun` on a pull request, and
+builder/cloudbuild.yaml): every image the compiled pipeline names is built and pushed
+before compile, the locustfile the runs read is uploaded before any run, the
+substitutions match the triggers, and every deploytest step runs here as Cloud Build
 would run it (with --dry-run where it calls Google Cloud). `make install` and `make test`
 are not run: they are what runs these tests."""
 
@@ -24,6 +25,7 @@ from deploytest_infra.build_config import (
     builder_substitutions,
     merge_substitutions,
     model_upload_substitutions,
+    pr_substitutions,
 )
 from deploytest_infra.settings import InfraSettings
 from deploytest_infra.submit_body import regression_submit_args
@@ -66,6 +68,7 @@ def trigger_values(settings: InfraSettings, config: str, **model) -> dict[str, s
     subs = {
         "merge": merge_substitutions,
         "model-upload": model_upload_substitutions,
+        "pull-request": pr_substitutions,
     }
     values = (
         builder_substitutions(settings)
@@ -127,7 +130,7 @@ def test_model_upload_builds_never_build_upload_or_tag(builds) -> None:
     assert "--wait" in submit
 
 
-@pytest.mark.parametrize("config", ["merge", "model-upload", "builder"])
+@pytest.mark.parametrize("config", ["merge", "model-upload", "pull-request", "builder"])
 def test_substitutions_are_declared_and_match_the_trigger(builds, config) -> None:
     build = builds[config]
     declared = set(build["substitutions"])
@@ -138,7 +141,7 @@ def test_substitutions_are_declared_and_match_the_trigger(builds, config) -> Non
     assert {k for k in values if k.startswith("_")} == declared
 
 
-@pytest.mark.parametrize("config", ["merge", "model-upload"])
+@pytest.mark.parametrize("config", ["merge", "model-upload", "pull-request"])
 def test_cost_labels_reach_the_run_and_its_endpoints(builds, config) -> None:
     submit = command(next(s for s in builds[config]["steps"] if s["id"] == "submit"))
     cost = dict(v.split("=", 1) for v in option(submit, "--cost-label"))
@@ -214,6 +217,26 @@ def test_an_image_no_step_pushes_is_caught(builds, merge_run, tmp_path) -> None:
     )  # fmt: skip
     unpinned = yaml.safe_load(out.read_text())
     assert unbuilt_images(unpinned, builds["merge"], values, "compile") == {DEFAULT_IMAGE}
+
+
+def test_a_pull_request_run_names_only_images_it_pushed_and_reads_its_own_locustfile(
+    builds, tmp_path
+) -> None:
+    settings = InfraSettings()
+    build = builds["pull-request"]
+    values = trigger_values(settings, "pull-request")
+    outputs = run_deploytest_steps(build, values, tmp_path)
+    assert list(outputs) == ["compile", "submit"]
+    spec = yaml.safe_load((tmp_path / "build" / "pipeline.yaml").read_text())
+    assert unbuilt_images(spec, build, values, before="compile") == set()
+    job = json.loads(outputs["submit"])
+    assert job["pipelineSpec"] == spec  # submitted inline: no template uploaded or tagged
+    assert "templateUri" not in job
+    uploads = uploaded_objects(build, values, before="submit")
+    locustfile = job["runtimeConfig"]["parameterValues"]["locustfile"]
+    assert uploads == {locustfile: "loadtests/locustfile.py"}
+    assert locustfile.startswith(f"gs://{settings.loadtest_bucket}/locustfiles/pr/{COMMIT}/")
+    assert locustfile != settings.regression_locustfile_uri  # main's stays as it is
 
 
 def test_the_serving_image_is_built_for_the_serving_gpu(builds) -> None:

@@ -16,6 +16,7 @@ from deploytest_infra.build_config import (
     builder_substitutions,
     merge_substitutions,
     model_upload_substitutions,
+    pr_substitutions,
 )
 from deploytest_infra.settings import SERVING_GPU_QUOTAS
 from deploytest_infra.submit_body import regression_request_body
@@ -61,6 +62,15 @@ def test_buckets(synth: Synth) -> None:
         }
     ]
     assert s.pipeline_root.startswith(f"gs://{s.pipeline_root_bucket}/root")
+    pr_rules = [
+        r for r in buckets[s.loadtest_bucket]["lifecycle_rule"] if r["condition"].get("age")
+    ]
+    assert pr_rules == [
+        {
+            "action": {"type": "Delete"},
+            "condition": {"age": 30, "matches_prefix": ["locustfiles/pr/"]},
+        }
+    ]
     for bucket in buckets.values():  # superseded versions do not pile up
         assert any(
             r["condition"].get("days_since_noncurrent_time") and r["action"]["type"] == "Delete"
@@ -294,6 +304,15 @@ def test_build_triggers(synth: Synth) -> None:
         "$(body.message.data.protoPayload.resourceName)"
     )
     assert re.fullmatch(r'_MODEL_RESOURCE_NAME\.matches\(".+"\)', upload["filter"])
+
+    pull = triggers[f"{s.prefix}-pull-request"]
+    assert pull["github"]["pull_request"] == {
+        "branch": f"^{s.main_branch}$",
+        "comment_control": "COMMENTS_ENABLED",  # only on /gcbrun by an owner or collaborator
+    }
+    assert pull["filename"] == "cloudbuild-pr.yaml"
+    assert pull["substitutions"] == pr_substitutions(s, s.runner_email)
+    assert pull["service_account"] == build_sa
 
     assert builder["filename"] == "builder/cloudbuild.yaml"
     assert builder["included_files"] == ["builder/**"]
