@@ -204,7 +204,11 @@ def _submit(args: argparse.Namespace, body: dict) -> int:
     except exceptions.GoogleAPICallError as exc:
         print(f"deploytest submit: {exc}", file=sys.stderr)
         return 1
-    name = submit(body, args.project, args.location, args.api_endpoint)
+    try:
+        name = submit(body, args.project, args.location, args.api_endpoint)
+    except exceptions.GoogleAPICallError as exc:
+        print(f"deploytest submit: creating the pipeline job failed: {exc}", file=sys.stderr)
+        return 1
     print(f"submitted {name}")
     print(
         f"https://console.cloud.google.com/vertex-ai/locations/{args.location}/pipelines/runs/"
@@ -223,6 +227,9 @@ def _submit(args: argparse.Namespace, body: dict) -> int:
         )
     except WaitTimeout as exc:
         print(f"deploytest submit: {name} {exc}; it keeps running", file=sys.stderr)
+        return 1
+    except exceptions.GoogleAPICallError as exc:
+        print(f"deploytest submit: lost track of {name}: {exc}; it keeps running", file=sys.stderr)
         return 1
     if state != SUCCEEDED:
         print(f"deploytest submit: {name} ended {state}", file=sys.stderr)

@@ -89,14 +89,17 @@ def model_exists_getter(name: str, location: str, api_endpoint: str = "") -> Cal
 
 def job_state_getter(name: str, location: str, api_endpoint: str = "") -> Callable[[], tuple]:
     """`get_state` for `wait_for_job`: GET the job with the Vertex AI SDK's client."""
+    from google.api_core import retry
     from google.cloud import aiplatform_v1
 
     from components.vertex_clients import client_kwargs
 
     client = aiplatform_v1.PipelineServiceClient(**client_kwargs(location, api_endpoint))
+    # A long wait outlives a blip: retry transient errors (429, 500, 503) for a while.
+    transient = retry.Retry(predicate=retry.if_transient_error, timeout=300)
 
     def get_state() -> tuple[str, str]:
-        job = client.get_pipeline_job(name=name)
+        job = client.get_pipeline_job(name=name, retry=transient)
         return job.state.name, job.error.message
 
     return get_state

@@ -21,8 +21,13 @@ class FakePipelineService:
         objects: set[str],
         error: str = "",
         model_found_after: int | None = 1,
+        unavailable_gets: frozenset[int] = frozenset(),
+        refuse_create: bool = False,
     ) -> None:
         self.states = list(states)
+        self.unavailable_gets = unavailable_gets  # these job GETs (1-based) answer 503
+        self.refuse_create = refuse_create  # create answers 400 INVALID_ARGUMENT
+        self.attempts = 0
         # The n-th GET of a model finds it (None: never); earlier GETs answer 404.
         self.model_found_after = model_found_after
         self.model_gets = 0
@@ -73,13 +78,21 @@ class FakePipelineService:
                 if not m:
                     return self._send(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
                 length = int(self.headers.get("Content-Length") or 0)
-                fake.created.append(json.loads(self.rfile.read(length) or b"{}"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if fake.refuse_create:
+                    error = {"code": 400, "message": "bad spec", "status": "INVALID_ARGUMENT"}
+                    return self._send(400, {"error": error})
+                fake.created.append(body)
                 name = f"{m[1]}/pipelineJobs/job-{len(fake.created)}"
                 self._send(200, fake._job(name, "PIPELINE_STATE_PENDING"))
 
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 if re.fullmatch(r"/v1/projects/[^/]+/locations/[^/]+/pipelineJobs/[^/]+", path):
+                    fake.attempts += 1
+                    if fake.attempts in fake.unavailable_gets:
+                        error = {"code": 503, "message": "try again", "status": "UNAVAILABLE"}
+                        return self._send(503, {"error": error})
                     fake.gets += 1
                     state = fake.states[min(fake.gets, len(fake.states)) - 1]
                     return self._send(200, fake._job(path.removeprefix("/v1/"), state))

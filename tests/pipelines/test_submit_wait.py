@@ -59,6 +59,22 @@ def test_wait_exit_code_follows_the_job(final, code):
         assert final in r.stderr
 
 
+def test_wait_rides_out_a_transient_error():
+    states = ["PIPELINE_STATE_RUNNING", "PIPELINE_STATE_SUCCEEDED"]
+    with FakePipelineService(states, OBJECTS, unavailable_gets=frozenset({2})) as fake:
+        r = submit(fake, "--wait")
+    assert r.returncode == 0, r.stderr
+    assert fake.attempts == 3 and fake.gets == 2
+
+
+def test_a_refused_create_is_one_line_and_exit_1():
+    with FakePipelineService(["PIPELINE_STATE_SUCCEEDED"], OBJECTS, refuse_create=True) as fake:
+        r = submit(fake, "--wait")
+    assert r.returncode == 1
+    assert "creating the pipeline job failed" in r.stderr and "Traceback" not in r.stderr
+    assert fake.created == [] and fake.attempts == 0
+
+
 def test_without_wait_submit_returns_after_create():
     with FakePipelineService(["PIPELINE_STATE_FAILED"], OBJECTS) as fake:
         r = submit(fake)
