@@ -173,41 +173,21 @@ def _names_placeholder_image(body: dict) -> bool:
 
 
 def _submit(args: argparse.Namespace, body: dict) -> int:
+    """Check what the run needs, create the job, and (with --wait) follow it."""
     from google.api_core import exceptions
+    from google.auth.exceptions import GoogleAuthError
 
-    from pipelines import templates
-    from pipelines.job_wait import (
-        SUCCEEDED,
-        WaitTimeout,
-        job_state_getter,
-        model_exists_getter,
-        wait_for_job,
-        wait_for_model,
-    )
-    from pipelines.submit import check_locustfile_exists, submit
+    from pipelines.submit import submit
     from pipelines.validation import InputError
 
     try:
-        exists = model_exists_getter(args.model, args.location, args.api_endpoint)
-        if not wait_for_model(exists, timeout_s=args.model_wait_s, poll_s=min(15, args.poll_s)):
-            raise InputError(f"the model {args.model} does not exist in the Model Registry")
-        print(f"model {args.model} exists")
-        if not args.skip_locustfile_check:
-            check_locustfile_exists(args.locustfile, args.project)
-            print(f"locustfile {args.locustfile} exists")
-        if "templateUri" in body:
-            body["templateUri"] = templates.resolve(body["templateUri"])
-            print(f"template {body['templateUri']}")
+        _preflight(args, body)
+        name = submit(body, args.project, args.location, args.api_endpoint)
     except InputError as exc:
         print(f"deploytest submit: {exc}", file=sys.stderr)
         return 2
-    except exceptions.GoogleAPICallError as exc:
-        print(f"deploytest submit: {exc}", file=sys.stderr)
-        return 1
-    try:
-        name = submit(body, args.project, args.location, args.api_endpoint)
-    except exceptions.GoogleAPICallError as exc:
-        print(f"deploytest submit: creating the pipeline job failed: {exc}", file=sys.stderr)
+    except (exceptions.GoogleAPICallError, GoogleAuthError) as exc:
+        print(f"deploytest submit: nothing was created: {exc}", file=sys.stderr)
         return 1
     print(f"submitted {name}")
     print(
@@ -215,8 +195,34 @@ def _submit(args: argparse.Namespace, body: dict) -> int:
         f"{name.rsplit('/', 1)[-1]}?project={args.project}",
         flush=True,
     )
-    if not args.wait:
-        return 0
+    return _follow(args, name) if args.wait else 0
+
+
+def _preflight(args: argparse.Namespace, body: dict) -> None:
+    """The model and the locustfile exist; a template tag becomes its sha256: version."""
+    from pipelines import templates
+    from pipelines.job_wait import model_exists_getter, wait_for_model
+    from pipelines.submit import check_locustfile_exists
+    from pipelines.validation import InputError
+
+    exists = model_exists_getter(args.model, args.location, args.api_endpoint)
+    if not wait_for_model(exists, timeout_s=args.model_wait_s, poll_s=min(15, args.poll_s)):
+        raise InputError(f"the model {args.model} does not exist in the Model Registry")
+    print(f"model {args.model} exists")
+    if not args.skip_locustfile_check:
+        check_locustfile_exists(args.locustfile, args.project)
+        print(f"locustfile {args.locustfile} exists")
+    if "templateUri" in body:
+        body["templateUri"] = templates.resolve(body["templateUri"])
+        print(f"template {body['templateUri']}")
+
+
+def _follow(args: argparse.Namespace, name: str) -> int:
+    """Exit code of --wait: 0 only if the job succeeded."""
+    from google.api_core import exceptions
+
+    from pipelines.job_wait import SUCCEEDED, WaitTimeout, job_state_getter, wait_for_job
+
     get_state = job_state_getter(name, args.location, args.api_endpoint)
     try:
         state = wait_for_job(
@@ -225,10 +231,7 @@ def _submit(args: argparse.Namespace, body: dict) -> int:
             timeout_s=args.wait_timeout_s,
             progress=lambda line: print(line, flush=True),
         )
-    except WaitTimeout as exc:
-        print(f"deploytest submit: {name} {exc}; it keeps running", file=sys.stderr)
-        return 1
-    except exceptions.GoogleAPICallError as exc:
+    except (WaitTimeout, exceptions.GoogleAPICallError) as exc:
         print(f"deploytest submit: lost track of {name}: {exc}; it keeps running", file=sys.stderr)
         return 1
     if state != SUCCEEDED:

@@ -71,7 +71,16 @@ def resolve(uri: str, client=None) -> str:
         from kfp.registry import RegistryClient
 
         client = RegistryClient(host=ref.host)
-    tag = client.get_tag(ref.package, ref.ref)
+    import requests
+
+    try:
+        tag = client.get_tag(ref.package, ref.ref)
+    except requests.HTTPError as exc:  # kfp's client raises requests' errors
+        status = exc.response.status_code if exc.response is not None else "?"
+        what = "no such tag" if status == 404 else f"HTTP {status}"
+        raise InputError(
+            f"cannot resolve tag {ref.ref!r} of {ref.host}/{ref.package}: {what}"
+        ) from None
     # Artifact Registry's Tag: {"name": ".../tags/T", "version": ".../versions/sha256:…"}
     version = str((tag or {}).get("version", "")).rsplit("/", 1)[-1]
     if not version.startswith(VERSION_PREFIX):

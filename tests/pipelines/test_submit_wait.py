@@ -71,7 +71,7 @@ def test_a_refused_create_is_one_line_and_exit_1():
     with FakePipelineService(["PIPELINE_STATE_SUCCEEDED"], OBJECTS, refuse_create=True) as fake:
         r = submit(fake, "--wait")
     assert r.returncode == 1
-    assert "creating the pipeline job failed" in r.stderr and "Traceback" not in r.stderr
+    assert "nothing was created" in r.stderr and "Traceback" not in r.stderr
     assert fake.created == [] and fake.attempts == 0
 
 

@@ -50,6 +50,19 @@ def test_a_tag_without_a_version_is_an_error():
         resolve(f"{HOST}/deploytest/main", Broken({}))
 
 
+def test_a_missing_tag_is_a_clear_error():
+    import requests
+
+    class Missing(TagsOnly):
+        def get_tag(self, package, tag):
+            response = requests.Response()
+            response.status_code = 404
+            raise requests.HTTPError("404 Client Error", response=response)
+
+    with pytest.raises(InputError, match="cannot resolve tag 'main'.*no such tag"):
+        resolve(f"{HOST}/deploytest/main", Missing({}))
+
+
 @pytest.mark.parametrize(
     "uri",
     [
