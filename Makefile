@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV ?= .venv-checkov
+# A wheel index to take torch (pinned in pyproject.toml) from before everything else, e.g.
+# https://download.pytorch.org/whl/cpu: on Linux, PyPI's torch pulls several GB of CUDA
+# libraries that no test needs. The builder image (builder/Dockerfile) sets it; empty:
+# torch comes from pip's configured indexes, like every other package.
+TORCH_INDEX_URL ?=
+TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)
 
 .PHONY: install test lint run synth checkov benchmark benchmark-limits benchmark-operations clean
 
@@ -12,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(if $(TORCH_INDEX_URL),$(BIN)/pip install -q --index-url '$(TORCH_INDEX_URL)' '$(TORCH_PIN)')
 	$(BIN)/pip install -q -e '.[dev,infra]'
 	touch $@
 

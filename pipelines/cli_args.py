@@ -30,7 +30,12 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     "--slo-p95-ms": ("slo_p95_ms", float, "gate: maximum p95 latency in ms"),
     "--max-failure-ratio": ("max_failure_ratio", float, "gate: maximum failed/total requests"),
     "--min-rps": ("min_rps", float, "gate: minimum requests per second"),
-    "--deploy-timeout-s": ("deploy_timeout_s", int, "how long the deploy may take"),
+    "--deploy-timeout-s": (
+        "deploy_timeout_s",
+        int,
+        "how long the deploy may take (local op set only: GCPC's ModelDeployOp takes no "
+        "timeout, so on Vertex a run waits as long as Vertex AI's deploy operation runs)",
+    ),
     "--cleanup-timeout-s": ("cleanup_timeout_s", int, "bound on the whole clean-up"),
 }
 

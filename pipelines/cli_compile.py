@@ -15,12 +15,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--target", choices=("vertex", "local"), default="vertex")
     p.add_argument("-o", "--output", required=True, help="YAML file to write")
+    p.add_argument(
+        "--component-image",
+        default="",
+        metavar="IMAGE",
+        help="the image our components run in on Vertex, by tag or digest (e.g. "
+        "REGION-docker.pkg.dev/P/REPO/components:COMMIT, as cloudbuild.yaml pushes it); "
+        "default: $DEPLOYTEST_COMPONENT_IMAGE, else a placeholder no build pushes",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from components.image import IMAGE_RE
     from pipelines.compile import compile_pipeline
 
-    out = compile_pipeline(args.target, args.output)
+    if args.component_image and not IMAGE_RE.match(args.component_image):
+        print(
+            f"deploytest compile: invalid component image {args.component_image!r}: expected "
+            "REGISTRY/PATH/NAME:TAG or REGISTRY/PATH/NAME@sha256:DIGEST",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        out = compile_pipeline(args.target, args.output, args.component_image)
+    except ValueError as exc:
+        print(f"deploytest compile: {exc}", file=sys.stderr)
+        return 2
     print(f"compiled {args.target} pipeline to {out}")
     return 0

@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def compile_pipeline(target: str, output: str | Path) -> Path:
-    """Compile the `target` op set ("vertex" or "local") to `output` and return its path."""
+def compile_pipeline(target: str, output: str | Path, component_image: str = "") -> Path:
+    """Compile the `target` op set ("vertex" or "local") to `output` and return its path.
+
+    `component_image` pins the image our components run in on Vertex (see
+    components/image.py); it must be given before the components are first imported.
+    """
+    if component_image:
+        from components.image import pin
+
+        pin(component_image)
     from kfp import compiler
 
     from pipelines.pipeline import build_pipeline

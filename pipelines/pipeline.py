@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "cleanup_timeout_s": 900,
     # USD per hour by machine or accelerator type, over components/prices.json
     "prices": {},
+    # CMEK for the endpoint (Vertex op set; `submit --kms-key-name` sets it). Empty: Google-managed.
+    "encryption_spec_key_name": "",
 }
 
 
@@ -58,13 +60,20 @@ class OpSet:
 
     target: str
 
-    def create_endpoint(self, project, location, display_name, labels, api_endpoint):
+    def create_endpoint(
+        self, project, location, display_name, labels, api_endpoint, encryption_spec_key_name
+    ):
         if self.target == "vertex":
             from google_cloud_pipeline_components.v1.endpoint import EndpointCreateOp
 
             return EndpointCreateOp(
-                project=project, location=location, display_name=display_name, labels=labels
+                project=project,
+                location=location,
+                display_name=display_name,
+                labels=labels,
+                encryption_spec_key_name=encryption_spec_key_name,
             )
+        # The emulator has no CMEK: the local op set ignores the key.
         from components.create_endpoint import create_endpoint
 
         return create_endpoint(
@@ -138,6 +147,7 @@ def build_pipeline(target: str):
         deploy_timeout_s: int = d["deploy_timeout_s"],
         cleanup_timeout_s: int = d["cleanup_timeout_s"],
         prices: dict = d["prices"],
+        encryption_spec_key_name: str = d["encryption_spec_key_name"],
     ):
         model_import = dsl.importer(
             artifact_uri=model_uri,
@@ -170,7 +180,12 @@ def build_pipeline(target: str):
 
         with dsl.ExitHandler(cleanup, name=EXIT_HANDLER_NAME):
             create = ops.create_endpoint(
-                project, location, endpoint_display_name, labels.output, api_endpoint
+                project,
+                location,
+                endpoint_display_name,
+                labels.output,
+                api_endpoint,
+                encryption_spec_key_name,
             ).set_display_name("create endpoint")
             endpoint = create.outputs["endpoint"]
             deploy = ops.deploy_model(

@@ -29,6 +29,7 @@ class SubmitRequest:
     locustfile: str
     template_uri: str = ""
     display_name: str = "deploytest"
+    kms_key_name: str = ""  # CMEK for the PipelineJob (and, via parameters, its endpoint)
     labels: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
 
@@ -39,11 +40,11 @@ class SubmitRequest:
         check.service_account(self.service_account)
         check.model_resource(self.model)
         check.gcs_uri(self.locustfile, "locustfile")
-        check.check(
-            not self.template_uri or self.template_uri.startswith("https://"),
-            f"invalid template URI {self.template_uri!r}: expected an https:// "
-            "Artifact Registry KFP URL",
-        )
+        if self.template_uri:
+            from pipelines.templates import parse
+
+            parse(self.template_uri)
+        check.kms_key(self.kms_key_name)
         check.pipeline_parameters(self.parameters)
         try:
             validate_labels(self.labels)
@@ -61,6 +62,8 @@ class SubmitRequest:
             api_endpoint="",  # the real Vertex AI
             run_id="",  # the label is the pipeline job id
         )
+        if self.kms_key_name:
+            values["encryption_spec_key_name"] = self.kms_key_name
         return values
 
 
@@ -76,6 +79,8 @@ def build_job_body(request: SubmitRequest, pipeline_spec: dict | None = None) ->
         "serviceAccount": request.service_account,
         "labels": {**request.labels, MANAGED_LABEL_KEY: "true"},
     }
+    if request.kms_key_name:
+        body["encryptionSpec"] = {"kmsKeyName": request.kms_key_name}
     if request.template_uri:
         body["templateUri"] = request.template_uri
     else:
@@ -108,17 +113,43 @@ def to_pipeline_job(body: dict):
     return job
 
 
-def submit(body: dict, project: str, location: str) -> str:
-    """Create the pipeline job on Vertex AI and return its resource name."""
+def submit(body: dict, project: str, location: str, api_endpoint: str = "") -> str:
+    """Create the pipeline job on Vertex AI (or `api_endpoint`) and return its name."""
     from google.cloud import aiplatform_v1
 
-    client = aiplatform_v1.PipelineServiceClient(
-        client_options={"api_endpoint": f"{location}-aiplatform.googleapis.com"}
-    )
+    from components.vertex_clients import client_kwargs
+
+    client = aiplatform_v1.PipelineServiceClient(**client_kwargs(location, api_endpoint))
     job = client.create_pipeline_job(
         parent=f"projects/{project}/locations/{location}", pipeline_job=to_pipeline_job(body)
     )
     return job.name
+
+
+def check_locustfile_exists(uri: str, project: str) -> None:
+    """InputError unless the gs:// locustfile exists and the caller may read it.
+
+    Checked before the job is created: a missing file would otherwise fail the run's
+    import step only after the paid GPU endpoint was deployed. Honours
+    STORAGE_EMULATOR_HOST like every google-cloud-storage client.
+    """
+    from google.api_core import exceptions
+    from google.cloud import storage
+
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    check.check(bool(name), f"invalid locustfile {uri!r}: expected gs://BUCKET/OBJECT")
+    try:
+        found = storage.Client(project=project).bucket(bucket).blob(name).exists()
+    except exceptions.Forbidden as exc:
+        raise check.InputError(
+            f"cannot read the locustfile {uri}: {exc.message} (the caller needs "
+            "storage.objects.get on the bucket)"
+        ) from None
+    check.check(
+        found,
+        f"the locustfile {uri} does not exist: upload it first (cloudbuild.yaml's "
+        f"upload-locustfile step, or `gcloud storage cp loadtests/locustfile.py {uri}`)",
+    )
 
 
 def dumps(body: dict) -> str:

@@ -8,12 +8,14 @@ import re
 from pathlib import Path
 
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_LOCATION = re.compile(r"^[a-z]+-[a-z]+[0-9]$")
+# Regions end in one or two digits: us-central1, europe-west10.
+_LOCATION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
 _MODEL = re.compile(r"^projects/[^/]+/locations/[^/]+/models/[^/]+$")
 _GCS = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$")
 _SERVICE_ACCOUNT = re.compile(
     r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$"
 )
+_KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 _ACCELERATOR = re.compile(r"^(NVIDIA_[A-Z0-9_]+|TPU_[A-Z0-9_]+)?$")
 _MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
@@ -93,6 +95,15 @@ def service_account(value: str) -> str:
     check(
         bool(_SERVICE_ACCOUNT.match(value)),
         f"invalid service account {value!r}: expected NAME@PROJECT.iam.gserviceaccount.com",
+    )
+    return value
+
+
+def kms_key(value: str) -> str:
+    """An empty string (Google-managed keys) or a Cloud KMS key name."""
+    check(
+        not value or bool(_KMS_KEY.match(value)),
+        f"invalid KMS key {value!r}: expected projects/P/locations/L/keyRings/R/cryptoKeys/K",
     )
     return value
 

@@ -1,9 +1,17 @@
-"""Cloud Build: a trigger on pushes to the main branch, and a Pub/Sub trigger fed by a
-logging sink on Model Registry uploads. Both run the repository's `cloudbuild.yaml`.
+"""Cloud Build triggers:
 
-The sink forwards the `operation.last` audit-log entry of each finished `UploadModel`;
-the trigger reads the new model from `protoPayload.response.model` (see build_config.py
-for why that field and not the first entry's).
+* merge: pushes to the main branch run `cloudbuild.yaml` (images, tests, locustfile,
+  compile, upload and tag the template; a load test only if `merge_runs_load_test`);
+* model-upload: a logging sink on opted-in Model Registry uploads feeds a Pub/Sub topic
+  that runs `cloudbuild-model.yaml` (a run of that model with main's template; it never
+  uploads or tags anything);
+* pull-request: a `/gcbrun` comment by a repository owner or collaborator on a pull
+  request to the main branch runs `cloudbuild-pr.yaml` (the paid load test of the PR's
+  pipeline; it tags and uploads nothing main's runs use);
+* builder: pushes to the main branch that change `builder/` rebuild the builder image.
+
+The sink accepts the first or the last audit-log entry of `UploadModel` and the trigger
+reads the model from `protoPayload.resourceName` (see build_config.py for why).
 """
 
 from __future__ import annotations
@@ -21,11 +29,15 @@ from constructs import Construct
 
 from deploytest_infra.build_config import (
     BUILD_CONFIG,
-    MODEL_FIELD,
-    MODEL_VERSION_FIELD,
-    build_substitutions,
+    BUILDER_BUILD_CONFIG,
+    MODEL_BUILD_CONFIG,
+    PR_BUILD_CONFIG,
+    builder_substitutions,
+    merge_substitutions,
+    model_trigger_filter,
     model_upload_filter,
-    split_model,
+    model_upload_substitutions,
+    pr_substitutions,
 )
 from deploytest_infra.settings import InfraSettings
 
@@ -42,8 +54,7 @@ class BuildTriggers(Construct):
         depends_on: Sequence[ITerraformDependable] = (),
     ) -> None:
         super().__init__(scope, id_)
-        common = build_substitutions(settings, settings.runner_email)
-        common.update(extra_substitutions or {})
+        extra = dict(extra_substitutions or {})
         branch = settings.main_branch
         kms = settings.kms_key_name or None
 
@@ -63,7 +74,10 @@ class BuildTriggers(Construct):
             "model-upload-sink",
             project=settings.project_id,
             name=f"{settings.prefix}-model-uploads",
-            description="Finished Vertex AI Model Registry uploads, for deploytest Cloud Build",
+            description=(
+                "Vertex AI Model Registry uploads labelled "
+                f"{settings.model_opt_in_label}, for deploytest Cloud Build"
+            ),
             destination=f"pubsub.googleapis.com/{self.topic.id}",
             filter=model_upload_filter(settings),
             unique_writer_identity=True,
@@ -79,41 +93,29 @@ class BuildTriggers(Construct):
             member=self.sink.writer_identity,
         )
 
-        regression_model, regression_version = split_model(settings.regression_model)
-        # Every merge: test, compile, upload the template, run it against the
-        # production (regression) model.
-        self.merge = CloudbuildTrigger(
-            self,
+        self._settings, self._build_account = settings, build_account
+        on_push = {
+            "owner": settings.github_owner,
+            "name": settings.github_repo,
+            "push": {"branch": f"^{re.escape(branch)}$"},
+        }
+        # Every merge: images, tests, locustfile, compile, upload and tag the template;
+        # a run against the production (regression) model only if the settings say so.
+        self.merge = self._trigger(
             "merge",
-            project=settings.project_id,
-            location="global",
-            name=f"{settings.prefix}-merge",
-            description=f"deploytest: every push to {branch}",
-            github={
-                "owner": settings.github_owner,
-                "name": settings.github_repo,
-                "push": {"branch": f"^{re.escape(branch)}$"},
-            },
+            f"deploytest: every push to {branch}",
+            depends_on,
+            github=on_push,
             filename=BUILD_CONFIG,
-            service_account=build_account.id,
             include_build_logs="INCLUDE_BUILD_LOGS_WITH_STATUS",
-            substitutions={
-                **common,
-                "_TRIGGER": "merge",
-                "_MODEL_RESOURCE_NAME": regression_model,
-                "_MODEL_VERSION_ID": regression_version,
-            },
-            tags=["deploytest", settings.environment, "merge"],
-            depends_on=list(depends_on),
+            substitutions={**merge_substitutions(settings, settings.runner_email), **extra},
         )
-        # Every new model (version) in the Model Registry: the same build, for that model.
-        self.model_upload = CloudbuildTrigger(
-            self,
+        # Every opted-in model (version) in the Model Registry: a run with main's template.
+        self.model_upload = self._trigger(
             "model-upload",
-            project=settings.project_id,
-            location="global",
-            name=f"{settings.prefix}-model-upload",
-            description="deploytest: every model uploaded to the Vertex AI Model Registry",
+            "deploytest: models uploaded to the Vertex AI Model Registry with "
+            f"{settings.model_opt_in_label}",
+            [*depends_on, self.sink_publisher],
             pubsub_config={"topic": self.topic.id},
             source_to_build={
                 "uri": settings.github_uri,
@@ -121,23 +123,65 @@ class BuildTriggers(Construct):
                 "repo_type": "GITHUB",
             },
             git_file_source={
-                "path": BUILD_CONFIG,
+                "path": MODEL_BUILD_CONFIG,
                 "uri": settings.github_uri,
                 "revision": f"refs/heads/{branch}",
                 "repo_type": "GITHUB",
             },
-            service_account=build_account.id,
             substitutions={
-                **common,
-                "_TRIGGER": "model-upload",
-                "_MODEL_RESOURCE_NAME": f"$(body.message.data.{MODEL_FIELD})",
-                "_MODEL_VERSION_ID": f"$(body.message.data.{MODEL_VERSION_FIELD})",
+                **model_upload_substitutions(settings, settings.runner_email),
+                **extra,
             },
-            # Belt and braces: only build for a model in this project and region.
-            filter=(
-                '_MODEL_RESOURCE_NAME.matches("^projects/[^/]+/locations/'
-                f'{settings.region}/models/[^/@]+$")'
-            ),
-            tags=["deploytest", settings.environment, "model-upload"],
-            depends_on=[*depends_on, self.sink_publisher],
+            # Belt and braces: only build for a model in this region.
+            filter=model_trigger_filter(settings),
+        )
+        # The expensive run of a pull request, only on a `/gcbrun` comment by an owner or
+        # collaborator (Cloud Build comment control), as the Vertex AI MLOps templates do.
+        self.pull_request = self._trigger(
+            "pull-request",
+            f"deploytest: a pull request to {branch}, on a /gcbrun comment",
+            depends_on,
+            github={
+                "owner": settings.github_owner,
+                "name": settings.github_repo,
+                "pull_request": {
+                    "branch": f"^{re.escape(branch)}$",
+                    "comment_control": "COMMENTS_ENABLED",
+                },
+            },
+            filename=PR_BUILD_CONFIG,
+            include_build_logs="INCLUDE_BUILD_LOGS_WITH_STATUS",
+            substitutions={**pr_substitutions(settings, settings.runner_email), **extra},
+        )
+        # The image the other builds run in, rebuilt when its Dockerfile changes.
+        self.builder = self._trigger(
+            "builder",
+            f"deploytest: the builder image, on pushes to {branch} that change it",
+            depends_on,
+            github=on_push,
+            included_files=["builder/**"],
+            filename=BUILDER_BUILD_CONFIG,
+            substitutions=builder_substitutions(settings),
+        )
+
+    def _trigger(
+        self,
+        id_: str,
+        description: str,
+        depends_on: Sequence[ITerraformDependable],
+        **config,
+    ) -> CloudbuildTrigger:
+        """A trigger that runs as the build account, named and tagged after `id_`."""
+        s = self._settings
+        return CloudbuildTrigger(
+            self,
+            id_,
+            project=s.project_id,
+            location="global",
+            name=f"{s.prefix}-{id_}",
+            description=description,
+            service_account=self._build_account.id,
+            tags=["deploytest", s.environment, id_],
+            depends_on=list(depends_on),
+            **config,
         )

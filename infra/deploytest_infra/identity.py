@@ -6,7 +6,8 @@
 |                    | viewer on the load-test bucket (those two buckets only); Artifact     |
 |                    | Registry reader on both repositories; act-as on itself               |
 | Cloud Build        | log writer; Artifact Registry writer on both repositories (push       |
-|                    | images, upload templates); Vertex AI user (submit); act-as on runner  |
+|                    | images, upload templates); Vertex AI user (submit); act-as on runner; |
+|                    | object user on the load-test bucket (upload and check the locustfile) |
 | Scheduler invoker  | Vertex AI user (pipelineJobs.create); template reader; act-as on      |
 |                    | the runner                                                            |
 """
@@ -25,6 +26,7 @@ from cdktf_cdktf_provider_google.artifact_registry_repository_iam_member import 
 from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
+from cdktf_cdktf_provider_google.storage_bucket import StorageBucket
 from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from constructs import Construct
 
@@ -50,6 +52,8 @@ class Identity(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self._settings = settings
+        # The grants too: IAM calls fail until the IAM and Resource Manager APIs are on.
+        self._depends_on = list(depends_on)
         self.runner = self._account(
             "runner",
             settings.runner_account_id,
@@ -74,20 +78,8 @@ class Identity(Construct):
 
         # Pipeline runner.
         self._project_role("runner-aiplatform", self.runner, "roles/aiplatform.user")
-        StorageBucketIamMember(
-            self,
-            "runner-pipeline-root",
-            bucket=storage.pipeline_root.name,
-            role="roles/storage.objectAdmin",
-            member=member(self.runner),
-        )
-        StorageBucketIamMember(
-            self,
-            "runner-loadtests",
-            bucket=storage.loadtests.name,
-            role="roles/storage.objectViewer",
-            member=member(self.runner),
-        )
+        self._bucket_role("runner-pipeline-root", storage.pipeline_root, self.runner, "objectAdmin")
+        self._bucket_role("runner-loadtests", storage.loadtests, self.runner, "objectViewer")
         for repo_id, repo in (("docker", registry.docker), ("kfp", registry.kfp)):
             self._repo_role(f"runner-{repo_id}-reader", repo, self.runner, "reader")
         self._act_as("runner-self", self.runner, self.runner)
@@ -98,6 +90,10 @@ class Identity(Construct):
         for repo_id, repo in (("docker", registry.docker), ("kfp", registry.kfp)):
             self._repo_role(f"build-{repo_id}-writer", repo, self.build, "writer")
         self._act_as("build-runner", self.runner, self.build)
+        # The merge build uploads the locustfile and `submit` checks it exists. objectUser,
+        # not objectCreator: replacing an existing object needs storage.objects.delete as
+        # well as create (Cloud Storage IAM), and the check needs storage.objects.get.
+        self._bucket_role("build-loadtests", storage.loadtests, self.build, "objectUser")
 
         # Scheduler invoker.
         self._project_role("invoker-aiplatform", self.invoker, "roles/aiplatform.user")
@@ -124,7 +120,24 @@ class Identity(Construct):
 
     def _project_role(self, id_: str, account: ServiceAccount, role: str) -> None:
         ProjectIamMember(
-            self, id_, project=self._settings.project_id, role=role, member=member(account)
+            self,
+            id_,
+            project=self._settings.project_id,
+            role=role,
+            member=member(account),
+            depends_on=self._depends_on,
+        )
+
+    def _bucket_role(
+        self, id_: str, bucket: StorageBucket, account: ServiceAccount, role: str
+    ) -> None:
+        StorageBucketIamMember(
+            self,
+            id_,
+            bucket=bucket.name,
+            role=f"roles/storage.{role}",
+            member=member(account),
+            depends_on=self._depends_on,
         )
 
     def _repo_role(
@@ -138,6 +151,7 @@ class Identity(Construct):
             repository=repo.name,
             role=f"roles/artifactregistry.{level}",
             member=member(account),
+            depends_on=self._depends_on,
         )
 
     def _act_as(self, id_: str, target: ServiceAccount, account: ServiceAccount) -> None:
@@ -148,4 +162,5 @@ class Identity(Construct):
             service_account_id=target.name,
             role="roles/iam.serviceAccountUser",
             member=member(account),
+            depends_on=self._depends_on,
         )

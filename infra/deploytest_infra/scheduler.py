@@ -3,7 +3,10 @@
 The job POSTs a Vertex AI `PipelineJob` to `pipelineJobs.create` with an OAuth token of
 the invoker account. The request body is not written here: it is what
 `deploytest submit --dry-run --json` prints for the regression model and the template
-tagged `latest` in the KFP repository, so it cannot drift from what `submit` sends.
+of the settings' `scheduler_template` (a sha256: version, or a tag: `template_tag` by
+default) in the KFP repository, so it cannot drift from what `submit` sends. A tag is
+resolved by Vertex AI itself, through its service agent (registry.py grants it read
+access on the KFP repository for that case).
 """
 
 from __future__ import annotations

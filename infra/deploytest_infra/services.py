@@ -12,6 +12,10 @@ APIS = (
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudquotas.googleapis.com",
+    # Project IAM grants go through Resource Manager; Service Usage enables the rest and,
+    # with user_project_override, is where quota-project checks happen.
+    "cloudresourcemanager.googleapis.com",
+    "serviceusage.googleapis.com",
     "cloudscheduler.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",

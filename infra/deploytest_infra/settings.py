@@ -73,7 +73,7 @@ DEFAULT_MACHINE_TYPE: Mapping[str, str] = {
 LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
 PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]$")
+REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")  # us-central1, europe-west10
 ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$|^[a-z]$")
 MODEL_RE = re.compile(r"^projects/[^/]+/locations/[a-z0-9-]+/models/[A-Za-z0-9_-]+(@[\w-]+)?$")
 GITHUB_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -84,6 +84,9 @@ KFP_PACKAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 CRON_FIELD_RE = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
 OBJECT_PATH_RE = re.compile(r"^[^\s#?\[\]*]+\.py$")
+TEMPLATE_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+TEMPLATE_VERSION_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+TORCH_INDEX_RE = re.compile(r"^(cpu|cu[0-9]{3}|rocm[0-9.]+)$")
 
 
 class SettingsError(ValueError):
@@ -107,7 +110,9 @@ class InfraSettings:
     serving_machine_type: str = ""  # empty: a default for the GPU type
     # Quota preference: how many serving GPUs of that type the project may hold at once.
     gpu_quota_limit: int = 4
-    quota_contact_email: str = ""
+    # Required: Cloud Quotas refuses an increase request without a contact email. The
+    # default is a placeholder; set the team's address.
+    quota_contact_email: str = "ml-platform-oncall@example.com"
     # The regression run Cloud Scheduler starts.
     regression_schedule: str = "0 3 * * 1"
     regression_time_zone: str = "Etc/UTC"
@@ -138,6 +143,24 @@ class InfraSettings:
     # USD per hour by machine or accelerator type for the runs' cost, over the table in
     # components/prices.json (e.g. a negotiated GPU price).
     prices: Mapping[str, float] = field(default_factory=dict)
+    # ---- day one on Google Cloud (issue 13) -------------------------------------------
+    # The project Terraform bills API calls and quota to (user_project_override); with
+    # user credentials the Cloud Quotas API refuses calls without one. Empty: project_id.
+    billing_project: str = ""
+    # The template tag merge builds move (and only they); model-upload builds run it.
+    template_tag: str = "main"
+    # What the Scheduler runs: a version (sha256:…, pinned until you change it) or a tag
+    # (resolved by Vertex AI; the Vertex AI service agent then gets read access on the
+    # KFP repository). Empty: template_tag.
+    scheduler_template: str = ""
+    # Whether a merge build also submits (and waits for) a paid load-test run.
+    merge_runs_load_test: bool = False
+    # Only Model Registry uploads with this label (KEY=VALUE) start a model-upload build.
+    model_opt_in_label: str = "deploytest=enabled"
+    # The torch wheel index of the model-server image (download.pytorch.org/whl/INDEX):
+    # cu128 covers T4, L4, A100, H100; older GPUs (P4, P100, V100) may need an older CUDA
+    # index for torch 2.13: check PyTorch's release notes before choosing them.
+    serving_torch_index: str = "cu128"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_labels", dict(self.extra_labels))
@@ -202,8 +225,11 @@ class InfraSettings:
                 f"gpu_quota_limit {self.gpu_quota_limit!r} must be an integer of at least "
                 "serving_gpu_count (one endpoint must fit)"
             )
-        if self.quota_contact_email and not EMAIL_RE.match(self.quota_contact_email):
-            p.append(f"quota_contact_email {self.quota_contact_email!r} is not an email")
+        if not EMAIL_RE.match(self.quota_contact_email or ""):
+            p.append(
+                f"quota_contact_email {self.quota_contact_email!r} is not an email (required: "
+                "Cloud Quotas refuses a quota increase request without a contact)"
+            )
         if self.serving_machine_type and not re.match(
             r"^[a-z0-9]+-[a-z0-9-]+$", self.serving_machine_type
         ):
@@ -248,11 +274,41 @@ class InfraSettings:
         if self.state_bucket and not BUCKET_RE.match(self.state_bucket):
             p.append(f"state_bucket {self.state_bucket!r} is not a bucket name")
         p.extend(_janitor_problems(self))
+        p.extend(self._day_one_problems())
         if not p:  # derived names only make sense once the parts are valid
             for bucket in (self.pipeline_root_bucket, self.loadtest_bucket):
                 if not BUCKET_RE.match(bucket) or len(bucket) > 63:
                     p.append(f"bucket name {bucket!r} (from project and environment) is invalid")
         p.extend(_label_problems(self._all_labels_unchecked()))
+        return p
+
+    def _day_one_problems(self) -> list[str]:
+        p: list[str] = []
+        if self.billing_project and not PROJECT_RE.match(self.billing_project):
+            p.append(f"billing_project {self.billing_project!r} is not a valid project ID")
+        if not TEMPLATE_TAG_RE.match(self.template_tag) or self.template_tag.startswith("sha"):
+            p.append(f"template_tag {self.template_tag!r} is not a KFP template tag")
+        if self.scheduler_template and not (
+            TEMPLATE_TAG_RE.match(self.scheduler_template)
+            or TEMPLATE_VERSION_RE.match(self.scheduler_template)
+        ):
+            p.append(
+                f"scheduler_template {self.scheduler_template!r} is neither a tag nor a "
+                "version (sha256: and 64 hex digits)"
+            )
+        if not isinstance(self.merge_runs_load_test, bool):
+            p.append(f"merge_runs_load_test {self.merge_runs_load_test!r} must be true or false")
+        key, sep, value = str(self.model_opt_in_label).partition("=")
+        if not sep or not LABEL_KEY_RE.match(key) or not value or not LABEL_VALUE_RE.match(value):
+            p.append(
+                f"model_opt_in_label {self.model_opt_in_label!r} must be KEY=VALUE with a "
+                "GCP label key and a non-empty value"
+            )
+        if not TORCH_INDEX_RE.match(self.serving_torch_index):
+            p.append(
+                f"serving_torch_index {self.serving_torch_index!r} is not a torch wheel index "
+                "such as cpu or cu128"
+            )
         return p
 
     # ---- labels ----------------------------------------------------------------------
@@ -324,6 +380,33 @@ class InfraSettings:
 
     def template_uri(self, tag: str = "latest") -> str:
         return f"{self.kfp_host}/{self.pipeline_package}/{tag}"
+
+    @property
+    def scheduler_template_ref(self) -> str:
+        """The tag or sha256: version the Scheduler's runs start from."""
+        return self.scheduler_template or self.template_tag
+
+    @property
+    def scheduler_uses_tag(self) -> bool:
+        """Vertex AI resolves a tag itself, through its service agent (see registry.py)."""
+        return not TEMPLATE_VERSION_RE.match(self.scheduler_template_ref)
+
+    @property
+    def opt_in_label(self) -> tuple[str, str]:
+        key, _, value = self.model_opt_in_label.partition("=")
+        return key, value
+
+    @property
+    def billing_project_id(self) -> str:
+        return self.billing_project or self.project_id
+
+    @property
+    def docker_host(self) -> str:
+        return f"{self.region}-docker.pkg.dev/{self.project_id}/{self.docker_repository}"
+
+    def image(self, name: str, tag: str) -> str:
+        """An image in the stack's Docker repository (components, serving, builder)."""
+        return f"{self.docker_host}/{name}:{tag}"
 
     def _account(self, role: str) -> str:
         # Service account IDs: 6-30 characters.

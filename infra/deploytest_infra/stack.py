@@ -14,6 +14,7 @@ from deploytest_infra.janitor import Janitor, JanitorProps
 from deploytest_infra.quota import GpuQuota
 from deploytest_infra.registry import Registry
 from deploytest_infra.scheduler import DEFAULT_CLI, RegressionSchedule
+from deploytest_infra.service_agents import ServiceAgents
 from deploytest_infra.services import ProjectApis
 from deploytest_infra.settings import InfraSettings
 from deploytest_infra.storage import Storage
@@ -39,14 +40,23 @@ class DeploytestStack(TerraformStack):
             "google",
             project=settings.project_id,
             region=settings.region,
+            # With user credentials (gcloud auth application-default login) the Cloud
+            # Quotas and Service Usage APIs need a quota project: send it on every call
+            # (terraform-provider-google #18337, #24500).
+            user_project_override=True,
+            billing_project=settings.billing_project_id,
             # No provider default_labels: CDKTF rewrites map keys in provider blocks
             # (cost-center -> cost_center). Every construct labels its resources itself,
             # and the policy tests check it.
         )
         apis = ProjectApis(self, "apis", settings=settings)
         needs = apis.services
-        self.storage = Storage(self, "storage", settings=settings, depends_on=needs)
-        self.registry = Registry(self, "registry", settings=settings, depends_on=needs)
+        # Service agents exist and hold the CMEK key before anything encrypted is created.
+        self.agents = ServiceAgents(self, "agents", settings=settings, depends_on=needs)
+        encrypted_needs = [*needs, *self.agents.key_grants]
+        self.storage = Storage(self, "storage", settings=settings, depends_on=encrypted_needs)
+        self.registry = Registry(self, "registry", settings=settings, depends_on=encrypted_needs)
+        self.agents.grant_template_reader(self.registry.kfp)
         self.identity = Identity(
             self,
             "identity",
@@ -70,7 +80,7 @@ class DeploytestStack(TerraformStack):
             "build",
             settings=settings,
             build_account=self.identity.build,
-            depends_on=needs,
+            depends_on=encrypted_needs,
         )
         self.janitor = Janitor(
             self, "janitor", props=JanitorProps.from_settings(settings), depends_on=needs

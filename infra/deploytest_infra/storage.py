@@ -13,9 +13,11 @@ from cdktf_cdktf_provider_google.storage_bucket import (
 )
 from constructs import Construct
 
+from deploytest_infra.build_config import PR_LOCUSTFILE_PREFIX
 from deploytest_infra.settings import InfraSettings
 
 NONCURRENT_VERSION_DAYS = 7
+PR_LOCUSTFILE_DAYS = 30
 
 
 class Storage(Construct):
@@ -46,9 +48,21 @@ class Storage(Construct):
                 )
             ],
         )
-        # Locustfiles are small and few; only superseded versions expire.
+        # Locustfiles are small and few; superseded versions expire, and so do the
+        # per-commit ones of pull-request runs (cloudbuild-pr.yaml).
         self.loadtests = self._bucket(
-            "loadtests", settings.loadtest_bucket, settings, depends_on, []
+            "loadtests",
+            settings.loadtest_bucket,
+            settings,
+            depends_on,
+            [
+                StorageBucketLifecycleRule(
+                    condition=StorageBucketLifecycleRuleCondition(
+                        age=PR_LOCUSTFILE_DAYS, matches_prefix=[PR_LOCUSTFILE_PREFIX]
+                    ),
+                    action=StorageBucketLifecycleRuleAction(type="Delete"),
+                )
+            ],
         )
 
     def _bucket(

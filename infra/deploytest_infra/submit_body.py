@@ -38,7 +38,7 @@ def regression_submit_args(settings: InfraSettings) -> list[str]:
         "--locustfile",
         settings.regression_locustfile_uri,
         "--template-uri",
-        settings.template_uri("latest"),
+        settings.template_uri(settings.scheduler_template_ref),
         "--machine-type",
         settings.machine_type,
         "--accelerator-type",
@@ -48,6 +48,8 @@ def regression_submit_args(settings: InfraSettings) -> list[str]:
         "--display-name",
         f"{settings.prefix}-regression",
     ]
+    if settings.kms_key_name:
+        args += ["--kms-key-name", settings.kms_key_name]
     # --label: on the PipelineJob (its bill); --cost-label: on the endpoints it creates.
     for key, value in {**settings.cost_labels, "trigger": "scheduler"}.items():
         args += ["--label", f"{key}={value}"]

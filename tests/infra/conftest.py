@@ -22,6 +22,7 @@ from deploytest_infra.settings import InfraSettings  # noqa: E402
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 KMS_KEY = "projects/deploytest-demo/locations/us-central1/keyRings/deploytest/cryptoKeys/data"
+PINNED = "sha256:" + "5" * 64
 
 
 @dataclass(frozen=True)
@@ -75,4 +76,12 @@ def cmek_synth(synth: Synth) -> Synth:
         InfraSettings(
             kms_key_name=KMS_KEY, environment="cmek", state_bucket="deploytest-demo-tfstate"
         )
+    )
+
+
+@pytest.fixture(scope="session")
+def pinned_synth(synth: Synth) -> Synth:
+    """The Scheduler pinned to a template version, and merges that run the load test."""
+    return _synth(
+        InfraSettings(environment="pinned", scheduler_template=PINNED, merge_runs_load_test=True)
     )

@@ -55,12 +55,38 @@ def test_defaults_are_valid_and_labels_gcp_valid() -> None:
         ({"regression_locustfile": "gs://b/x.py"}, "regression_locustfile"),
         ({"kms_key_name": "my-key"}, "kms_key_name"),
         ({"state_bucket": "gs://x"}, "state_bucket"),
+        ({"quota_contact_email": ""}, "quota_contact_email '' is not an email (required"),
+        ({"quota_contact_email": "oncall"}, "quota_contact_email"),
+        ({"billing_project": "Not A Project"}, "billing_project"),
+        ({"template_tag": "sha256:abc"}, "template_tag"),
+        ({"scheduler_template": "sha256:xyz"}, "scheduler_template"),
+        ({"merge_runs_load_test": "yes"}, "merge_runs_load_test"),
+        ({"model_opt_in_label": "deploytest"}, "model_opt_in_label"),
+        ({"model_opt_in_label": "Deploy=yes"}, "model_opt_in_label"),
+        ({"serving_torch_index": "cuda"}, "serving_torch_index"),
     ],
 )
 def test_invalid_settings_fail_fast_with_a_clear_message(overrides: dict, message: str) -> None:
     with pytest.raises(SettingsError) as err:
         InfraSettings(**overrides)
     assert message in str(err.value)
+
+
+def test_regions_with_two_digit_numbers() -> None:
+    s = InfraSettings(
+        region="europe-west10", regression_model="projects/p/locations/europe-west10/models/1"
+    )
+    assert s.kfp_host.startswith("https://europe-west10-kfp.pkg.dev/")
+
+
+def test_scheduler_template_is_a_tag_or_a_pinned_version() -> None:
+    s = InfraSettings()
+    assert (s.scheduler_template_ref, s.scheduler_uses_tag) == ("main", True)
+    pinned = InfraSettings(scheduler_template="sha256:" + "a" * 64)
+    assert not pinned.scheduler_uses_tag
+    assert pinned.template_uri(pinned.scheduler_template_ref).endswith("/sha256:" + "a" * 64)
+    assert InfraSettings(billing_project="billing-proj-1").billing_project_id == "billing-proj-1"
+    assert s.billing_project_id == s.project_id
 
 
 def test_longest_names_still_fit() -> None:

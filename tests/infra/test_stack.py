@@ -10,15 +10,18 @@ import re
 
 import pytest
 from deploytest_infra.build_config import (
+    LABELS_FIELD,
     MODEL_FIELD,
-    MODEL_VERSION_FIELD,
     UPLOAD_METHODS,
-    build_substitutions,
+    builder_substitutions,
+    merge_substitutions,
+    model_upload_substitutions,
+    pr_substitutions,
 )
 from deploytest_infra.settings import SERVING_GPU_QUOTAS
 from deploytest_infra.submit_body import regression_request_body
 
-from .conftest import KMS_KEY, Synth
+from .conftest import KMS_KEY, PINNED, Synth
 
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 
@@ -59,6 +62,15 @@ def test_buckets(synth: Synth) -> None:
         }
     ]
     assert s.pipeline_root.startswith(f"gs://{s.pipeline_root_bucket}/root")
+    pr_rules = [
+        r for r in buckets[s.loadtest_bucket]["lifecycle_rule"] if r["condition"].get("age")
+    ]
+    assert pr_rules == [
+        {
+            "action": {"type": "Delete"},
+            "condition": {"age": 30, "matches_prefix": ["locustfiles/pr/"]},
+        }
+    ]
     for bucket in buckets.values():  # superseded versions do not pile up
         assert any(
             r["condition"].get("days_since_noncurrent_time") and r["action"]["type"] == "Delete"
@@ -110,9 +122,10 @@ def test_project_roles_are_exactly_these(synth: Synth) -> None:
     }
 
 
-def test_runner_object_access_on_its_two_buckets_only(synth: Synth) -> None:
+def test_bucket_access_runner_on_its_two_buckets_build_on_locustfiles(synth: Synth) -> None:
     s = synth.settings
     runner = sa_member(synth, s.runner_account_id)
+    build = sa_member(synth, s.build_account_id)
     bucket_ref = {
         name: ref(synth, "google_storage_bucket", "name", name=name)
         for name in (s.pipeline_root_bucket, s.loadtest_bucket)
@@ -124,6 +137,8 @@ def test_runner_object_access_on_its_two_buckets_only(synth: Synth) -> None:
     assert grants == {
         (bucket_ref[s.pipeline_root_bucket], "roles/storage.objectAdmin", runner),
         (bucket_ref[s.loadtest_bucket], "roles/storage.objectViewer", runner),
+        # upload (and replace) the locustfile, and check it exists before a run
+        (bucket_ref[s.loadtest_bucket], "roles/storage.objectUser", build),
     }
     project_roles = {m["role"] for m in synth.resources("google_project_iam_member").values()}
     assert not [r for r in project_roles if r.startswith("roles/storage.")]
@@ -146,7 +161,29 @@ def test_artifact_registry_access(synth: Synth) -> None:
         (docker, "roles/artifactregistry.writer", build),
         (kfp, "roles/artifactregistry.writer", build),
         (kfp, "roles/artifactregistry.reader", invoker),
+        # The Scheduler starts from a tag (the default): Vertex AI's agent resolves it.
+        (kfp, "roles/artifactregistry.reader", f"serviceAccount:{vertex_agent(synth)}"),
     }
+
+
+def vertex_agent(synth: Synth) -> str:
+    return ref(
+        synth, "google_project_service_identity", "email", service="aiplatform.googleapis.com"
+    )
+
+
+def test_no_agent_grant_when_the_scheduler_pins_a_version(pinned_synth: Synth) -> None:
+    members = {
+        m["member"]
+        for m in pinned_synth.resources("google_artifact_registry_repository_iam_member").values()
+    }
+    assert not [m for m in members if "google_project_service_identity" in m]
+    assert not pinned_synth.resources("google_project_service_identity")
+    assert "google-beta" not in pinned_synth.config["provider"]
+    body = json.loads(
+        base64.b64decode(pinned_synth.one("google_cloud_scheduler_job")["http_target"]["body"])
+    )
+    assert body["templateUri"] == pinned_synth.settings.template_uri(PINNED)
 
 
 def test_act_as_only_on_the_runner(synth: Synth) -> None:
@@ -213,7 +250,7 @@ def test_scheduler_body_parses_as_pipeline_job(synth: Synth) -> None:
     # Strict: an unknown or misspelt field raises.
     job = aiplatform_v1.PipelineJob.from_json(json.dumps(body), ignore_unknown_fields=False)
     s = synth.settings
-    assert job.template_uri == s.template_uri("latest")
+    assert job.template_uri == s.template_uri(s.template_tag)
     assert job.service_account == s.runner_email
     assert job.runtime_config.gcs_output_directory == s.pipeline_root
     assert job.display_name == f"{s.prefix}-regression"
@@ -243,9 +280,12 @@ def test_model_upload_sink_topic_and_publisher(synth: Synth) -> None:
     assert "cloudaudit.googleapis.com%2Factivity" in flt
     for method in UPLOAD_METHODS:
         assert f'protoPayload.methodName="{method}"' in flt
-    # The LRO's last entry carries UploadModelResponse; the first only the Operation.
-    assert "operation.last=true" in flt
+    # Either entry of the LRO (which one Vertex AI writes, with what, is undocumented).
+    assert "operation." not in flt
     assert f'{MODEL_FIELD}:"/locations/{s.region}/models/"' in flt
+    # Only opted-in models: the label on the logged request.
+    key, value = s.opt_in_label
+    assert f'{LABELS_FIELD}."{key}"="{value}"' in flt
     member = synth.one("google_pubsub_topic_iam_member")
     sink_key = next(iter(synth.resources("google_logging_project_sink")))
     assert member["role"] == "roles/pubsub.publisher"
@@ -258,36 +298,47 @@ def test_build_triggers(synth: Synth) -> None:
     s = synth.settings
     triggers = {t["name"]: t for t in synth.resources("google_cloudbuild_trigger").values()}
     merge, upload = triggers[f"{s.prefix}-merge"], triggers[f"{s.prefix}-model-upload"]
+    builder = triggers[f"{s.prefix}-builder"]
     build_sa = ref(synth, "google_service_account", "id", account_id=s.build_account_id)
-    common = build_substitutions(s, s.runner_email)
 
-    assert merge["github"] == {
-        "owner": s.github_owner,
-        "name": s.github_repo,
-        "push": {"branch": f"^{s.main_branch}$"},
-    }
+    push = {"branch": f"^{s.main_branch}$"}
+    assert merge["github"] == {"owner": s.github_owner, "name": s.github_repo, "push": push}
     assert merge["filename"] == "cloudbuild.yaml"
     assert merge["service_account"] == build_sa
-    assert merge["substitutions"] == {
-        **common,
-        "_TRIGGER": "merge",
-        "_MODEL_RESOURCE_NAME": s.regression_model,
-        "_MODEL_VERSION_ID": "default",
-    }
+    assert merge["substitutions"] == merge_substitutions(s, s.runner_email)
+    # Default: a merge compiles and uploads; it starts no paid run.
+    assert merge["substitutions"]["_LOAD_TEST"] == "false"
 
     topic_key = next(iter(synth.resources("google_pubsub_topic")))
     assert upload["pubsub_config"] == {"topic": f"${{google_pubsub_topic.{topic_key}.id}}"}
-    assert upload["git_file_source"]["path"] == "cloudbuild.yaml"
+    assert upload["git_file_source"]["path"] == "cloudbuild-model.yaml"
     assert upload["source_to_build"]["uri"] == s.github_uri
     assert upload["service_account"] == build_sa
-    assert upload["substitutions"] == {
-        **common,
-        "_TRIGGER": "model-upload",
-        "_MODEL_RESOURCE_NAME": "$(body.message.data.protoPayload.response.model)",
-        "_MODEL_VERSION_ID": "$(body.message.data.protoPayload.response.modelVersionId)",
-    }
-    assert MODEL_VERSION_FIELD == "protoPayload.response.modelVersionId"
+    assert upload["substitutions"] == model_upload_substitutions(s, s.runner_email)
+    assert upload["substitutions"]["_MODEL_RESOURCE_NAME"] == (
+        "$(body.message.data.protoPayload.resourceName)"
+    )
     assert re.fullmatch(r'_MODEL_RESOURCE_NAME\.matches\(".+"\)', upload["filter"])
+
+    pull = triggers[f"{s.prefix}-pull-request"]
+    assert pull["github"]["pull_request"] == {
+        "branch": f"^{s.main_branch}$",
+        "comment_control": "COMMENTS_ENABLED",  # only on /gcbrun by an owner or collaborator
+    }
+    assert pull["filename"] == "cloudbuild-pr.yaml"
+    assert pull["substitutions"] == pr_substitutions(s, s.runner_email)
+    assert pull["service_account"] == build_sa
+
+    assert builder["filename"] == "builder/cloudbuild.yaml"
+    assert builder["included_files"] == ["builder/**"]
+    assert builder["substitutions"] == builder_substitutions(s)
+    assert builder["service_account"] == build_sa
+
+
+def test_a_merge_runs_the_load_test_only_if_configured(pinned_synth: Synth) -> None:
+    triggers = pinned_synth.resources("google_cloudbuild_trigger").values()
+    merge = next(t for t in triggers if t["name"].endswith("-merge"))
+    assert merge["substitutions"]["_LOAD_TEST"] == "true"
 
 
 def test_apis_enabled_and_kept_on_destroy(synth: Synth) -> None:
@@ -297,8 +348,59 @@ def test_apis_enabled_and_kept_on_destroy(synth: Synth) -> None:
         "aiplatform.googleapis.com",
         "cloudbuild.googleapis.com",
         "cloudquotas.googleapis.com",
+        "cloudresourcemanager.googleapis.com",
+        "serviceusage.googleapis.com",
     } <= names
     assert all(svc["disable_on_destroy"] is False for svc in services)
+
+
+IAM_GRANT_TYPES = (
+    "google_project_iam_member",
+    "google_storage_bucket_iam_member",
+    "google_artifact_registry_repository_iam_member",
+    "google_service_account_iam_member",
+    "google_kms_crypto_key_iam_member",
+)
+
+
+def api_refs(synth: Synth, *services: str) -> set[str]:
+    return {
+        f"google_project_service.{key}"
+        for key, svc in synth.resources("google_project_service").items()
+        if svc["service"] in services
+    }
+
+
+@pytest.mark.parametrize("which", ["synth", "cmek_synth"])
+def test_iam_grants_wait_for_the_iam_and_resource_manager_apis(which, request) -> None:
+    synth = request.getfixturevalue(which)
+    needed = api_refs(synth, "iam.googleapis.com", "cloudresourcemanager.googleapis.com")
+    assert len(needed) == 2
+    grants = [
+        (tf_type, key, res)
+        for tf_type in IAM_GRANT_TYPES
+        for key, res in synth.resources(tf_type).items()
+    ]
+    assert len(grants) >= 15
+    for tf_type, key, res in grants:
+        assert needed <= set(res.get("depends_on", [])), f"{tf_type}.{key}"
+
+
+def test_provider_bills_the_quota_project(synth: Synth) -> None:
+    (google,) = synth.config["provider"]["google"]
+    assert google["user_project_override"] is True
+    assert google["billing_project"] == synth.settings.project_id
+    (beta,) = synth.config["provider"]["google-beta"]
+    assert beta["user_project_override"] is True
+    assert beta["billing_project"] == synth.settings.project_id
+    versions = synth.config["terraform"]["required_providers"]
+    assert versions["google-beta"]["version"] == versions["google"]["version"]
+
+
+def test_quota_preference_has_a_contact(synth: Synth) -> None:
+    pref = synth.one("google_cloud_quotas_quota_preference")
+    assert pref["contact_email"] == synth.settings.quota_contact_email
+    assert "@" in pref["contact_email"]
 
 
 def test_outputs(synth: Synth) -> None:
@@ -351,6 +453,8 @@ def test_every_bucket_is_private_and_uniform(synth: Synth) -> None:
 
 def takes_labels(tf_type: str) -> bool:
     """Whether the provider's resource schema has a `labels` argument."""
+    if tf_type == "google_project_service_identity":  # google-beta; arguments: project, service
+        return False
     module = importlib.import_module(
         f"cdktf_cdktf_provider_google.{tf_type.removeprefix('google_')}"
     )
@@ -397,6 +501,45 @@ def test_cmek_everywhere_when_configured(cmek_synth: Synth) -> None:
     for repo in cmek_synth.resources("google_artifact_registry_repository").values():
         assert repo["kms_key_name"] == KMS_KEY
     assert cmek_synth.one("google_pubsub_topic")["kms_key_name"] == KMS_KEY
+    # The runs' pipeline jobs and endpoints: the Scheduler body carries the key.
+    body = json.loads(
+        base64.b64decode(cmek_synth.one("google_cloud_scheduler_job")["http_target"]["body"])
+    )
+    assert body["encryptionSpec"] == {"kmsKeyName": KMS_KEY}
+    assert body["runtimeConfig"]["parameterValues"]["encryption_spec_key_name"] == KMS_KEY
+
+
+def test_cmek_service_agents_exist_and_hold_the_key_first(cmek_synth: Synth) -> None:
+    identities = cmek_synth.resources("google_project_service_identity")
+    assert {i["service"] for i in identities.values()} == {
+        "aiplatform.googleapis.com",
+        "artifactregistry.googleapis.com",
+        "pubsub.googleapis.com",
+    }
+    assert all(i["provider"] == "google-beta" for i in identities.values())
+    grants = cmek_synth.resources("google_kms_crypto_key_iam_member")
+    assert {g["crypto_key_id"] for g in grants.values()} == {KMS_KEY}
+    assert {g["role"] for g in grants.values()} == {"roles/cloudkms.cryptoKeyEncrypterDecrypter"}
+    members = {g["member"] for g in grants.values()}
+    for key in identities:
+        assert f"serviceAccount:${{google_project_service_identity.{key}.email}}" in members
+    storage_agent = next(iter(cmek_synth.config["data"]["google_storage_project_service_account"]))
+    assert (
+        f"serviceAccount:${{data.google_storage_project_service_account.{storage_agent}"
+        ".email_address}" in members
+    )
+    for key, grant in grants.items():  # the agent exists before it is granted
+        refs = set(grant["depends_on"])
+        assert {f"google_project_service_identity.{k}" for k in identities} <= refs, key
+    # ... and every encrypted resource waits for the grants.
+    grant_refs = {f"google_kms_crypto_key_iam_member.{k}" for k in grants}
+    for tf_type in (
+        "google_storage_bucket",
+        "google_artifact_registry_repository",
+        "google_pubsub_topic",
+    ):
+        for key, res in cmek_synth.resources(tf_type).items():
+            assert grant_refs <= set(res["depends_on"]), f"{tf_type}.{key}"
 
 
 @pytest.mark.parametrize("tf_type", ["google_storage_bucket", "google_pubsub_topic"])

@@ -50,6 +50,31 @@ def test_dry_run_prints_a_pipeline_job_from_a_template():
     assert body["labels"] == {"trigger": "schedule", "deploytest-managed": "true"}
 
 
+def test_dry_run_in_a_region_with_a_two_digit_number():
+    args = [a.replace("europe-west4", "europe-west10") for a in BASE]
+    r = deploytest("submit", *args, "--template-uri",
+                   "https://europe-west10-kfp.pkg.dev/my-proj-123/pipelines/deploytest/main",
+                   "--kms-key-name", "projects/k/locations/europe-west10/keyRings/r/cryptoKeys/c",
+                   "--dry-run", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert body["runtimeConfig"]["parameterValues"]["location"] == "europe-west10"
+    assert body["encryptionSpec"]["kmsKeyName"].endswith("/cryptoKeys/c")
+    # ... and the endpoint the run creates gets the same key.
+    values = body["runtimeConfig"]["parameterValues"]
+    assert values["encryption_spec_key_name"] == body["encryptionSpec"]["kmsKeyName"]
+
+
+def test_pipeline_file_must_be_a_compiled_pipeline_and_excludes_a_template(tmp_path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("hello: world\n")
+    r = deploytest("submit", *BASE, "--pipeline-file", str(bad), "--dry-run")
+    assert r.returncode == 2 and "not a compiled KFP pipeline" in r.stderr
+    uri = "https://europe-west4-kfp.pkg.dev/my-proj-123/p/deploytest/main"
+    r = deploytest("submit", *BASE, "--pipeline-file", str(bad), "--template-uri", uri, "--dry-run")
+    assert r.returncode == 2 and "not both" in r.stderr
+
+
 def test_dry_run_without_template_embeds_the_compiled_spec():
     r = deploytest("submit", *BASE, "--dry-run", "--json")
     assert r.returncode == 0, r.stderr
