@@ -228,3 +228,20 @@ def build_record(
         trigger=trigger,
         series=series,
     )
+
+
+def git_commit(folder) -> str:
+    """`git-<short commit>` of the checkout holding `folder`, or "" outside a git checkout."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"git-{out.stdout.strip()}"

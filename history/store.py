@@ -286,15 +286,25 @@ class GcsStore:
         return listing
 
 
-def open_store(uri: str, client=None) -> LocalStore | GcsStore:
-    """The store for a local folder or a gs:// prefix; StoreError on a malformed URI."""
+def check_uri(uri: str) -> str:
+    """The URI stripped, if it is a local folder path or gs://BUCKET[/PREFIX]; else StoreError."""
     uri = (uri or "").strip()
     if not uri:
         raise StoreError("no history given (--history)")
     if uri.startswith("gs://"):
-        return GcsStore(uri, client=client)
-    if "://" in uri:
+        parse_gs_uri(uri)
+    elif "://" in uri:
         raise StoreError(f"invalid history URI {uri!r}: a local folder or gs://BUCKET[/PREFIX]")
+    elif Path(uri).exists() and not Path(uri).is_dir():
+        raise StoreError(f"history {uri} is not a folder")
+    return uri
+
+
+def open_store(uri: str, client=None) -> LocalStore | GcsStore:
+    """The store for a local folder or a gs:// prefix; StoreError on a malformed URI."""
+    uri = check_uri(uri)
+    if uri.startswith("gs://"):
+        return GcsStore(uri, client=client)
     return LocalStore(uri)
 
 

@@ -270,6 +270,10 @@ class LocalRun:
             model_uri=resource_uri(model, self.o.location, self.api_endpoint),
             locustfile=str(Path(self.o.locustfile).resolve()),
         )
+        if not params.get("template"):
+            from history.records import git_commit
+
+            params["template"] = git_commit(Path(__file__).parent)
         return params
 
     def _run_child(self, pipeline_yaml: Path) -> None:
@@ -342,6 +346,9 @@ class LocalRun:
             left = self._left_behind(known)
         results["left"] = left
         (self.run_dir / "summary.json").write_text(json.dumps(results, indent=2))
+        from reports.run_report import write_run_report
+
+        write_run_report(self.run_dir, self.o.parameters)
         return self._summary(results)
 
     def _left_behind(self, known_endpoints: list[str] = ()) -> dict[str, list]:
@@ -416,7 +423,15 @@ class LocalRun:
             f"  left behind  {len(left['endpoints'])} endpoint(s), "
             f"{len(left['processes'])} model-server process(es)"
         )
-        for name in ("report.html", "metrics.json", "cleanup.json", "pipeline.log"):
+        verdict = (self.run_dir / "verdict.json").is_file() and json.loads(
+            (self.run_dir / "verdict.json").read_text()
+        )
+        if verdict:
+            lines.append(
+                f"  regression   {verdict['overall']} against {verdict['history_runs']} earlier "
+                f"run(s) of the series (mode {p['regression'] or 'by trigger'})"
+            )
+        for name in ("report.html", "metrics.json", "run.json", "cleanup.json", "pipeline.log"):
             if (self.run_dir / name).exists():
                 lines.append(f"  {name:<12} {self.run_dir / name}")
         reasons = []
@@ -500,7 +515,11 @@ def collect_results(run_dir: Path) -> dict[str, Any]:
     found = {p.relative_to(kfp_root).parts[1:]: p for p in kfp_root.glob("*/*/*")}
     for (task, output), path in found.items():
         if task == "locust-load-test" and output == "report" and path.is_file():
-            shutil.copy(path, run_dir / "report.html")
+            shutil.copy(path, run_dir / "locust-report.html")  # report.html is the run report
+        elif task == "record-run" and output == "record" and path.is_dir():
+            for name in ("run.json", "verdict.json"):
+                if (path / name).is_file():
+                    shutil.copy(path / name, run_dir / name)
         elif task == "locust-load-test" and output == "stats" and path.is_dir():
             shutil.copytree(path, run_dir / "stats", dirs_exist_ok=True)
         elif task == "cleanup-endpoints" and output == "record" and path.is_file():

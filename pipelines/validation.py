@@ -134,6 +134,18 @@ def slo(p95_ms: float, max_failure_ratio: float, min_rps: float) -> None:
     within(min_rps, 0, LIMITS["min_rps"], "the minimum requests/s")
 
 
+def history(uri: str, regression: str, trigger: str) -> None:
+    from history.recorder import check_choices
+    from history.store import StoreError, check_uri
+
+    try:
+        check_choices(regression, trigger)
+        if uri:
+            check_uri(uri)  # the URI's shape only; nothing is read yet
+    except (ValueError, StoreError) as exc:
+        raise InputError(str(exc)) from None
+
+
 def pipeline_parameters(params: dict) -> None:
     """Check the deploy, load, SLO and label parameters of one run (see pipeline.DEFAULTS)."""
     from components.labels import validate_labels
@@ -153,6 +165,7 @@ def pipeline_parameters(params: dict) -> None:
     within(int(p["max_new_tokens"]), 1, LIMITS["max_new_tokens"], "max new tokens")
     within(int(p["deploy_timeout_s"]), 0, LIMITS["timeout_s"], "the deploy timeout (s)", True)
     within(int(p["cleanup_timeout_s"]), 0, LIMITS["timeout_s"], "the clean-up timeout (s)", True)
+    history(p["history"], p["regression"], p["trigger"])
     try:
         validate_labels(p["cost_labels"])
     except ValueError as exc:
