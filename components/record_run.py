@@ -115,6 +115,7 @@ def record_run(
         regression_mode=regression_mode(regression, trigger),
         cleanup_note="The clean-up runs after this report, in the exit handler: its record is the "
         "output of the `clean up` task.",
+        locust_report_link=stats.uri.rstrip("/") + "/report.html",
     )
     os.makedirs(os.path.dirname(report.path) or ".", exist_ok=True)
     with open(report.path, "w", encoding="utf-8") as f:
