@@ -168,7 +168,7 @@ def _trends(d: ReportData) -> str:
     from history.changepoints import change_points
 
     entries = list(d.series)
-    labels = [e.record.started.strftime("%m-%d %H:%M") for e in entries]
+    labels = [e.record.started.strftime("%m-%d %H:%M:%S") for e in entries]
     here = next((i for i, e in enumerate(entries) if e.record.run_id == d.run_id), None)
     charts = []
     for metric, title, unit in TRENDS:
