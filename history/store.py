@@ -224,23 +224,22 @@ class GcsStore:
     def _object(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
-    def _bucket(self):
+    def _error(self, exc, doing: str) -> StoreError:
+        """A StoreError that says what failed. Not bucket.exists(): that needs
+        storage.buckets.get, which the runner's roles/storage.objectAdmin does not grant; a
+        missing bucket shows as 404 on the object calls instead."""
         from google.api_core import exceptions
 
-        try:
-            bucket = self.client.bucket(self.bucket_name)
-            if not bucket.exists():
-                raise StoreError(f"history bucket gs://{self.bucket_name} does not exist")
-        except exceptions.GoogleAPIError as exc:
-            raise StoreError(f"history bucket gs://{self.bucket_name}: {exc}") from None
-        return bucket
+        if isinstance(exc, exceptions.NotFound):
+            return StoreError(f"history bucket gs://{self.bucket_name} does not exist ({doing})")
+        return StoreError(f"{doing} {self.uri}: {exc}")
 
     def append(self, record, metrics, response_times=None) -> str:
         from google.api_core import exceptions
 
         files = entry_files(record, metrics, response_times)
         name = entry_name(record)
-        bucket = self._bucket()
+        bucket = self.client.bucket(self.bucket_name)
         try:
             for fname, data in files.items():
                 blob = bucket.blob(self._object(name, fname))
@@ -250,13 +249,13 @@ class GcsStore:
         except exceptions.PreconditionFailed:
             raise StoreError(f"run {record.run_id} is already in the history") from None
         except exceptions.GoogleAPIError as exc:
-            raise StoreError(f"writing the history entry {name}: {exc}") from None
+            raise self._error(exc, f"writing the history entry {name} to") from None
         return f"gs://{self.bucket_name}/{self._object(name)}"
 
     def list(self) -> Listing:
         from google.api_core import exceptions
 
-        bucket = self._bucket()
+        bucket = self.client.bucket(self.bucket_name)
         base = self._object() + "/" if self.prefix else ""
         grouped: dict[str, dict[str, Any]] = collections.defaultdict(dict)
         try:
@@ -266,7 +265,7 @@ class GcsStore:
                 if fname in (RUN_JSON, METRICS_JSON, RESPONSE_TIMES_JSON):
                     grouped[entry][fname] = blob
         except exceptions.GoogleAPIError as exc:
-            raise StoreError(f"listing {self.uri}: {exc}") from None
+            raise self._error(exc, "listing") from None
         listing = Listing()
         for entry in sorted(grouped):
             blobs = grouped[entry]

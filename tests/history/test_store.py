@@ -139,6 +139,8 @@ class FakeBlob:
 
     def upload_from_string(self, data, content_type, if_generation_match):
         assert if_generation_match == 0  # create-only
+        if not self.bucket.exists:
+            raise exceptions.NotFound("The specified bucket does not exist.")
         if self.name in self.bucket.objects:
             raise exceptions.PreconditionFailed("exists")
         self.bucket.objects[self.name] = data
@@ -152,10 +154,7 @@ class FakeBucket:
 
     def __init__(self, exists=True):
         self.objects: dict[str, bytes] = {}
-        self._exists = exists
-
-    def exists(self):
-        return self._exists
+        self.exists = exists
 
     def blob(self, name):
         return FakeBlob(self, name)
@@ -169,6 +168,8 @@ class FakeClient:
         return self._bucket
 
     def list_blobs(self, bucket, prefix):
+        if not bucket.exists:  # what Cloud Storage answers for a bucket that is not there
+            raise exceptions.NotFound("The specified bucket does not exist.")
         return [FakeBlob(bucket, n) for n in sorted(bucket.objects) if n.startswith(prefix)]
 
 
@@ -199,3 +200,5 @@ def test_a_missing_bucket_is_a_clear_error():
     store = GcsStore("gs://no-such-bucket/h", client=FakeClient(FakeBucket(exists=False)))
     with pytest.raises(StoreError, match="gs://no-such-bucket does not exist"):
         store.list()
+    with pytest.raises(StoreError, match="gs://no-such-bucket does not exist"):
+        store.append(*make_run(0, np.random.default_rng(0)))
