@@ -50,11 +50,10 @@ def model_facts(model: str, location: str, api_endpoint: str) -> tuple[str, str]
     return got.display_name, got.version_id or ""
 
 
-def prompt_set(stats_dir: Path) -> str:
-    """The prompt set the load test used: the metrics' `prompt_set` if the schema has one, else
-    the locustfile's built-in default (loadtests/prompts/default.txt)."""
-    metrics = json.loads((stats_dir / METRICS_JSON).read_text())
-    return str(metrics.get("prompt_set") or "default")
+def load_fields(metrics: Mapping[str, Any]) -> tuple[str, str]:
+    """(prompt set, load shape) of a load test: the metrics' own fields where the schema has
+    them, else the locustfile's defaults (loadtests/prompts/default.txt, closed-loop users)."""
+    return str(metrics.get("prompt_set") or "default"), str(metrics.get("load_shape") or "users")
 
 
 def record_and_judge(
@@ -84,6 +83,7 @@ def record_and_judge(
     locust_json = stats_dir / "locust_stats.json"
     times = response_times_from_locust(locust_json) if locust_json.is_file() else None
     display_name, version = model_facts(model, location, api_endpoint)
+    prompts, shape = load_fields(metrics)
     record = build_record(
         run_id=run_id,
         started_at=metrics["started_at"],
@@ -94,7 +94,8 @@ def record_and_judge(
         template=template,
         trigger=trigger,
         parameters=parameters,
-        prompt_set=prompt_set(stats_dir),
+        prompt_set=prompts,
+        load_shape=shape,
     )
     (out_dir / RUN_JSON).write_text(record.to_json())
     (out_dir / METRICS_JSON).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -34,6 +34,7 @@ SERIES_FIELDS = (
     "duration",
     "max_new_tokens",
     "prompt_set",
+    "load_shape",
 )
 
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -58,6 +59,7 @@ class Series:
     duration: str
     max_new_tokens: int
     prompt_set: str
+    load_shape: str = "users"  # closed loop; metrics.json schema 2 names open-loop shapes
 
     def key(self) -> str:
         """A short stable id of the series (hash of its canonical JSON)."""
@@ -74,7 +76,7 @@ class Series:
             f"{self.model_display_name} on {self.machine_type} ({accel}, "
             f"{self.min_replicas}-{self.max_replicas} replicas), {self.users} users "
             f"@ {self.spawn_rate:g}/s for {self.duration}, {self.max_new_tokens} new tokens, "
-            f"prompts {self.prompt_set}"
+            f"prompts {self.prompt_set}, load shape {self.load_shape}"
         )
 
 
@@ -123,7 +125,14 @@ class RunRecord:
                 problems.append(f"series.{name} must be an integer >= 0, got {value!r}")
         if isinstance(s.spawn_rate, bool) or not isinstance(s.spawn_rate, int | float):
             problems.append(f"series.spawn_rate must be a number, got {s.spawn_rate!r}")
-        for name in ("model_display_name", "machine_type", "accelerator_type", "duration"):
+        for name in (
+            "model_display_name",
+            "machine_type",
+            "accelerator_type",
+            "duration",
+            "prompt_set",
+            "load_shape",
+        ):
             if not isinstance(getattr(s, name), str):
                 problems.append(f"series.{name} must be a string")
         if s.model_display_name != self.model_display_name:
@@ -201,6 +210,7 @@ def build_record(
     trigger: str,
     parameters: Mapping[str, Any],
     prompt_set: str,
+    load_shape: str = "users",
 ) -> RunRecord:
     """A RunRecord from the pipeline parameters of one run (see pipelines.pipeline.DEFAULTS)."""
     p = parameters
@@ -216,6 +226,7 @@ def build_record(
         duration=str(p["duration"]).strip(),
         max_new_tokens=int(p["max_new_tokens"]),
         prompt_set=prompt_set,
+        load_shape=load_shape,
     )
     return RunRecord(
         run_id=run_id,

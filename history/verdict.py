@@ -61,6 +61,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("rps", "requests/s", "1/s", False, True),
     MetricSpec("output_tokens_per_s", "output tokens/s", "1/s", False, True),
     MetricSpec("failure_ratio", "failure ratio", "", True, True, "fisher"),
+    # Streaming runs only (metrics.json schema 2): judged where the candidate has a number.
+    MetricSpec("ttft_p95_ms", "p95 time to first token", "ms", True, True),
 )
 
 
@@ -162,11 +164,20 @@ def baseline_window(values: Sequence[float]) -> tuple[int, str]:
     return max(start, len(values) - MAX_BASELINE), note
 
 
+def number(metrics: Mapping[str, Any], name: str) -> float | None:
+    """metrics[name] as a finite float, or None (missing, null, not a number)."""
+    value = metrics.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def judge_metric(
     spec: MetricSpec, candidate: Entry, history: Sequence[Entry], min_history: int
 ) -> MetricVerdict:
-    value = float(candidate.metrics[spec.name])
-    usable = [e for e in history if spec.name in e.metrics]
+    value = number(candidate.metrics, spec.name)
+    assert value is not None, spec.name
+    usable = [e for e in history if number(e.metrics, spec.name) is not None]
     values = [float(e.metrics[spec.name]) for e in usable]
     start, note = baseline_window(values) if len(values) >= min_history else (0, "")
     base_entries, base = usable[start:], values[start:]
@@ -243,7 +254,7 @@ def judge(
         skipped=list(skipped),
     )
     for spec in METRICS:
-        if spec.name in candidate.metrics:
+        if number(candidate.metrics, spec.name) is not None:
             verdict.metrics.append(judge_metric(spec, candidate, earlier, min_history))
     words = [m.word for m in verdict.metrics if m.gated]
     if verdict.gate_failed:
