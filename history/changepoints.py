@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Otava's own default: a split must be significant at 0.001. On stable synthetic series of 10-40
-# runs with 5 % noise it reported a change point in 1-3.5 % of series and found a 25 % step in
-# 95-100 % (tests/history/test_verdict_power.py measures it).
+# Otava's own default: a split must be significant at 0.001. On stable synthetic series of 12-24
+# runs with 5 % noise it reported a change point in 1.5-2 % of series and found a mid-series
+# 25 % step in 90-98 % (tests/history/test_verdict_power.py measures it).
 MAX_PVALUE = 0.001
 WINDOW_LEN = 30
 

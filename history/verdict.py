@@ -29,9 +29,9 @@ from history.store import Entry
 
 ALPHA = 0.02
 MIN_CHANGE = 0.05
-# Fewer earlier runs than this: NOT ENOUGH HISTORY. 5 is the smallest baseline at which a 25 %
-# step in p95 under 5 % run-to-run noise is found in >= 90 % of synthetic series while stable
-# series alarm in <= 5 % (test_verdict_power.py).
+# Fewer earlier runs than this: NOT ENOUGH HISTORY. With 6, stable synthetic series alarm in
+# about 2 % and a 25 % slowdown under 5 % run-to-run noise is called in about 83 %; with 3 the
+# false alarms pass 5 % (tests/history/test_verdict_power.py has the table).
 MIN_HISTORY = 6
 MAX_BASELINE = 30
 # A failure ratio must also rise by this much (absolute) to count: 0 -> 0.2 % is not a regression.
@@ -189,7 +189,10 @@ def judge_metric(
         baseline=None,
         baseline_runs=len(base),
         change_pct=None,
-        method="t-test (prediction)",
+        method={
+            "fisher": "Fisher exact (requests)",
+            "mannwhitney": "t-test (prediction) + Mann-Whitney U (requests)",
+        }.get(spec.per_request, "t-test (prediction)"),
         pvalue=None,
         request_pvalue=None,
         word=NOT_ENOUGH_HISTORY,
@@ -206,8 +209,7 @@ def judge_metric(
     verdict.pvalue = prediction_ttest(base, value)
     worse = value > mean if spec.lower_is_better else value < mean
     significant = verdict.pvalue < ALPHA
-    if spec.name == "failure_ratio":
-        verdict.method = "Fisher exact (requests)"
+    if spec.per_request == "fisher":
         verdict.request_pvalue = fisher(candidate.metrics, [e.metrics for e in base_entries])
         big = abs(value - mean) >= MIN_FAILURE_RATIO_CHANGE
         significant = verdict.request_pvalue is not None and verdict.request_pvalue < ALPHA
@@ -215,11 +217,12 @@ def judge_metric(
         big = verdict.change_pct is not None and abs(verdict.change_pct) >= MIN_CHANGE * 100
         histograms = [e.response_times for e in base_entries if e.response_times]
         if spec.per_request == "mannwhitney" and candidate.response_times and histograms:
-            verdict.method = "t-test (prediction) + Mann-Whitney U (requests)"
             p, slower = mannwhitney(candidate.response_times, histograms)
             verdict.request_pvalue = p
             agrees = slower == (1 if worse else -1)
             significant = significant and p is not None and p < ALPHA and agrees
+        elif spec.per_request == "mannwhitney":
+            verdict.method = "t-test (prediction)"  # no per-request histograms to compare
     if significant and big:
         verdict.word = REGRESSION if worse else IMPROVEMENT
     else:
@@ -268,6 +271,15 @@ def judge(
     return verdict
 
 
+def notes(verdict: Verdict) -> list[str]:
+    """The metrics' notes, one line for a note that every metric shares."""
+    found = [(m.label, m.note) for m in verdict.metrics if m.note]
+    texts = {note for _, note in found}
+    if len(found) > 1 and len(texts) == 1 and len(found) == len(verdict.metrics):
+        return [f"every metric: {found[0][1]}"]
+    return [f"{label}: {note}" for label, note in found]
+
+
 def format_verdict(verdict: Verdict) -> str:
     """The verdict as a plain-text table."""
     rows = [("metric", "candidate", "baseline", "change", "method", "p-value", "verdict")]
@@ -291,9 +303,8 @@ def format_verdict(verdict: Verdict) -> str:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    for m in verdict.metrics:
-        if m.note:
-            lines.append(f"note: {m.label}: {m.note}")
+    for note in notes(verdict):
+        lines.append(f"note: {note}")
     for problem in verdict.skipped:
         lines.append(f"skipped history entry {problem}")
     lines.append(f"regression verdict: {verdict.overall}")

@@ -423,13 +423,16 @@ class LocalRun:
             f"  left behind  {len(left['endpoints'])} endpoint(s), "
             f"{len(left['processes'])} model-server process(es)"
         )
-        verdict = (self.run_dir / "verdict.json").is_file() and json.loads(
+        judged = (self.run_dir / "verdict.json").is_file() and json.loads(
             (self.run_dir / "verdict.json").read_text()
         )
-        if verdict:
+        if judged:
+            from history.recorder import regression_mode
+
+            mode = regression_mode(p["regression"], p["trigger"])
             lines.append(
-                f"  regression   {verdict['overall']} against {verdict['history_runs']} earlier "
-                f"run(s) of the series (mode {p['regression'] or 'by trigger'})"
+                f"  regression   {judged['overall']} against {judged['history_runs']} earlier "
+                f"run(s) of the series (mode {mode})"
             )
         for name in ("report.html", "metrics.json", "run.json", "cleanup.json", "pipeline.log"):
             if (self.run_dir / name).exists():

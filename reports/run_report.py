@@ -152,7 +152,9 @@ def _regression(d: ReportData) -> str:
                 _word(m.word),
             ]
         )
-    notes = "".join(f"<li>{_e(m.label)}: {_e(m.note)}</li>" for m in v.metrics if m.note)
+    from history.verdict import notes as verdict_notes
+
+    notes = "".join(f"<li>{_e(note)}</li>" for note in verdict_notes(v))
     notes += "".join(f"<li>skipped history entry {_e(p)}</li>" for p in v.skipped)
     return (
         f"<p>Against {v.history_runs} earlier run(s) of series <code>{_e(v.series_key)}</code>: "
