@@ -125,6 +125,7 @@ def test_without_a_history_the_run_is_recorded_in_its_folder_only(tmp_path, monk
         (["--regression", "loud"], "regression must be one of fail, warn, off"),
         (["--trigger", "cron"], "trigger must be one of"),
         (["--history", "s3://bucket/h"], "invalid history URI"),
+        (["--template", "x" * 200], "at most 128 printable characters"),
     ],
 )
 def test_run_refuses_bad_history_options_before_anything_is_created(
