@@ -150,6 +150,8 @@ def test_cancellation_stops_the_run_and_cleans_up(
     record = json.loads((run_dir / "cleanup.json").read_text())
     assert record["ok"] and record["endpoints"] and all(e["deleted"] for e in record["endpoints"])
     assert_nothing_left(run_id, out, emulator)
+    # cancelled before the load test ended: nothing goes into the history
+    assert not list((tmp_path / "runs" / "history").glob("*"))
 
 
 @pytest.mark.parametrize(
