@@ -43,6 +43,12 @@ def run(args: argparse.Namespace) -> int:
     for problem in listing.problems:
         print(f"deploytest verdict: skipped history entry {problem}", file=sys.stderr)
     verdict = judge(candidate, listing.entries, listing.problems)
+    if verdict.history_runs == 0 and listing.entries:
+        print(
+            f"deploytest verdict: the history holds {len(listing.entries)} run(s), none earlier "
+            f"in series {verdict.series_key} ({record.series.describe()})",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2))
     else:

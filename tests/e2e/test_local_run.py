@@ -128,6 +128,9 @@ def test_faults_fail_the_run_and_clean_up(
     assert_nothing_left(run_id, out, emulator)
     # the run put the emulator back as it found it
     assert emulator.get_faults()["deploy"] is None
+    # a failing gate still records the run in the history; a failed deploy has nothing to record
+    recorded = [p.name for p in (tmp_path / "runs" / "history").glob("*")]
+    assert len(recorded) == (1 if failed_task == "slo-gate" else 0), recorded
 
 
 @pytest.mark.parametrize(

@@ -114,3 +114,15 @@ def test_history_of_an_unknown_series_exits_2(stable, tmp_path, capsys):
     assert code == 2
     assert "no series matches 'nope'" in capsys.readouterr().err
     assert not list(tmp_path.glob("trend-*.svg"))
+
+
+def test_a_candidate_from_another_series_is_not_judged(stable, tmp_path, capsys):
+    candidate = write_candidate(tmp_path / "cand", 12, np.random.default_rng(3), slowdown=2.0)
+    data = json.loads((candidate / RUN_JSON).read_text())
+    data["series"]["users"] = 64
+    (candidate / RUN_JSON).write_text(json.dumps(data))
+    code = main(["verdict", "--history", str(stable.root), "--candidate", str(candidate)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "regression verdict: NOT ENOUGH HISTORY" in captured.out
+    assert "the history holds 12 run(s), none earlier in series" in captured.err
