@@ -32,8 +32,7 @@ def deploytest_run(tmp_path, cache_dir, run_id):
     return done.returncode, done.stdout + done.stderr
 
 
-def test_two_runs_write_two_records_and_the_second_report_shows_both(tmp_path):
-    cache_dir = tmp_path / "cache"
+def test_two_runs_write_two_records_and_the_second_report_shows_both(tmp_path, cache_dir):
     outputs = []
     for run_id in ("e2e-history-1", "e2e-history-2"):
         code, out = deploytest_run(tmp_path, cache_dir, run_id)
