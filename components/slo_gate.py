@@ -19,8 +19,12 @@ def slo_gate(
     max_p95_ms: float,
     max_failure_ratio: float,
     min_rps: float,
+    regression_verdict: str = "",
+    regression: str = "",
+    trigger: str = "manual",
 ) -> str:
-    """PASS when p95 <= max_p95_ms, failure ratio <= max_failure_ratio and rps >= min_rps.
+    """PASS when p95 <= max_p95_ms, failure ratio <= max_failure_ratio and rps >= min_rps, and no
+    gated metric regressed against history while `regression` is fail.
 
     Runs after the load test wrote its report, so a failed gate still leaves the report.
 
@@ -29,15 +33,30 @@ def slo_gate(
         max_p95_ms: the highest acceptable p95 latency, in milliseconds.
         max_failure_ratio: the highest acceptable failed/total requests.
         min_rps: the lowest acceptable requests per second.
+        regression_verdict: verdict.json's text from the record task ("" = not judged).
+        regression: on a REGRESSION of a gated metric: fail, warn or off; empty means fail for
+            scheduled runs, warn for the others.
+        trigger: what started the run (manual, merge, model-upload, schedule).
 
     Returns:
         "PASS"; raises RuntimeError naming every missed threshold otherwise.
     """
     from components.metrics_schema import evaluate_slo, format_slo_table
+    from history.recorder import gate_failed, regression_mode
 
     passed, checks = evaluate_slo(dict(metrics.metadata), max_p95_ms, max_failure_ratio, min_rps)
     print(format_slo_table(checks), flush=True)
+    problems = []
     if not passed:
         missed = "; ".join(check.describe() for check in checks if not check.passed)
-        raise RuntimeError(f"SLO missed: {missed}")
+        problems.append(f"SLO missed: {missed}")
+    mode = regression_mode(regression, trigger)
+    regressed, overall = gate_failed(regression_verdict)
+    print(f"regression verdict: {overall} (mode {mode})", flush=True)
+    if regressed and mode == "fail":
+        problems.append("regression against the history of this series (see the run report)")
+    elif regressed and mode == "warn":
+        print("WARNING: regression against the history of this series (mode warn)", flush=True)
+    if problems:
+        raise RuntimeError("; ".join(problems))
     return "PASS"

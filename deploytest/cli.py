@@ -18,6 +18,8 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli_submit",
     "pipelines.cli_upload",
     "pipelines.cli_cleanup",
+    "history.cli_verdict",
+    "history.cli_history",
     "emulator.cli",
     "serving.cli",
     "serving.demo_model_cli",

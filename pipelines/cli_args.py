@@ -37,6 +37,15 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
         "timeout, so on Vertex a run waits as long as Vertex AI's deploy operation runs)",
     ),
     "--cleanup-timeout-s": ("cleanup_timeout_s", int, "bound on the whole clean-up"),
+    "--history": ("history", str, "run history: a folder or gs://BUCKET/PREFIX (empty: none)"),
+    "--regression": (
+        "regression",
+        str,
+        "on a regression against history: fail, warn or off (empty: fail for scheduled runs, "
+        "warn otherwise)",
+    ),
+    "--trigger": ("trigger", str, "what started the run: manual, merge, model-upload, schedule"),
+    "--template": ("template", str, "the template tag or git commit (recorded in run.json)"),
 }
 
 

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 
 # Local runs favour a quick demo: fewer users, a shorter timeout for a stuck deploy.
-LOCAL_DEFAULTS = {"deploy_timeout_s": 120, "cleanup_timeout_s": 120}
+LOCAL_DEFAULTS = {
+    "deploy_timeout_s": 120,
+    "cleanup_timeout_s": 120,
+    "history": "OUTPUT_DIR/history",
+}
 
 
 def _cache_dir() -> Path:
@@ -105,7 +109,12 @@ def run(args: argparse.Namespace) -> int:
                 bool(args.api_endpoint),
                 "--model needs --api-endpoint: a run's own emulator starts empty",
             )
+        if params["history"] == LOCAL_DEFAULTS["history"]:
+            params["history"] = str(Path(args.output_dir) / "history")
         check.pipeline_parameters(params)
+        if params["history"] and not params["history"].startswith("gs://"):
+            # the pipeline's tasks run in other folders: give them an absolute path
+            params["history"] = str(Path(params["history"]).resolve())
         locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()
         check.check(locustfile.is_file(), f"no such locustfile: {locustfile}")
         check.check(

@@ -270,6 +270,10 @@ class LocalRun:
             model_uri=resource_uri(model, self.o.location, self.api_endpoint),
             locustfile=str(Path(self.o.locustfile).resolve()),
         )
+        if not params.get("template"):
+            from history.records import git_commit
+
+            params["template"] = git_commit(Path(__file__).parent)
         return params
 
     def _run_child(self, pipeline_yaml: Path) -> None:
@@ -343,6 +347,9 @@ class LocalRun:
         results["left"] = left
         results["cost"] = self._cost(results)
         (self.run_dir / "summary.json").write_text(json.dumps(results, indent=2))
+        from reports.run_report import write_run_report
+
+        write_run_report(self.run_dir, self.o.parameters)
         return self._summary(results)
 
     def _left_behind(self, known_endpoints: list[str] = ()) -> dict[str, list]:
@@ -435,7 +442,18 @@ class LocalRun:
             f"  left behind  {len(left['endpoints'])} endpoint(s), "
             f"{len(left['processes'])} model-server process(es)"
         )
-        for name in ("report.html", "metrics.json", "cleanup.json", "pipeline.log"):
+        judged = (self.run_dir / "verdict.json").is_file() and json.loads(
+            (self.run_dir / "verdict.json").read_text()
+        )
+        if judged:
+            from history.recorder import regression_mode
+
+            mode = regression_mode(p["regression"], p["trigger"])
+            lines.append(
+                f"  regression   {judged['overall']} against {judged['history_runs']} earlier "
+                f"run(s) of the series (mode {mode})"
+            )
+        for name in ("report.html", "metrics.json", "run.json", "cleanup.json", "pipeline.log"):
             if (self.run_dir / name).exists():
                 lines.append(f"  {name:<12} {self.run_dir / name}")
         reasons = []
@@ -525,7 +543,11 @@ def collect_results(run_dir: Path) -> dict[str, Any]:
     found = {p.relative_to(kfp_root).parts[1:]: p for p in kfp_root.glob("*/*/*")}
     for (task, output), path in found.items():
         if task == "locust-load-test" and output == "report" and path.is_file():
-            shutil.copy(path, run_dir / "report.html")
+            shutil.copy(path, run_dir / "locust-report.html")  # report.html is the run report
+        elif task == "record-run" and output == "record" and path.is_dir():
+            for name in ("run.json", "verdict.json"):
+                if (path / name).is_file():
+                    shutil.copy(path / name, run_dir / name)
         elif task == "locust-load-test" and output == "stats" and path.is_dir():
             shutil.copytree(path, run_dir / "stats", dirs_exist_ok=True)
         elif task == "cleanup-endpoints" and output == "record" and path.is_file():

@@ -51,6 +51,12 @@ DEFAULTS: dict[str, Any] = {
     "prices": {},
     # CMEK for the endpoint (Vertex op set; `submit --kms-key-name` sets it). Empty: Google-managed.
     "encryption_spec_key_name": "",
+    # Run history (history/): where records go, what a regression does ("" = fail for
+    # scheduled runs, warn otherwise), what started the run, and the template it came from.
+    "history": "",
+    "regression": "",
+    "trigger": "manual",
+    "template": "",
 }
 
 
@@ -111,6 +117,7 @@ def build_pipeline(target: str):
     from components.cleanup import cleanup_endpoints
     from components.load_test import locust_load_test
     from components.make_labels import make_labels
+    from components.record_run import record_run
     from components.slo_gate import slo_gate
 
     ops = OpSet(target)
@@ -148,6 +155,10 @@ def build_pipeline(target: str):
         cleanup_timeout_s: int = d["cleanup_timeout_s"],
         prices: dict = d["prices"],
         encryption_spec_key_name: str = d["encryption_spec_key_name"],
+        history: str = d["history"],
+        regression: str = d["regression"],
+        trigger: str = d["trigger"],
+        template: str = d["template"],
     ):
         model_import = dsl.importer(
             artifact_uri=model_uri,
@@ -217,16 +228,44 @@ def build_pipeline(target: str):
                 .after(deploy)
                 .set_display_name("load test")
             )
+            # After the load test, before the gate: a failing gate still leaves the record.
+            record = record_run(
+                stats=load_test.outputs["stats"],
+                model=model_import.output,
+                history=history,
+                regression=regression,
+                trigger=trigger,
+                template=template,
+                run_id=run_id,
+                job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                location=location,
+                api_endpoint=api_endpoint,
+                machine_type=machine_type,
+                accelerator_type=accelerator_type,
+                accelerator_count=accelerator_count,
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
+                users=users,
+                spawn_rate=spawn_rate,
+                duration=duration,
+                max_new_tokens=max_new_tokens,
+                slo_p95_ms=slo_p95_ms,
+                max_failure_ratio=max_failure_ratio,
+                min_rps=min_rps,
+            ).set_display_name("record and verdict")
             gate = slo_gate(
                 metrics=load_test.outputs["metrics"],
                 max_p95_ms=slo_p95_ms,
                 max_failure_ratio=max_failure_ratio,
                 min_rps=min_rps,
+                regression_verdict=record.outputs["Output"],
+                regression=regression,
+                trigger=trigger,
             ).set_display_name("gate")
 
         # A cached create or deploy would skip the very resources the run must prove.
         tasks = (model_import, locustfile_import, labels, cleanup, create, deploy, load_test, gate)
-        for task in tasks:
+        for task in (*tasks, record):
             task.set_caching_options(False)
 
     return deploytest_pipeline

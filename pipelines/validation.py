@@ -145,6 +145,23 @@ def slo(p95_ms: float, max_failure_ratio: float, min_rps: float) -> None:
     within(min_rps, 0, LIMITS["min_rps"], "the minimum requests/s")
 
 
+def history(uri: str, regression: str, trigger: str, template: str) -> None:
+    from history.recorder import check_choices
+    from history.store import StoreError, check_uri
+
+    check(len(uri) <= 1024, "the history URI is longer than 1024 characters")
+    check(
+        len(template) <= 128 and template.isprintable(),
+        "the template must be at most 128 printable characters",
+    )
+    try:
+        check_choices(regression, trigger)
+        if uri:
+            check_uri(uri)  # the URI's shape only; nothing is read yet
+    except (ValueError, StoreError) as exc:
+        raise InputError(str(exc)) from None
+
+
 def pipeline_parameters(params: dict) -> None:
     """Check the deploy, load, SLO and label parameters of one run (see pipeline.DEFAULTS)."""
     from components.cost import validate_prices
@@ -165,6 +182,7 @@ def pipeline_parameters(params: dict) -> None:
     within(int(p["max_new_tokens"]), 1, LIMITS["max_new_tokens"], "max new tokens")
     within(int(p["deploy_timeout_s"]), 0, LIMITS["timeout_s"], "the deploy timeout (s)", True)
     within(int(p["cleanup_timeout_s"]), 0, LIMITS["timeout_s"], "the clean-up timeout (s)", True)
+    history(str(p["history"]), p["regression"], p["trigger"], str(p["template"]))
     try:
         validate_labels(p["cost_labels"])
         validate_prices(p["prices"])

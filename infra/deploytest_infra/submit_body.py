@@ -47,6 +47,11 @@ def regression_submit_args(settings: InfraSettings) -> list[str]:
         str(settings.serving_gpu_count),
         "--display-name",
         f"{settings.prefix}-regression",
+        # judged against the history of its series; a regression fails the run (history/)
+        "--trigger",
+        "schedule",
+        "--history",
+        settings.pipeline_root.rstrip("/") + "/history",
     ]
     if settings.kms_key_name:
         args += ["--kms-key-name", settings.kms_key_name]

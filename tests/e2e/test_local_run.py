@@ -137,6 +137,9 @@ def test_faults_fail_the_run_and_clean_up(
     assert_nothing_left(run_id, out, emulator)
     # the run put the emulator back as it found it
     assert emulator.get_faults()["deploy"] is None
+    # a failing gate still records the run in the history; a failed deploy has nothing to record
+    recorded = [p.name for p in (tmp_path / "runs" / "history").glob("*")]
+    assert len(recorded) == (1 if failed_task == "slo-gate" else 0), recorded
 
 
 @pytest.mark.parametrize(
@@ -159,6 +162,8 @@ def test_cancellation_stops_the_run_and_cleans_up(
     record = json.loads((run_dir / "cleanup.json").read_text())
     assert record["ok"] and record["endpoints"] and all(e["deleted"] for e in record["endpoints"])
     assert_nothing_left(run_id, out, emulator)
+    # cancelled before the load test ended: nothing goes into the history
+    assert not list((tmp_path / "runs" / "history").glob("*"))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The compiled graph: the exit handler wraps exactly the four guarded steps, clean-up
+"""The compiled graph: the exit handler wraps exactly the five guarded steps, clean-up
 always runs, and both op sets give the same graph."""
 
 import pytest
@@ -7,8 +7,8 @@ import yaml
 from pipelines.compile import compile_pipeline
 from pipelines.pipeline import DEFAULTS, EXIT_HANDLER_NAME
 
-GUARDED = {"create-endpoint", "deploy-model", "locust-load-test", "slo-gate"}
-GUARDED_VERTEX = {"endpoint-create", "model-deploy", "locust-load-test", "slo-gate"}
+GUARDED = {"create-endpoint", "deploy-model", "locust-load-test", "record-run", "slo-gate"}
+GUARDED_VERTEX = {"endpoint-create", "model-deploy", "locust-load-test", "record-run", "slo-gate"}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,9 @@ def test_both_op_sets_give_the_same_graph(specs):
     edges = dict(vertex[0])
     assert edges["deploy-model"] == ("create-endpoint",)
     assert "deploy-model" in edges["locust-load-test"]
-    assert edges["slo-gate"] == ("locust-load-test",)
+    # the record is written after the load test and before the gate judges
+    assert edges["record-run"] == ("locust-load-test",)
+    assert edges["slo-gate"] == ("locust-load-test", "record-run")
     _, inner = _exit_handler(specs["local"])
     assert set(inner) == GUARDED
 

@@ -1,0 +1,128 @@
+"""KFP v2 component: record the run, judge it against its history, write the run report.
+
+Runs after the load test ended and before the gate: a run cancelled earlier records nothing, and
+a failing gate still leaves the record in the history. Never fails on a verdict; it returns the
+verdict (JSON) for the gate, which applies `regression` (fail, warn, off). The body is
+history.recorder (plain Python) and reports.run_report.
+"""
+
+# No `from __future__ import annotations` here: KFP reads the real annotation objects.
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Input, Output
+
+from components.image import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def record_run(
+    stats: Input[Artifact],
+    model: Input[Artifact],
+    history: str,
+    regression: str,
+    trigger: str,
+    template: str,
+    run_id: str,
+    job_id: str,
+    location: str,
+    api_endpoint: str,
+    machine_type: str,
+    accelerator_type: str,
+    accelerator_count: int,
+    min_replicas: int,
+    max_replicas: int,
+    users: int,
+    spawn_rate: float,
+    duration: str,
+    max_new_tokens: int,
+    slo_p95_ms: float,
+    max_failure_ratio: float,
+    min_rps: float,
+    record: Output[Artifact],
+    report: Output[HTML],
+) -> str:
+    """Writes run.json (+ verdict.json) to `record`, appends the run to `history`, renders `report`.
+
+    Args:
+        stats: the load test's stats folder (metrics.json, Locust's JSON/CSV stats and report).
+        model: the model under test; only `metadata["resourceName"]` is read.
+        history: a folder or gs://BUCKET/PREFIX; empty records the run in its folder only.
+        regression: the gate's mode (fail, warn, off; empty = by trigger), shown in the report.
+        trigger: manual, merge, model-upload or schedule.
+        template: the template tag or git commit the pipeline came from.
+        run_id: the explicit run id, if any (else the pipeline job's id).
+        job_id: the pipeline job id (`PIPELINE_JOB_NAME_PLACEHOLDER`).
+        location: the region, for the Model Registry.
+        api_endpoint: the emulator's URL; empty means the real regional Vertex AI.
+        machine_type: series field.
+        accelerator_type: series field.
+        accelerator_count: series field.
+        min_replicas: series field.
+        max_replicas: series field.
+        users: series field.
+        spawn_rate: series field.
+        duration: series field.
+        max_new_tokens: series field.
+        slo_p95_ms: the SLO, for the report's SLO table.
+        max_failure_ratio: the SLO, for the report's SLO table.
+        min_rps: the SLO, for the report's SLO table.
+        record: folder with run.json, metrics.json and verdict.json.
+        report: the run report (self-contained HTML).
+
+    Returns:
+        verdict.json's text, or "" when there was no history to judge against.
+    """
+    import json
+    import os
+
+    from components.labels import run_label
+    from history.recorder import record_and_judge, regression_mode
+    from reports.run_report import build_report
+
+    os.makedirs(record.path, exist_ok=True)
+    parameters = {
+        "machine_type": machine_type,
+        "accelerator_type": accelerator_type,
+        "accelerator_count": accelerator_count,
+        "min_replicas": min_replicas,
+        "max_replicas": max_replicas,
+        "users": users,
+        "spawn_rate": spawn_rate,
+        "duration": duration,
+        "max_new_tokens": max_new_tokens,
+    }
+    rec, metrics, series, verdict = record_and_judge(
+        stats_dir=stats.path,
+        out_dir=record.path,
+        history=history,
+        run_id=run_label(run_id, job_id),
+        pipeline_job=job_id,
+        model=model.metadata.get("resourceName", ""),
+        template=template,
+        trigger=trigger,
+        parameters=parameters,
+        location=location,
+        api_endpoint=api_endpoint,
+        log=lambda line: print(line, flush=True),
+    )
+    page = build_report(
+        rec.run_id,
+        stats_dir=stats.path,
+        record=rec,
+        metrics=metrics,
+        series=series,
+        verdict=verdict,
+        slo=(slo_p95_ms, max_failure_ratio, min_rps),
+        regression_mode=regression_mode(regression, trigger),
+        cleanup_note="The clean-up runs after this report, in the exit handler: its record is the "
+        "output of the `clean up` task.",
+        locust_report_link=stats.uri.rstrip("/") + "/report.html",
+    )
+    os.makedirs(os.path.dirname(report.path) or ".", exist_ok=True)
+    with open(report.path, "w", encoding="utf-8") as f:
+        f.write(page)
+    record.metadata["series_key"] = rec.series.key()
+    record.metadata["history"] = history
+    if verdict is None:
+        return ""
+    record.metadata["verdict"] = verdict.overall
+    return json.dumps(verdict.to_dict())

@@ -1,0 +1,1 @@
+"""Run records, the history store they live in, and the statistical verdict over a series."""

@@ -1,0 +1,113 @@
+"""Charts as inline SVG, drawn by matplotlib (object API: no pyplot state, no display needed).
+
+Each function returns an `<svg>` element as a string, ready to inline into an HTML page: the
+page stays self-contained and opens offline.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+_XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
+
+
+def _svg(fig) -> str:
+    import matplotlib
+
+    buffer = io.StringIO()
+    # Text as <text> (small, searchable) and a fixed hash salt, so the same data gives the same SVG.
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "deploytest"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    return _XML_PROLOGUE.sub("", buffer.getvalue(), count=1)
+
+
+def trend_chart(
+    labels: Sequence[str],
+    values: Sequence[float],
+    title: str,
+    unit: str = "",
+    highlight: int | None = None,
+    change_points: Sequence[int] = (),
+    baseline: float | None = None,
+) -> str:
+    """A metric over the runs of a series; `highlight` marks one run, change points get lines."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 2.6), dpi=96)
+    ax = fig.subplots()
+    xs = list(range(len(values)))
+    ax.plot(xs, values, marker="o", markersize=4, linewidth=1.2, color="#3465a4", label=title)
+    if highlight is not None and 0 <= highlight < len(values):
+        ax.plot(
+            [highlight],
+            [values[highlight]],
+            marker="*",
+            markersize=14,
+            color="#cc0000",
+            linestyle="none",
+            label="this run",
+        )
+    for index in change_points:
+        ax.axvline(index - 0.5, color="#f57900", linestyle="--", linewidth=1)
+    if baseline is not None:
+        ax.axhline(baseline, color="#73d216", linestyle=":", linewidth=1, label="baseline")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(unit, fontsize=8)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=6)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _svg(fig)
+
+
+def load_chart(history_csv: str | Path) -> str | None:
+    """Users, requests/s and p95 over the load test, from Locust's `*_stats_history.csv`.
+
+    None when the file is missing or holds no aggregated rows.
+    """
+    path = Path(history_csv)
+    if not path.is_file():
+        return None
+    rows = []
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row.get("Name") != "Aggregated":
+                continue
+            try:
+                rows.append(
+                    (
+                        float(row["Timestamp"]),
+                        float(row["User Count"]),
+                        float(row["Requests/s"]),
+                        float(row["95%"]) if row.get("95%") not in ("", "N/A", None) else None,
+                    )
+                )
+            except (KeyError, ValueError):
+                continue
+    if not rows:
+        return None
+    from matplotlib.figure import Figure
+
+    t0 = rows[0][0]
+    t = [r[0] - t0 for r in rows]
+    fig = Figure(figsize=(6.4, 2.8), dpi=96)
+    ax = fig.subplots()
+    ax.plot(t, [r[2] for r in rows], color="#3465a4", label="requests/s")
+    ax.plot(t, [r[1] for r in rows], color="#75507b", linestyle="--", label="users")
+    ax.set_xlabel("seconds into the load test", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.3)
+    right = ax.twinx()
+    p95 = [(x, r[3]) for x, r in zip(t, rows, strict=True) if r[3] is not None]
+    right.plot([x for x, _ in p95], [v for _, v in p95], color="#cc0000", label="p95 ms")
+    right.set_ylabel("p95 ms", fontsize=8)
+    right.tick_params(labelsize=7)
+    lines = ax.get_lines() + right.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper left")
+    ax.set_title("the load over time", fontsize=10)
+    return _svg(fig)

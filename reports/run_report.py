@@ -1,0 +1,353 @@
+"""`report.html`: one run's own page, self-contained (inline CSS and SVG; no script, no CDN).
+
+Sections: the verdicts (SLO and regression), the SLO table, the regression table, trend charts of
+p95, requests/s and output tokens/s over the run's series with this run marked, the load's own
+time series, the clean-up record, and where Locust's own report is (beside it as
+`locust-report.html` in a run folder; the load test's `stats` artifact on Vertex AI). Locust's
+report is linked, not embedded: it needs scripts with storage access, which a sandboxed frame
+inside this page would refuse, and this page runs no script at all.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reports.charts import load_chart, trend_chart
+
+TRENDS = (
+    ("p95_ms", "p95 latency", "ms"),
+    ("rps", "requests/s", "1/s"),
+    ("output_tokens_per_s", "output tokens/s", "1/s"),
+)
+LOCUST_REPORT = "locust-report.html"
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:72em;color:#222;padding:0 1em}
+h1{font-size:1.4em} h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;
+text-align:left;font-size:.9em} th{background:#f3f3f3}
+.PASS,.NO-CHANGE,.IMPROVEMENT{color:#0a7a0a;font-weight:bold}
+.FAIL,.REGRESSION{color:#b00;font-weight:bold}
+.NOT-ENOUGH-HISTORY,.WARN{color:#a60;font-weight:bold}
+.charts{display:flex;flex-wrap:wrap;gap:1em} .chart svg{max-width:100%;height:auto}
+.muted{color:#666;font-size:.9em} iframe{width:100%;height:60em;border:1px solid #ccc}
+"""
+
+
+@dataclass
+class ReportData:
+    """Everything one report shows; any part may be missing (a failed run has less)."""
+
+    run_id: str
+    metrics: Mapping[str, Any] | None = None
+    record: Any = None  # history.records.RunRecord
+    slo_checks: Sequence[Any] = ()  # components.metrics_schema.SloCheck
+    verdict: Any = None  # history.verdict.Verdict
+    regression_mode: str = ""
+    series: Sequence[Any] = ()  # history.store.Entry, oldest first, this run included
+    load_history_csv: str | Path | None = None
+    cleanup: Mapping[str, Any] | None = None
+    cleanup_note: str = ""
+    locust_report_link: str = ""  # a relative link, or a URI shown as text
+    notes: list[str] = field(default_factory=list)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _word(word: str) -> str:
+    return f'<span class="{_e(word.replace(" ", "-"))}">{_e(word)}</span>'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table; cells are HTML already (escape before)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(value: float | None, spec: str = ".4g") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _summary(d: ReportData) -> str:
+    slo = (
+        "PASS"
+        if d.slo_checks and all(c.passed for c in d.slo_checks)
+        else ("FAIL" if d.slo_checks else "NOT RUN")
+    )
+    regression = d.verdict.overall if d.verdict is not None else "NOT JUDGED"
+    mode = f" (gate mode: {_e(d.regression_mode)})" if d.regression_mode else ""
+    parts = [f"<p>SLO gate: {_word(slo)} &nbsp; Regression: {_word(regression)}{mode}</p>"]
+    if d.record is not None:
+        r = d.record
+        parts.append(
+            _table(
+                ("run", "started (UTC)", "trigger", "model", "version", "template", "job"),
+                [
+                    [
+                        _e(r.run_id),
+                        _e(r.started_at),
+                        _e(r.trigger),
+                        _e(f"{r.model_display_name} ({r.model_resource})"),
+                        _e(r.model_version),
+                        _e(r.template or "–"),
+                        _e(r.pipeline_job),
+                    ]
+                ],
+            )
+        )
+        parts.append(f'<p class="muted">series: {_e(r.series.describe())}</p>')
+    if d.metrics:
+        m = d.metrics
+        parts.append(
+            "<p>"
+            + _e(
+                f"{m.get('requests', 0)} requests, {m.get('failures', 0)} failed; "
+                f"p50 {m.get('p50_ms', 0):g} ms, p95 {m.get('p95_ms', 0):g} ms, "
+                f"p99 {m.get('p99_ms', 0):g} ms; {m.get('rps', 0):.2f} requests/s, "
+                f"{m.get('output_tokens_per_s', 0):.1f} output tokens/s"
+            )
+            + "</p>"
+        )
+    return "".join(parts)
+
+
+def _slo(d: ReportData) -> str:
+    if not d.slo_checks:
+        return "<p>The load test did not finish: nothing to judge.</p>"
+    rows = [
+        [
+            _e(c.name),
+            _e(f"{c.op} {c.threshold:g}"),
+            _e("missing" if c.measured is None else f"{c.measured:.4g}"),
+            _word("PASS" if c.passed else "FAIL"),
+        ]
+        for c in d.slo_checks
+    ]
+    return _table(("check", "threshold", "measured", "result"), rows)
+
+
+def _regression(d: ReportData) -> str:
+    v = d.verdict
+    if v is None:
+        return "<p>No regression verdict (no history given, or the run did not finish).</p>"
+    rows = []
+    for m in v.metrics:
+        pvalues = " / ".join(f"{p:.2g}" for p in (m.pvalue, m.request_pvalue) if p is not None)
+        rows.append(
+            [
+                _e(m.label + ("" if m.gated else " (not gated)")),
+                _e(_fmt(m.candidate)),
+                _e("–" if m.baseline is None else f"{m.baseline:.4g} (n={m.baseline_runs})"),
+                _e("–" if m.change_pct is None else f"{m.change_pct:+.1f} %"),
+                _e(m.method),
+                _e(pvalues or "–"),
+                _word(m.word),
+            ]
+        )
+    from history.verdict import notes as verdict_notes
+
+    notes = "".join(f"<li>{_e(note)}</li>" for note in verdict_notes(v))
+    notes += "".join(f"<li>skipped history entry {_e(p)}</li>" for p in v.skipped)
+    return (
+        f"<p>Against {v.history_runs} earlier run(s) of series <code>{_e(v.series_key)}</code>: "
+        f"{_word(v.overall)}</p>"
+        + _table(("metric", "this run", "baseline", "change", "method", "p-value", "verdict"), rows)
+        + (f"<ul class='muted'>{notes}</ul>" if notes else "")
+    )
+
+
+def _trends(d: ReportData) -> str:
+    if not d.series:
+        return "<p>No history for this series.</p>"
+    from history.changepoints import change_points
+
+    entries = list(d.series)
+    labels = [e.record.started.strftime("%m-%d %H:%M:%S") for e in entries]
+    here = next((i for i, e in enumerate(entries) if e.record.run_id == d.run_id), None)
+    charts = []
+    for metric, title, unit in TRENDS:
+        values = [float(e.metrics.get(metric, float("nan"))) for e in entries]
+        points = [cp.index for cp in change_points(values)] if len(values) >= 3 else []
+        svg = trend_chart(labels, values, title, unit, highlight=here, change_points=points)
+        charts.append(f'<div class="chart" data-chart="trend-{_e(metric)}">{svg}</div>')
+    return (
+        f"<p class='muted'>{len(entries)} run(s) of this series; ★ marks this run, dashed lines "
+        "the change points Apache Otava finds.</p>"
+        f'<div class="charts">{"".join(charts)}</div>'
+    )
+
+
+def _load(d: ReportData) -> str:
+    svg = load_chart(d.load_history_csv) if d.load_history_csv else None
+    if svg is None:
+        return "<p>No load time series (the load test did not run).</p>"
+    return f'<div class="chart" data-chart="load">{svg}</div>'
+
+
+def _cleanup(d: ReportData) -> str:
+    c = d.cleanup
+    if not c:
+        return f"<p>{_e(d.cleanup_note or 'No clean-up record.')}</p>"
+    rows = [
+        [
+            _e(e.get("name", "")),
+            _e(", ".join(e.get("undeployed_models", [])) or "–"),
+            _word("PASS" if e.get("deleted") else "FAIL"),
+            _e(f"{float(e.get('seconds', 0)):.1f} s"),
+            _e(e.get("error") or ""),
+        ]
+        for e in c.get("endpoints", [])
+    ]
+    left = c.get("left") or []
+    return (
+        f"<p>label <code>{_e(c.get('run_label', ''))}</code>: {len(rows)} endpoint(s) in "
+        f"{float(c.get('seconds', 0)):.1f} s; left behind: {_e(', '.join(left) or 'nothing')}</p>"
+        + _table(("endpoint", "undeployed models", "deleted", "took", "error"), rows)
+    )
+
+
+def _locust(d: ReportData) -> str:
+    link = d.locust_report_link
+    if not link:
+        return "<p>No Locust report (the load test did not run).</p>"
+    if "://" in link:  # an artifact URI: not something a browser here can open
+        return f"<p>Locust's own report: <code>{_e(link)}</code></p>"
+    return f'<p>Locust\'s own report: <a id="locust-report" href="{_e(link)}">{_e(link)}</a></p>'
+
+
+def render(d: ReportData) -> str:
+    """The report page as one HTML string."""
+    sections = [
+        ("Verdict", _summary(d)),
+        ("SLO gate", _slo(d)),
+        ("Regression against history", _regression(d)),
+        ("Trends over the series", _trends(d)),
+        ("The load over time", _load(d)),
+        ("Clean-up", _cleanup(d)),
+        ("Locust report", _locust(d)),
+    ]
+    body = "".join(f"<section><h2>{_e(t)}</h2>{html_}</section>" for t, html_ in sections)
+    notes = "".join(f"<p class='muted'>{_e(n)}</p>" for n in d.notes)
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>deploytest run {_e(d.run_id)}</title>"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'; img-src data:\">"
+        f"<style>{_CSS}</style></head><body><h1>deploytest run {_e(d.run_id)}</h1>"
+        f"{notes}{body}</body></html>\n"
+    )
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def build_report(
+    run_id: str,
+    *,
+    stats_dir: str | Path | None,
+    record=None,
+    metrics: Mapping[str, Any] | None = None,
+    series: Sequence[Any] = (),
+    verdict=None,
+    slo: tuple[float, float, float] | None = None,
+    regression_mode: str = "",
+    cleanup: Mapping[str, Any] | None = None,
+    cleanup_note: str = "",
+    locust_report_link: str = "",
+) -> str:
+    """The report page of one run from what it left: its stats folder, record and verdict.
+
+    `slo` is (max p95 ms, max failure ratio, min requests/s), judged as the SLO gate judges.
+    """
+    from components.locust_run import output_files
+    from components.metrics_schema import evaluate_slo
+
+    checks = []
+    if metrics and slo:
+        _, checks = evaluate_slo(metrics, *slo)
+    files = output_files(stats_dir) if stats_dir else {}
+    return render(
+        ReportData(
+            run_id=run_id,
+            metrics=metrics,
+            record=record,
+            slo_checks=checks,
+            verdict=verdict,
+            regression_mode=regression_mode,
+            series=series,
+            load_history_csv=files.get("history_csv"),
+            cleanup=cleanup,
+            cleanup_note=cleanup_note,
+            locust_report_link=locust_report_link,
+        )
+    )
+
+
+def write_run_report(run_dir: str | Path, parameters: Mapping[str, Any]) -> Path:
+    """(Re)write `run_dir/report.html` from what the run left there, the clean-up included.
+
+    The pipeline's record task renders the report before the exit handler cleans up; a local run
+    renders it again afterwards so the page also holds the clean-up record.
+    """
+    from history.recorder import VERDICT_JSON, load_verdict, read_record, regression_mode
+    from history.records import RecordError
+    from history.store import Entry, StoreError, entry_name, open_store
+
+    run_dir = Path(run_dir)
+    notes = []
+    try:
+        record = read_record(run_dir)
+    except RecordError as exc:
+        record, notes = None, [f"run.json unreadable: {exc}"]
+    metrics = read_json(run_dir / "metrics.json")
+    verdict = load_verdict(run_dir / VERDICT_JSON)
+    series = []
+    if record is not None and isinstance(metrics, dict):
+        series = [Entry(entry_name(record), record, metrics)]
+        if parameters.get("history"):
+            try:
+                listing = open_store(parameters["history"]).list()
+                key = record.series.key()
+                series = [e for e in listing.entries if e.record.series.key() == key]
+                if not any(e.record.run_id == record.run_id for e in series):
+                    series.append(Entry(entry_name(record), record, metrics))
+                series.sort(key=lambda e: e.record.started)
+            except StoreError as exc:
+                notes.append(f"history unreadable: {exc}")
+    stats_dir = run_dir / "stats"
+    page = build_report(
+        record.run_id if record else run_dir.name,
+        stats_dir=stats_dir if stats_dir.is_dir() else None,
+        record=record,
+        metrics=metrics if isinstance(metrics, dict) else None,
+        series=series,
+        verdict=verdict,
+        slo=(
+            float(parameters["slo_p95_ms"]),
+            float(parameters["max_failure_ratio"]),
+            float(parameters["min_rps"]),
+        ),
+        regression_mode=regression_mode(
+            parameters.get("regression", ""), parameters.get("trigger", "manual")
+        ),
+        cleanup=read_json(run_dir / "cleanup.json"),
+        cleanup_note="No clean-up record: the exit task did not write one.",
+        locust_report_link=LOCUST_REPORT if (run_dir / LOCUST_REPORT).is_file() else "",
+    )
+    if notes:
+        page = page.replace("<body>", "<body>" + "".join(f"<p>{_e(n)}</p>" for n in notes), 1)
+    out = run_dir / "report.html"
+    out.write_text(page, encoding="utf-8")
+    return out
