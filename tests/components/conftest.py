@@ -21,13 +21,16 @@ PREDICT_PATH = "/v1/projects/p/locations/l/endpoints/1:predict"
 @pytest.fixture
 def no_process_left_behind(tmp_path_factory):
     """Fails a test that leaves a child process, or a process mentioning this session's temp
-    folder (an orphaned Locust worker), behind. Modules opt in with `pytestmark`."""
+    folder (an orphaned Locust worker), behind. Modules opt in with `pytestmark`. Children that
+    were running before the test (CDKTF's jsii node runtime, which lives as long as the pytest
+    process once any test has imported cdktf) are not the test's."""
     me = psutil.Process()
     ours = str(tmp_path_factory.getbasetemp())
+    before = {p.pid for p in me.children(recursive=True)}
     yield
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        left = [p for p in me.children(recursive=True) if not gone(p.pid)]
+        left = [p for p in me.children(recursive=True) if p.pid not in before and not gone(p.pid)]
         left += processes_mentioning(ours)
         if not left:
             return
