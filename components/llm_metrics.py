@@ -135,3 +135,42 @@ def describe(m: dict[str, Any]) -> str:
         reasons = sorted(set(missing.values()))
         parts.append(f"not measured: {', '.join(sorted(missing))} ({'; '.join(reasons)})")
     return "LLM: " + ("; ".join(parts) if parts else "no LLM metrics")
+
+
+def summary_lines(m: dict[str, Any]) -> list[str]:
+    """The LLM lines of `deploytest run`'s summary (aligned with its other lines)."""
+    lines = []
+    for name, label in (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL")):
+        if m.get(f"{name}_p50_ms") is not None:
+            lines.append(
+                f"  {label:<12} "
+                + "   ".join(f"{s} {m[f'{name}_{s}_ms']:.1f} ms" for s in ("p50", "p95", "p99"))
+            )
+    if m.get("goodput_rps") is not None:
+        targets = ", ".join(
+            f"{label} <= {m[key]:g} ms"
+            for key, label in (("slo_ttft_ms", "TTFT"), ("slo_tpot_ms", "TPOT"))
+            if m.get(key) is not None
+        )
+        lines.append(
+            f"  goodput      {m['goodput_rps']:.1f} requests/s ({m['goodput_ratio']:.0%} of "
+            f"requests met {targets})"
+        )
+    if m.get("arrival_rate") is not None:
+        offered = f"{m['offered_rate']:g}/s" if m.get("offered_rate") else "in stages"
+        lines.append(
+            f"  arrivals     {m['arrival_rate']:.1f}/s (offered {offered}, open loop, "
+            f"cap {m.get('max_concurrency')}), {m.get('delayed', 0)} delayed, "
+            f"{m.get('dropped', 0)} dropped"
+        )
+    if m.get("load_shape") == "sweep":
+        knee = m.get("knee_rps")
+        lines.append(
+            "  knee         "
+            + (f"{knee:g} requests/s (highest rate meeting every SLO)" if knee else "none")
+        )
+    if m.get("client_cpu_ms_per_request") is not None:
+        lines.append(f"  client CPU   {m['client_cpu_ms_per_request']:.2f} ms per request")
+    for name, reason in sorted((m.get("llm_unavailable") or {}).items()):
+        lines.append(f"  not measured {name}: {reason}")
+    return lines

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -200,7 +201,8 @@ class LoadTestMetrics:
     def to_dict(self) -> dict[str, Any]:
         """The metrics.json object: every field, the LLM numbers flat beside them."""
         data = dataclasses.asdict(self)
-        data.update(data.pop("llm"))
+        llm = data.pop("llm")
+        data.update({name: llm.get(name) for name in LLM_FIELDS})
         return data
 
     def to_json(self) -> str:
@@ -247,6 +249,19 @@ V1_FIELDS = frozenset(
     for f in dataclasses.fields(LoadTestMetrics)[
         : [f.name for f in dataclasses.fields(LoadTestMetrics)].index("stream")
     ]
+)
+
+
+# Logged into the KFP Metrics artifact when measured (the gate can then check any of them).
+LLM_LOGGED_METRICS: tuple[str, ...] = LLM_FIELDS + (
+    "good_requests",
+    "goodput_rps",
+    "goodput_ratio",
+    "arrival_rate",
+    "delayed",
+    "dropped",
+    "knee_rps",
+    "client_cpu_ms_per_request",
 )
 
 
@@ -322,6 +337,40 @@ def evaluate_slo(
             passed = measured >= threshold
         checks.append(SloCheck(name, op, threshold, measured, passed))
     return all(c.passed for c in checks), checks
+
+
+_CHECK = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=)\s*([0-9.eE+-]+)\s*$")
+
+
+def parse_check(text: str) -> tuple[str, str, float]:
+    """`ttft_p95_ms<=500` -> ("ttft_p95_ms", "<=", 500.0); ValueError naming the problem."""
+    match = _CHECK.match(text or "")
+    if not match:
+        raise ValueError(f"bad SLO check {text!r}: expected METRIC<=VALUE or METRIC>=VALUE")
+    name, op, raw = match.groups()
+    if name not in FIELD_UNITS:
+        raise ValueError(f"bad SLO check {text!r}: no metric {name!r} in metrics.json")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"bad SLO check {text!r}: {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"bad SLO check {text!r}: the threshold must be finite")
+    return name, op, value
+
+
+def evaluate_checks(metrics: Mapping[str, Any], specs: list[str]) -> list[SloCheck]:
+    """Extra checks on any metrics.json number (e.g. ttft_p95_ms<=500, goodput_ratio>=0.9);
+    a metric that was not measured fails its check."""
+    checks = []
+    for spec in specs:
+        name, op, threshold = parse_check(spec)
+        measured = _number(metrics, name)
+        passed = measured is not None and (
+            measured <= threshold if op == "<=" else measured >= threshold
+        )
+        checks.append(SloCheck(name, op, threshold, measured, passed))
+    return checks
 
 
 def format_slo_table(checks: list[SloCheck]) -> str:
