@@ -213,6 +213,13 @@ def build_command(
     return cmd
 
 
+def _plain_predict_path(path: str) -> str:
+    """A user's own locustfile sends plain predict bodies: give it `:predict`, not the stream."""
+    if path.endswith(":streamRawPredict"):
+        return path.removesuffix(":streamRawPredict") + ":predict"
+    return path
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -406,7 +413,7 @@ def run_locust(
         "DEPLOYTEST_LLM_STATS_FILE": str(files["llm"].resolve()),
         # What a locustfile written the usual Vertex AI way reads (see README).
         "VERTEX_AI_ENDPOINT_HOST": host,
-        "VERTEX_AI_ENDPOINT_PATH": path,
+        "VERTEX_AI_ENDPOINT_PATH": _plain_predict_path(path),
         "PYTHONUNBUFFERED": "1",
     }
     for stale in LoadOptions.ENV_KEYS:  # the caller's environment must not set the load

@@ -10,11 +10,12 @@ import pytest
 from components.load_options import LoadOptions
 from components.locust_run import output_files, run_locust
 from components.metrics_schema import LoadTestMetrics
-from tests.components.conftest import LOCUSTFILE
+from tests.components.conftest import LOCUSTFILE, REPO
 from tests.components.stream_server import StreamServer
 
 pytestmark = pytest.mark.usefixtures("no_process_left_behind")
 
+VERTEX_STYLE = REPO / "tests" / "fixtures" / "vertex_style_locustfile.py"
 STREAM_PATH = "/v1/projects/p/locations/l/endpoints/1:streamRawPredict"
 
 
@@ -158,3 +159,24 @@ def test_sweep_finds_the_knee(tmp_path):
     assert [s["offered_rate"] for s in stages] == [2, 4, 64]
     assert [s["passed"] for s in stages] == [True, True, False]
     assert m["knee_rps"] == 4 and m["load_shape"] == "sweep"
+
+
+def test_a_usual_vertex_style_locustfile_runs_unmodified(tmp_path, monkeypatch):
+    """VERTEX_AI_ENDPOINT_HOST/PATH come from the component; google.auth.default() works
+    offline from a credentials file whose token endpoint is on 127.0.0.1."""
+    from tests.fixtures.google_offline import TOKEN, OfflineGoogleAuth
+
+    with OfflineGoogleAuth(tmp_path) as google, StreamServer("ok", tokens=3) as server:
+        for key, value in google.env.items():
+            monkeypatch.setenv(key, value)
+        m = _run(server, tmp_path / "out", LoadOptions(stream=True), locustfile=VERTEX_STYLE)
+        assert google.refreshes >= 1
+        assert server.auth_headers == {f"Bearer {TOKEN}"}
+        # Streaming asks for :streamRawPredict; the user's file gets the :predict path.
+        assert server.paths == {STREAM_PATH.replace(":streamRawPredict", ":predict")}
+    assert m["requests"] > 0 and m["failures"] == 0
+    assert m["output_tokens"] == 0 and m["ttft_p50_ms"] is None
+    assert set(m["llm_unavailable"]) == {
+        "ttft", "itl", "tpot", "e2e", "normalized", "output_tokens", "goodput"
+    }  # fmt: skip
+    assert "locustfile of your own" in m["llm_unavailable"]["ttft"]
