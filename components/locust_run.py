@@ -12,6 +12,7 @@ Files written into `out_dir`:
     locust_stats.json           Locust's JSON stats (--json-file), one object per request name
     locust.log                  everything Locust printed
     llm_metrics.json            the locustfile's LLM summary (loadtests/llm_stats.py), if any
+    sweep.svg                   steps and sweep: rate against E2E p95, TTFT p95, goodput
     metrics.json                components.metrics_schema.LoadTestMetrics
 """
 
@@ -34,7 +35,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from components import llm_metrics
+from components import llm_metrics, sweep_chart
 from components.load_options import LoadOptions
 from components.metrics_schema import LoadTestMetrics
 
@@ -159,6 +160,7 @@ def output_files(out_dir: str | os.PathLike) -> dict[str, Path]:
         "json": out / f"{JSON_STEM}.json",
         "log": out / LOG_NAME,
         "llm": out / llm_metrics.LLM_STATS_NAME,
+        "sweep_chart": out / "sweep.svg",
         "metrics": out / METRICS_NAME,
     }
 
@@ -500,6 +502,8 @@ def run_locust(
         )
     numbers = parse_results(out)
     summary = llm_metrics.read_summary(out)
+    if summary is not None and summary.get("stages"):
+        sweep_chart.write(files["sweep_chart"], summary["stages"], summary.get("knee_rps"))
     if summary is not None:  # Locust's size columns are bytes; tokens come from the summary
         numbers["output_tokens"] = llm_metrics.output_tokens(summary)
         window = numbers["duration_s"]

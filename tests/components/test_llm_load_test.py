@@ -159,6 +159,9 @@ def test_sweep_finds_the_knee(tmp_path):
     assert [s["offered_rate"] for s in stages] == [2, 4, 64]
     assert [s["passed"] for s in stages] == [True, True, False]
     assert m["knee_rps"] == 4 and m["load_shape"] == "sweep"
+    chart = output_files(tmp_path)["sweep_chart"].read_text()
+    assert chart.startswith("<svg") and "knee 4 requests/s" in chart
+    assert chart.count("<circle") == 3 * 3  # three stages in each of three panels
 
 
 def test_a_usual_vertex_style_locustfile_runs_unmodified(tmp_path, monkeypatch):
