@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PERCENTILES = (50, 90, 95, 99)
+_decode = json.JSONDecoder().decode  # json.loads minus its per-call encoding sniffing
 METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "normalized_ms", "output_tokens")
 COUNTS = ("requests", "failures", "samples", "good", "scheduled", "sent", "delayed", "dropped")
 
@@ -54,56 +55,55 @@ class Sample:
 def read_sse_stream(readline: Callable[[], bytes], started: float, clock=time.perf_counter):
     """Read an OpenAI-style completions stream (`data: {...}` lines, `data: [DONE]`) and time it.
 
-    `readline` returns the next line (b"" at the end of the body); `started` is the
-    `clock()` value when the request was sent. Returns a `Sample`; raises StreamError for
-    an error event, a chunk that does not parse, an end without `[DONE]`, or zero tokens.
-    One chunk with non-empty `choices` is one token unless a final `usage` chunk gives
+    `readline` returns the next piece of the body (a line, or a whole event with its blank
+    line; b"" at the end); every `data:` line in a piece gets the time the piece arrived.
+    `started` is the `clock()` value when the request was sent. Returns a `Sample`; raises
+    StreamError for an error event, a chunk that does not parse, an end without `[DONE]`, or
+    zero tokens. One chunk with non-empty `choices` is one token unless a `usage` chunk gives
     `completion_tokens`. Network errors propagate to the caller.
     """
     ttft = None
-    last = None
+    last = 0.0
     itl: list[float] = []
     chunks = 0
     usage_tokens = None
     size = 0
     while True:
-        line = readline()
-        if not line:
+        piece = readline()
+        if not piece:
             break
-        size += len(line)
-        line = line.strip()
-        if not line or line.startswith(b":") or not line.startswith(b"data:"):
-            continue  # blank separators, SSE comments, event/id fields
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            if chunks == 0:
-                raise StreamError("zero tokens in the stream")
-            e2e = (clock() - started) * 1000
-            tokens = usage_tokens if usage_tokens is not None else chunks
-            return Sample(e2e, max(tokens, chunks), ttft, itl, size)
-        try:
-            event = json.loads(data)
-        except ValueError:
-            raise StreamError("a chunk is not JSON") from None
-        if not isinstance(event, dict):
-            raise StreamError("a chunk is not a JSON object")
-        if "error" in event:
-            raise StreamError("error event in the stream")
-        choices = event.get("choices")
-        if not isinstance(choices, list):
-            raise StreamError("a chunk has no choices list")
-        usage = event.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-            usage_tokens = usage["completion_tokens"]
-        if not choices:
-            continue
         now = clock()
-        chunks += 1
-        if ttft is None:
-            ttft = (now - started) * 1000
-        else:
-            itl.append((now - last) * 1000)
-        last = now
+        size += len(piece)
+        for line in piece.splitlines():
+            if not line.startswith(b"data:"):
+                continue  # blank separators, SSE comments, event/id fields
+            if line.endswith(b"[DONE]") and line[5:].strip() == b"[DONE]":
+                if chunks == 0:
+                    raise StreamError("zero tokens in the stream")
+                tokens = usage_tokens if usage_tokens is not None else chunks
+                return Sample((now - started) * 1000, max(tokens, chunks), ttft, itl, size)
+            try:
+                event = _decode(line[5:].decode())  # JSON allows the leading space
+            except ValueError:  # UnicodeDecodeError is one too
+                raise StreamError("a chunk is not JSON") from None
+            if not isinstance(event, dict):
+                raise StreamError("a chunk is not a JSON object")
+            if "error" in event:
+                raise StreamError("error event in the stream")
+            choices = event.get("choices")
+            if not isinstance(choices, list):
+                raise StreamError("a chunk has no choices list")
+            usage = event.get("usage")
+            if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                usage_tokens = usage["completion_tokens"]
+            if not choices:
+                continue
+            chunks += 1
+            if ttft is None:
+                ttft = (now - started) * 1000
+            else:
+                itl.append((now - last) * 1000)
+            last = now
     if chunks == 0:
         raise StreamError("stream ended before the first token")
     raise StreamError("stream ended without [DONE]")
@@ -126,6 +126,13 @@ class Histogram:
         self.counts[_key(value)] += 1
         self.total += value
         self.n += 1
+
+    def add_many(self, values: list[float]) -> None:
+        counts = self.counts
+        for value in values:
+            counts[round(value, 1) if value < 100 else float(round(value))] += 1
+        self.total += sum(values)
+        self.n += len(values)
 
     def merge(self, other: Mapping[str, Any]) -> None:
         for key, count in other.get("counts", []):
@@ -183,8 +190,8 @@ class LlmStats:
             h["normalized_ms"].add(sample.e2e_ms / sample.output_tokens)
         if sample.ttft_ms is not None:
             h["ttft_ms"].add(sample.ttft_ms)
-        for gap in sample.itl_ms:
-            h["itl_ms"].add(gap)
+        if sample.itl_ms:
+            h["itl_ms"].add_many(sample.itl_ms)
         if (tpot := sample.tpot_ms) is not None:
             h["tpot_ms"].add(tpot)
         good = self.is_good(sample)

@@ -115,7 +115,22 @@ def load_prompts(explicit: str = "") -> list[str]:
 PREDICT_HOST = os.environ.get("DEPLOYTEST_PREDICT_HOST", "").strip() or None
 # Set in the init event from the parsed options (every process runs it, workers included).
 PROMPTS: list[str] = list(_BUILTIN_PROMPTS)
+BODIES: list[str] = []  # one encoded request per prompt: no JSON encoding per request
 OPTIONS = None
+
+
+def request_bodies(prompts: list[str], max_new_tokens: int, stream: bool) -> list[str]:
+    """The predict body for each prompt, JSON-encoded once."""
+    bodies = []
+    for prompt in prompts:
+        body: dict = {
+            "instances": [{"text": prompt}],
+            "parameters": {"max_new_tokens": max_new_tokens},
+        }
+        if stream:
+            body["stream"] = True
+        bodies.append(json.dumps(body))
+    return bodies
 
 
 def count_output_tokens(payload: object) -> int:
@@ -245,6 +260,7 @@ def _on_init(environment, **_kwargs):
     _check_options(o)
     OPTIONS = o
     PROMPTS = load_prompts(o.prompts)
+    BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens, o.stream)
     RUN.options = o
     RUN.arrivals = Arrivals(o.seed)
     RUN.total = LlmStats(o.slo_ttft_ms, o.slo_tpot_ms)
@@ -336,17 +352,18 @@ def _on_quitting(environment, **_kwargs):
 
 
 def _log_llm(environment, sample: Sample) -> None:
-    """Rows of type LLM in Locust's report, logged past the Aggregated row (see docstring)."""
-    stats = environment.stats
+    """Rows of type LLM in Locust's report, logged past the Aggregated row (see docstring).
+
+    One row per request metric; ITL (one value per token) is in metrics.json only: a report
+    row would cost a Locust log call per token.
+    """
+    get = environment.stats.get
     if sample.ttft_ms is not None:
-        stats.get("TTFT (ms)", "LLM").log(sample.ttft_ms, 0)
-        itl = stats.get("ITL (ms)", "LLM")
-        for gap in sample.itl_ms:
-            itl.log(gap, 0)
-        if sample.tpot_ms is not None:
-            stats.get("TPOT (ms)", "LLM").log(sample.tpot_ms, 0)
+        get("TTFT (ms)", "LLM").log(sample.ttft_ms, 0)
+        if (tpot := sample.tpot_ms) is not None:
+            get("TPOT (ms)", "LLM").log(tpot, 0)
     # A count, shown in the time columns: the row's name says so.
-    stats.get("output tokens (count, not ms)", "LLM").log(sample.output_tokens, 0)
+    get("output tokens (count, not ms)", "LLM").log(sample.output_tokens, 0)
 
 
 class PredictUser(FastHttpUser):
@@ -358,8 +375,8 @@ class PredictUser(FastHttpUser):
     connection_timeout = 120.0
 
     def _fail(self, reason: str) -> None:
-        RUN.total.failed()
-        RUN.stage.failed()
+        for stats in RUN.collectors():
+            stats.failed()
         self.environment.events.request.fire(
             request_type="POST",
             name=REQUEST_NAME,
@@ -377,19 +394,15 @@ class PredictUser(FastHttpUser):
             if not RUN.arrivals.wait(due):
                 return  # the rate changed while waiting: claim on the new schedule
             RUN.arrivals.send(late)
-            for stats in (RUN.total, RUN.stage):
+            for stats in RUN.collectors():
                 stats.counts["sent"] += 1
                 stats.counts["delayed"] += late
         elif o is not None and o.load_shape != "users":
             time.sleep(0.05)  # between stages, or after the last: no arrivals
             return
-        body = {
-            "instances": [{"text": random.choice(PROMPTS)}],
-            "parameters": {"max_new_tokens": o.max_new_tokens if o else 16},
-        }
         stream = bool(o and o.stream)
-        if stream:
-            body["stream"] = True
+        if len(BODIES) != len(PROMPTS):  # no init event ran (a library user)
+            BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens if o else 16, stream)
         headers = {"Content-Type": "application/json"}
         if _token is not None:
             try:
@@ -401,7 +414,7 @@ class PredictUser(FastHttpUser):
         started = time.perf_counter()
         with self.client.post(
             o.predict_path if o else "/predict",
-            data=json.dumps(body),
+            data=random.choice(BODIES),
             headers=headers,
             name=REQUEST_NAME,
             catch_response=True,
@@ -409,12 +422,12 @@ class PredictUser(FastHttpUser):
         ) as response:
             reason, sample = self._read(response, started, stream)
             if reason is not None:
-                RUN.total.failed()
-                RUN.stage.failed()
+                for stats in RUN.collectors():
+                    stats.failed()
                 response.failure(reason)
                 return
-            RUN.total.add(sample)
-            RUN.stage.add(sample)
+            for stats in RUN.collectors():
+                stats.add(sample)
             _log_llm(self.environment, sample)
             response.request_meta["response_time"] = sample.e2e_ms
             response.request_meta["response_length"] = sample.bytes
@@ -430,10 +443,11 @@ class PredictUser(FastHttpUser):
             return f"HTTP {response.status_code}", None
         if stream:
             # FastResponse.iter_content reads fixed-size blocks and would hold a chunk back
-            # until a block fills; geventhttpclient's readline hands each SSE line over now.
+            # until a block fills; geventhttpclient's readline hands each SSE event (up to
+            # its blank line) over as soon as it is there.
             raw = response._response
             try:
-                return None, read_sse_stream(lambda: raw.readline(b"\n"), started)
+                return None, read_sse_stream(lambda: raw.readline(b"\n\n"), started)
             except StreamError as exc:
                 return str(exc), None
             except Exception as exc:  # timeouts, resets: the stream broke off

@@ -118,6 +118,11 @@ class RunState:
         self.stages.append(row)
         return row
 
+    def collectors(self) -> tuple[LlmStats, ...]:
+        """Where a request's numbers go: the run, and the stage when stages are judged."""
+        staged = self.options is not None and self.options.load_shape in ("steps", "sweep")
+        return (self.total, self.stage) if staged else (self.total,)
+
     def start_stage(self, rate: float) -> None:
         o = self.options
         self.stage = LlmStats(o.slo_ttft_ms, o.slo_tpot_ms)
