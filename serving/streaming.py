@@ -79,6 +79,9 @@ class RowStreamer:
         for row, token in enumerate(value.reshape(-1).tolist()):
             if row < len(self._sinks) and not self._done[row]:
                 self._step(row, int(token))
+        # Let the event loop send this step's chunks now: otherwise it waits for the GIL
+        # (switch interval 5 ms) and a small model's tokens leave in bursts.
+        time.sleep(0)
 
     def _step(self, row: int, token: int) -> None:
         tokens = self._tokens[row]
