@@ -35,8 +35,9 @@ non-empty `predictions` list whose items all carry `generated_text` (str) and `o
 LLM metrics (loadtests/llm_stats.py): per request TTFT, ITL, TPOT, E2E, output tokens and
 normalized latency go into histograms that every worker sends to the master with its stats
 report (Locust's report_to_master / worker_report events); the master (or the only process)
-writes their summary to --llm-stats-file when it quits. Locust's own report shows them as
-rows of type "LLM" under their own names; these rows bypass the "Aggregated" row, so request
+writes their summary to --llm-stats-file when it quits. Locust's own report shows TTFT, TPOT
+and output tokens per request as rows of type "LLM" under their own names (ITL, one value
+per token, is in metrics.json only); these rows bypass the "Aggregated" row, so request
 counts and requests/s are those of real requests. A request's size is its bytes again.
 """
 
