@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from loadtests.plan import SHAPES, parse_rates, parse_steps, planned_seconds
+from loadtests.plan import check_plan, planned_seconds
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,6 @@ class LoadOptions:
 
     def validate(self, processes: int = 1) -> None:
         """ValueError naming the first bad option; nothing is created before this passes."""
-        if self.load_shape not in SHAPES:
-            raise ValueError(
-                f"load shape must be one of {', '.join(SHAPES)}, got {self.load_shape!r}"
-            )
-        if self.rate is not None and not self.rate > 0:
-            raise ValueError(f"--rate must be > 0 requests/s, got {self.rate:g}")
-        if self.load_shape == "rate" and self.rate is None:
-            raise ValueError("--load-shape rate needs --rate R (requests/s, > 0)")
         if self.max_concurrency < 1:
             raise ValueError(f"--max-concurrency must be >= 1, got {self.max_concurrency}")
         if not self.stage_s > 0:
@@ -59,19 +51,8 @@ class LoadOptions:
                 raise ValueError(f"{flag} must be > 0 ms, got {value:g}")
         if not 0 <= self.max_failure_ratio <= 1:
             raise ValueError("the maximum failure ratio must be within [0, 1]")
-        if self.load_shape == "steps":
-            parse_steps(self.steps)
-        if self.load_shape == "sweep":
-            parse_rates(self.sweep_rates)
-            if all(v is None for v in (self.slo_p95_ms, self.slo_ttft_ms, self.slo_tpot_ms)):
-                raise ValueError(
-                    "--load-shape sweep needs an SLO to find the knee against: "
-                    "--slo-p95-ms, --slo-ttft-ms or --slo-tpot-ms"
-                )
-        if self.load_shape != "users" and processes != 1:
-            raise ValueError(
-                f"--load-shape {self.load_shape} runs in one Locust process (--processes 1)"
-            )
+        slos = (self.slo_p95_ms, self.slo_ttft_ms, self.slo_tpot_ms)
+        check_plan(self.load_shape, self.rate, self.steps, self.sweep_rates, slos, processes)
 
     def planned_s(self) -> float | None:
         """Seconds a steps or sweep plan takes; None when -t/--duration sets the length."""

@@ -55,7 +55,7 @@ from pathlib import Path
 from locust import FastHttpUser, constant, events, task
 
 from loadtests.llm_stats import LlmStats, Sample, StreamError, read_sse_stream
-from loadtests.plan import SHAPES, parse_rates, parse_steps
+from loadtests.plan import SHAPES, check_plan
 from loadtests.shapes import (
     RUN,
     Arrivals,
@@ -239,16 +239,8 @@ def _add_options(parser):
 def _check_options(o) -> None:
     if not o.predict_path.startswith("/"):
         o.predict_path = "/" + o.predict_path
-    if o.load_shape == "rate" and o.rate is None:
-        raise ValueError("--load-shape rate needs --rate R (arrivals per second, > 0)")
-    if o.load_shape == "steps":
-        parse_steps(o.steps)
-    if o.load_shape == "sweep":
-        parse_rates(o.sweep_rates)
-        if all(v is None for v in (o.slo_p95_ms, o.slo_ttft_ms, o.slo_tpot_ms)):
-            raise ValueError("--load-shape sweep needs an SLO: --slo-p95-ms/-ttft-ms/-tpot-ms")
-    if o.load_shape != "users" and getattr(o, "processes", None) not in (None, 1):
-        raise ValueError(f"--load-shape {o.load_shape} runs in one Locust process")
+    slos = (o.slo_p95_ms, o.slo_ttft_ms, o.slo_tpot_ms)
+    check_plan(o.load_shape, o.rate, o.steps, o.sweep_rates, slos, getattr(o, "processes", 1))
 
 
 @events.init.add_listener

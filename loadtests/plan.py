@@ -45,3 +45,32 @@ def planned_seconds(shape: str, steps: str, sweep_rates: str, stage_s: float) ->
     if shape == "sweep":
         return len(parse_rates(sweep_rates)) * stage_s
     return None
+
+
+def check_plan(
+    shape: str,
+    rate: float | None,
+    steps: str,
+    sweep_rates: str,
+    slos: tuple[float | None, ...],
+    processes: int | None = 1,
+) -> None:
+    """ValueError naming what a load plan lacks: the shape's own settings, a sweep's SLO
+    (`slos`: E2E p95, TTFT, TPOT targets), one Locust process for open-loop shapes."""
+    if shape not in SHAPES:
+        raise ValueError(f"load shape must be one of {', '.join(SHAPES)}, got {shape!r}")
+    if rate is not None and not rate > 0:
+        raise ValueError(f"--rate must be > 0 requests/s, got {rate:g}")
+    if shape == "rate" and rate is None:
+        raise ValueError("--load-shape rate needs --rate R (requests/s, > 0)")
+    if shape == "steps":
+        parse_steps(steps)
+    if shape == "sweep":
+        parse_rates(sweep_rates)
+        if all(v is None for v in slos):
+            raise ValueError(
+                "--load-shape sweep needs an SLO to find the knee against: "
+                "--slo-p95-ms, --slo-ttft-ms or --slo-tpot-ms"
+            )
+    if shape != "users" and processes not in (None, 1):
+        raise ValueError(f"--load-shape {shape} runs in one Locust process (--processes 1)")
