@@ -29,6 +29,7 @@ LIMITS = {
     "max_new_tokens": 4096,
     "slo_p95_ms": 3_600_000.0,
     "min_rps": 1_000_000.0,
+    "rate": 1_000_000.0,
     "timeout_s": 24 * 3600,
     "replicas": 1000,
     "accelerator_count": 16,
@@ -199,6 +200,11 @@ def load_shape(p: dict) -> None:
     from components.metrics_schema import parse_check
 
     check(float(p["rate"]) >= 0, f"--rate must be > 0 requests/s, got {p['rate']:g}")
+    within(float(p["rate"]), 0, LIMITS["rate"], "the rate (requests/s)")
+    within(int(p["max_concurrency"]), 1, LIMITS["users"], "max concurrency")
+    within(float(p["stage_s"]), 0, LIMITS["duration_s"], "the stage length (s)", True)
+    for name in ("slo_ttft_ms", "slo_tpot_ms"):
+        within(float(p[name]), 0, LIMITS["slo_p95_ms"], name.replace("_", " "))
     try:
         options_from_parameters(p).validate(int(p["processes"]))
         for spec in p["slo_checks"]:

@@ -18,11 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 VERTEX_STYLE = ROOT / "tests" / "fixtures" / "vertex_style_locustfile.py"
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
 def run(tmp_path, cache_dir, run_id, *args, env=None):
     cmd = [
         sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
