@@ -59,6 +59,11 @@ def test_ttft_and_itl_match_the_scripted_timings(tmp_path):
     rows = {(e["method"], e["name"]) for e in entries}
     assert {("LLM", "TTFT (ms)"), ("LLM", "TPOT (ms)")} <= rows
     assert ("POST", "predict") in rows
+    # The history's latency histogram is the requests' own, not the LLM rows.
+    from history.store import response_times_from_locust
+
+    times = response_times_from_locust(output_files(tmp_path)["json"])
+    assert sum(times.values()) == m["requests"]
 
 
 def test_goodput_counts_requests_meeting_their_targets(tmp_path):
