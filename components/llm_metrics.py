@@ -110,7 +110,9 @@ def output_tokens(summary: dict[str, Any] | None) -> int:
 
 
 def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f} ms"
+    if value is None:
+        return "n/a"
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
 
 
 def describe(m: dict[str, Any]) -> str:
@@ -144,7 +146,7 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
         if m.get(f"{name}_p50_ms") is not None:
             lines.append(
                 f"  {label:<12} "
-                + "   ".join(f"{s} {m[f'{name}_{s}_ms']:.1f} ms" for s in ("p50", "p95", "p99"))
+                + "   ".join(f"{s} {_ms(m[f'{name}_{s}_ms'])}" for s in ("p50", "p95", "p99"))
             )
     if m.get("goodput_rps") is not None:
         targets = ", ".join(

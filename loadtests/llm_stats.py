@@ -110,7 +110,10 @@ def read_sse_stream(readline: Callable[[], bytes], started: float, clock=time.pe
 
 
 def _key(value: float) -> float:
-    # 0.1 ms resolution below 100, 1 ms above: percentiles within 0.25 % at 20 ms.
+    # 0.01 ms resolution below 10 ms (a small model's tokens), 0.1 ms below 100, 1 ms above:
+    # percentiles within 0.25 % at 20 ms, the histogram bounded however long the run.
+    if value < 10:
+        return round(value, 2)
     return round(value, 1) if value < 100 else float(round(value))
 
 
@@ -130,7 +133,7 @@ class Histogram:
     def add_many(self, values: list[float]) -> None:
         counts = self.counts
         for value in values:
-            counts[round(value, 1) if value < 100 else float(round(value))] += 1
+            counts[_key(value)] += 1
         self.total += sum(values)
         self.n += len(values)
 
