@@ -6,6 +6,9 @@ stream of `HttpBody` (REST v1 reference); Model Garden's vLLM containers answer 
 server-sent events of `"stream": true`. How Vertex AI frames or flushes the relayed bytes is
 not documented: this emulator forwards the container's bytes and content type unchanged, with
 the same `X-Vertex-AI-*` headers as `:rawPredict` (an assumption, not a documented contract).
+The SDK's `Endpoint.stream_raw_predict` docstring says that for a custom model it is "only
+supported for dedicated endpoint" (the endpoint's own DNS name); the emulator serves it on
+the shared path for every endpoint, which Vertex AI may refuse for a non-dedicated one.
 """
 
 from __future__ import annotations
