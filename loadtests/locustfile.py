@@ -6,7 +6,7 @@ Usable on its own:
         --predict-path /v1/projects/p/locations/l/endpoints/1:streamRawPredict --stream \\
         -u 4 -r 2 -t 30s
 
-Options (declared through Locust's `init_command_line_parser`, so `locust --help` lists them;
+Options (declared through Locust's `init_command_line_parser`, so Locust parses them;
 each falls back to the environment variable in brackets, which `deploytest` sets):
 
     --predict-path      [DEPLOYTEST_PREDICT_PATH] default /predict (a bare model server)
