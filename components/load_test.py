@@ -44,6 +44,17 @@ def locust_load_test(
     report: Output[HTML],
     metrics: Output[Metrics],
     stats: Output[Artifact],
+    stream: bool = False,
+    load_shape: str = "users",
+    rate: float = 0.0,
+    max_concurrency: int = 64,
+    steps: str = "",
+    sweep_rates: str = "1,2,4,8,16,32,64",
+    stage_s: float = 10.0,
+    slo_ttft_ms: float = 0.0,
+    slo_tpot_ms: float = 0.0,
+    slo_p95_ms: float = 0.0,
+    max_failure_ratio: float = 0.01,
 ):
     """Runs Locust headless against the endpoint's predict URL and records report and metrics.
 
@@ -58,6 +69,17 @@ def locust_load_test(
         duration: run time in Locust's format (`20s`, `2m`, `1h30m`).
         processes: Locust processes; -1 for one per core.
         max_new_tokens: tokens requested per prediction.
+        stream: stream tokens through `:streamRawPredict` (TTFT, ITL, TPOT measured).
+        load_shape: users (closed loop), rate, steps or sweep (open loop; loadtests/shapes.py).
+        rate: arrivals per second for `rate` (0: unset).
+        max_concurrency: users carrying open-loop arrivals.
+        steps: `DURATION:RATE,...` stages for `steps`.
+        sweep_rates: rising rates for `sweep`.
+        stage_s: seconds per sweep stage.
+        slo_ttft_ms: per-request TTFT target for goodput (0: none).
+        slo_tpot_ms: per-request TPOT target for goodput (0: none).
+        slo_p95_ms: the sweep's E2E p95 target (0: none).
+        max_failure_ratio: the sweep's failure-ratio target.
         report: Locust's HTML report.
         metrics: latency percentiles, requests/s, failure ratio, output tokens/s.
         stats: folder with Locust's CSV/JSON stats, its log and `metrics.json`.
@@ -65,11 +87,27 @@ def locust_load_test(
     import os
     import shutil
 
+    from components.load_options import LoadOptions
     from components.locust_run import output_files, predict_target, run_locust
-    from components.metrics_schema import LOGGED_METRICS, SCHEMA_VERSION
+    from components.metrics_schema import LLM_LOGGED_METRICS, LOGGED_METRICS, SCHEMA_VERSION
 
     host, path, auth = predict_target(
         endpoint.metadata.get("resourceName", ""), api_endpoint, location
+    )
+    if stream:  # Vertex AI relays a token stream only through :streamRawPredict
+        path = path.removesuffix(":predict") + ":streamRawPredict"
+    load = LoadOptions(
+        stream=stream,
+        load_shape=load_shape,
+        rate=rate or None,
+        max_concurrency=max_concurrency,
+        steps=steps,
+        sweep_rates=sweep_rates,
+        stage_s=stage_s,
+        slo_ttft_ms=slo_ttft_ms or None,
+        slo_tpot_ms=slo_tpot_ms or None,
+        slo_p95_ms=slo_p95_ms or None,
+        max_failure_ratio=max_failure_ratio,
     )
     if not os.path.isfile(locustfile.path):
         raise FileNotFoundError(f"locustfile artifact {locustfile.uri} is not a file here")
@@ -85,11 +123,15 @@ def locust_load_test(
         out_dir=stats.path,
         max_new_tokens=max_new_tokens,
         auth=auth,
+        load=load,
     )
     os.makedirs(os.path.dirname(report.path) or ".", exist_ok=True)
     shutil.copyfile(output_files(stats.path)["report"], report.path)
     for name in LOGGED_METRICS:
         metrics.log_metric(name, result[name])
+    for name in LLM_LOGGED_METRICS:  # only those measured: a Metrics value must be a number
+        if result.get(name) is not None:
+            metrics.log_metric(name, result[name])
     stats.metadata["schema_version"] = SCHEMA_VERSION
     stats.metadata["files"] = sorted(os.listdir(stats.path))
     stats.metadata["endpoint"] = endpoint.metadata.get("resourceName", "")

@@ -11,6 +11,8 @@ Files written into `out_dir`:
     locust_exceptions.csv       exceptions raised in the locustfile
     locust_stats.json           Locust's JSON stats (--json-file), one object per request name
     locust.log                  everything Locust printed
+    llm_metrics.json            the locustfile's LLM summary (loadtests/llm_stats.py), if any
+    sweep.svg                   steps and sweep: rate against E2E p95, TTFT p95, goodput
     metrics.json                components.metrics_schema.LoadTestMetrics
 """
 
@@ -24,6 +26,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +35,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from components import llm_metrics, sweep_chart
+from components.load_options import LoadOptions
 from components.metrics_schema import LoadTestMetrics
 
 CSV_PREFIX = "locust"
@@ -154,6 +159,8 @@ def output_files(out_dir: str | os.PathLike) -> dict[str, Path]:
         "exceptions_csv": out / f"{CSV_PREFIX}_exceptions.csv",
         "json": out / f"{JSON_STEM}.json",
         "log": out / LOG_NAME,
+        "llm": out / llm_metrics.LLM_STATS_NAME,
+        "sweep_chart": out / "sweep.svg",
         "metrics": out / METRICS_NAME,
     }
 
@@ -200,8 +207,25 @@ def build_command(
         "0",
     ]
     if processes != 1:
-        cmd += ["--processes", str(processes)]
+        # Master and forked workers talk over loopback on a free port: the default
+        # (*:5557) would listen on every interface and collide with another run.
+        port = str(_free_port())
+        cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", port, "--master-port", port]
     return cmd
+
+
+def _plain_predict_path(path: str) -> str:
+    """A user's own locustfile sends plain predict bodies: give it `:predict`, not the stream."""
+    if path.endswith(":streamRawPredict"):
+        return path.removesuffix(":streamRawPredict") + ":predict"
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _locust_version() -> str:
@@ -277,6 +301,8 @@ def parse_results(out_dir: str | os.PathLike) -> dict[str, Any]:
     entries = json.loads(files["json"].read_text())
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise LocustRunError(f"{files['json']} is not a list of stats entries")
+    # The locustfile's "LLM" rows (TTFT, ITL, ...) are report rows, not requests.
+    entries = [e for e in entries if e.get("method") != "LLM"]
     requests = sum(int(e.get("num_requests") or 0) for e in entries)
     failures = sum(int(e.get("num_failures") or 0) for e in entries)
     timed = requests - sum(int(e.get("num_none_requests") or 0) for e in entries)
@@ -340,6 +366,7 @@ def run_locust(
     timeout_s: float | None = None,
     progress_interval_s: float = 10.0,
     stop_timeout_s: int = 30,
+    load: LoadOptions | None = None,
 ) -> dict[str, Any]:
     """Runs Locust headless against `host` + `path` and returns the metrics.json dict.
 
@@ -347,8 +374,13 @@ def run_locust(
     that many forked workers (`--processes`). At the end, requests in flight get up to
     `stop_timeout_s` to finish. `timeout_s` (default: duration + stop_timeout_s + 120 s) bounds
     the whole run. Ctrl-C (KeyboardInterrupt) or SIGTERM stops Locust's whole process group and is
-    re-raised (SIGTERM as SystemExit(143)).
+    re-raised (SIGTERM as SystemExit(143)). `load` (components/load_options.py) turns on
+    streaming, per-request targets and open-loop shapes; they reach the locustfile as
+    DEPLOYTEST_* variables, which a locustfile of the user's own ignores. Such a locustfile
+    also gets VERTEX_AI_ENDPOINT_HOST and VERTEX_AI_ENDPOINT_PATH (host and predict path).
     """
+    load = load or LoadOptions()
+    load.validate(processes)
     seconds = validate_inputs(
         locustfile,
         host,
@@ -363,6 +395,9 @@ def run_locust(
         timeout_s,
         stop_timeout_s,
     )
+    if load.planned_s() is not None:  # steps and sweep end on their own; -t is a bound
+        seconds = max(seconds, int(load.planned_s()) + 5)
+        duration = f"{seconds}s"
     if timeout_s is None:
         timeout_s = seconds + stop_timeout_s + 120.0
     out = Path(out_dir)
@@ -377,8 +412,15 @@ def run_locust(
         "DEPLOYTEST_PREDICT_PATH": path,
         "DEPLOYTEST_MAX_NEW_TOKENS": str(max_new_tokens),
         "DEPLOYTEST_AUTH": auth,
+        "DEPLOYTEST_LLM_STATS_FILE": str(files["llm"].resolve()),
+        # What a locustfile written the usual Vertex AI way reads (see README).
+        "VERTEX_AI_ENDPOINT_HOST": host,
+        "VERTEX_AI_ENDPOINT_PATH": _plain_predict_path(path),
         "PYTHONUNBUFFERED": "1",
     }
+    for stale in LoadOptions.ENV_KEYS:  # the caller's environment must not set the load
+        env.pop(stale, None)
+    env.update(load.environment())
     if prompts is not None:
         env["DEPLOYTEST_PROMPTS"] = str(Path(prompts).resolve())
     else:
@@ -459,8 +501,18 @@ def run_locust(
             f"Locust exited with code {proc.returncode}; last output:\n" + "\n".join(tail)
         )
     numbers = parse_results(out)
+    summary = llm_metrics.read_summary(out)
+    if summary is not None and summary.get("stages"):
+        sweep_chart.write(files["sweep_chart"], summary["stages"], summary.get("knee_rps"))
+    if summary is not None:  # Locust's size columns are bytes; tokens come from the summary
+        numbers["output_tokens"] = llm_metrics.output_tokens(summary)
+        window = numbers["duration_s"]
+        numbers["output_tokens_per_s"] = numbers["output_tokens"] / window if window else 0.0
+    else:
+        numbers["output_tokens"], numbers["output_tokens_per_s"] = 0, 0.0
     metrics = LoadTestMetrics(
         **numbers,
+        **llm_metrics.llm_fields(summary, numbers["requests"], numbers["duration_s"]),
         wall_s=wall_s,
         users=users,
         spawn_rate=float(spawn_rate),
@@ -479,4 +531,5 @@ def run_locust(
         f"p95 {metrics.p95_ms:g} ms, {metrics.output_tokens_per_s:.1f} output tokens/s",
         flush=True,
     )
+    print(f"{LINE_PREFIX}{llm_metrics.describe(metrics.to_dict())}", flush=True)
     return metrics.to_dict()

@@ -10,10 +10,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 files (no LLM fields) still read: the fields added in 2 take their defaults.
+READABLE_VERSIONS = (1, 2)
+
+# LLM serving metrics (version 2, components/llm_metrics.py): percentiles of per-request values.
+LLM_SERIES: dict[str, str] = {
+    "ttft": "milliseconds (time to first token; streaming only)",
+    "itl": "milliseconds (inter-token latency: between consecutive chunks; streaming only)",
+    "tpot": "milliseconds (time per output token: (E2E - TTFT) / (tokens - 1); streaming only)",
+    "e2e": "milliseconds (request sent to answer complete, successful requests)",
+    "normalized": "milliseconds per output token (E2E / output tokens)",
+    "output_tokens": "tokens per successful request",
+}
+LLM_STATS = ("p50", "p90", "p95", "p99", "mean")
+
+
+def llm_field(series: str, stat: str) -> str:
+    """metrics.json name of one LLM statistic, e.g. ttft_p95_ms, output_tokens_p50."""
+    return f"{series}_{stat}" if series == "output_tokens" else f"{series}_{stat}_ms"
+
 
 # Every field, with its unit. Latencies are Locust's (response time of every request, failed
 # ones included, with Locust's bucketing: exact below 100 ms, rounded to 10 ms below 1 s, to
@@ -44,6 +64,22 @@ FIELD_UNITS: dict[str, str] = {
     "path": "predict path",
     "locust_version": "version string",
     "started_at": "ISO 8601 UTC timestamp",
+    **{llm_field(name, stat): unit for name, unit in LLM_SERIES.items() for stat in LLM_STATS},
+    "stream": "bool (requests asked for a token stream)",
+    "slo_ttft_ms": "milliseconds (per-request TTFT target for goodput; null: none)",
+    "slo_tpot_ms": "milliseconds (per-request TPOT target for goodput; null: none)",
+    "good_requests": "count (successful requests meeting every per-request target)",
+    "goodput_rps": "requests per second meeting every per-request target (null: no target)",
+    "goodput_ratio": "ratio 0..1 (good requests / requests; null: no target)",
+    "load_shape": "users (closed loop), rate, steps or sweep (open loop)",
+    "offered_rate": "requests per second asked for (rate shape; null otherwise)",
+    "arrival_rate": "requests per second sent at their arrival times (open loop; null otherwise)",
+    "max_concurrency": "count (open-loop users carrying the arrivals; null: closed loop)",
+    "delayed": "count (arrivals sent late: every user was busy)",
+    "dropped": "count (arrivals never sent before the test stopped)",
+    "knee_rps": "requests per second (sweep: highest offered rate meeting every SLO)",
+    "client_cpu_ms_per_request": "milliseconds of load-generator CPU per request",
+    "llm_unavailable": "object: LLM metric -> why it was not measured",
 }
 
 # The numbers a KFP Metrics artifact gets (`metrics.log_metric(name, value)`).
@@ -94,6 +130,24 @@ class LoadTestMetrics:
     locust_version: str
     started_at: str
     schema_version: int = SCHEMA_VERSION
+    # -- version 2: LLM serving metrics and load shapes (all optional) ----------------------
+    stream: bool = False
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    good_requests: int | None = None
+    goodput_rps: float | None = None
+    goodput_ratio: float | None = None
+    load_shape: str = "users"
+    offered_rate: float | None = None
+    arrival_rate: float | None = None
+    max_concurrency: int | None = None
+    delayed: int = 0
+    dropped: int = 0
+    knee_rps: float | None = None
+    client_cpu_ms_per_request: float | None = None
+    llm_unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The LLM_SERIES x LLM_STATS numbers (llm_field names); flat at the top level of the JSON.
+    llm: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -112,9 +166,17 @@ class LoadTestMetrics:
                     problems.append(f"{field.name} must be finite and >= 0, got {value!r}")
             elif field.type in ("str", str) and not isinstance(value, str):
                 problems.append(f"{field.name} must be a str, got {value!r}")
+            elif field.type in ("float | None", "int | None") and value is not None:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    problems.append(f"{field.name} must be a number or null, got {value!r}")
+                elif not math.isfinite(value) or value < 0:
+                    problems.append(f"{field.name} must be finite and >= 0, got {value!r}")
+            elif field.type == "bool" and not isinstance(value, bool):
+                problems.append(f"{field.name} must be true or false, got {value!r}")
+        problems += _llm_problems(self.llm, self.llm_unavailable)
         if problems:
             raise SchemaError("; ".join(problems))
-        if self.schema_version != SCHEMA_VERSION:
+        if self.schema_version not in READABLE_VERSIONS:
             problems.append(f"schema_version {self.schema_version} != {SCHEMA_VERSION}")
         if self.requests < 0 or self.failures < 0 or self.output_tokens < 0:
             problems.append("counts must be >= 0")
@@ -137,7 +199,11 @@ class LoadTestMetrics:
             raise SchemaError("; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The metrics.json object: every field, the LLM numbers flat beside them."""
+        data = dataclasses.asdict(self)
+        llm = data.pop("llm")
+        data.update({name: llm.get(name) for name in LLM_FIELDS})
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -147,14 +213,23 @@ class LoadTestMetrics:
         if not isinstance(data, Mapping):
             raise SchemaError("metrics must be a JSON object")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise SchemaError(f"unsupported schema_version {version!r} (this code reads 1)")
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - data.keys())
+        if version not in READABLE_VERSIONS:
+            raise SchemaError(
+                f"unsupported schema_version {version!r} (this code reads {READABLE_VERSIONS})"
+            )
+        data = dict(data)
+        llm = {name: data.pop(name) for name in LLM_FIELDS if name in data}
+        fields = dataclasses.fields(cls)
+        names = {f.name for f in fields} - {"llm"}
+        # Version 1 has none of the version-2 fields; version 2 must have them all.
+        required = {f.name for f in fields if f.name in V1_FIELDS or version >= 2} - {"llm"}
+        missing = sorted(required - data.keys())
         unknown = sorted(data.keys() - names)
+        if version >= 2 and len(llm) != len(LLM_FIELDS):
+            missing += sorted(set(LLM_FIELDS) - llm.keys())
         if missing or unknown:
             raise SchemaError(f"missing fields {missing}, unknown fields {unknown}")
-        return cls(**dict(data))
+        return cls(**data, llm=llm)
 
     @classmethod
     def from_json(cls, text: str) -> LoadTestMetrics:
@@ -163,6 +238,50 @@ class LoadTestMetrics:
         except json.JSONDecodeError as exc:
             raise SchemaError(f"metrics.json is not JSON: {exc}") from exc
         return cls.from_dict(data)
+
+
+LLM_FIELDS: tuple[str, ...] = tuple(
+    llm_field(name, stat) for name in LLM_SERIES for stat in LLM_STATS
+)
+# The fields of schema version 1 (everything before `stream`).
+V1_FIELDS = frozenset(
+    f.name
+    for f in dataclasses.fields(LoadTestMetrics)[
+        : [f.name for f in dataclasses.fields(LoadTestMetrics)].index("stream")
+    ]
+)
+
+
+# Logged into the KFP Metrics artifact when measured (the gate can then check any of them).
+LLM_LOGGED_METRICS: tuple[str, ...] = LLM_FIELDS + (
+    "good_requests",
+    "goodput_rps",
+    "goodput_ratio",
+    "arrival_rate",
+    "delayed",
+    "dropped",
+    "knee_rps",
+    "client_cpu_ms_per_request",
+)
+
+
+def _llm_problems(llm: Mapping[str, Any], unavailable: Mapping[str, Any]) -> list[str]:
+    problems = []
+    unknown = sorted(set(llm) - set(LLM_FIELDS))
+    if unknown:
+        problems.append(f"unknown LLM fields {unknown}")
+    for name, value in llm.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{name} must be a number or null, got {value!r}")
+        elif not math.isfinite(value) or value < 0:
+            problems.append(f"{name} must be finite and >= 0, got {value!r}")
+    if not isinstance(unavailable, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in unavailable.items()
+    ):
+        problems.append("llm_unavailable must map metric names to reasons (strings)")
+    return problems
 
 
 def validate_metrics(data: Mapping[str, Any]) -> LoadTestMetrics:
@@ -218,6 +337,40 @@ def evaluate_slo(
             passed = measured >= threshold
         checks.append(SloCheck(name, op, threshold, measured, passed))
     return all(c.passed for c in checks), checks
+
+
+_CHECK = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=)\s*([0-9.eE+-]+)\s*$")
+
+
+def parse_check(text: str) -> tuple[str, str, float]:
+    """`ttft_p95_ms<=500` -> ("ttft_p95_ms", "<=", 500.0); ValueError naming the problem."""
+    match = _CHECK.match(text or "")
+    if not match:
+        raise ValueError(f"bad SLO check {text!r}: expected METRIC<=VALUE or METRIC>=VALUE")
+    name, op, raw = match.groups()
+    if name not in FIELD_UNITS:
+        raise ValueError(f"bad SLO check {text!r}: no metric {name!r} in metrics.json")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"bad SLO check {text!r}: {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"bad SLO check {text!r}: the threshold must be finite")
+    return name, op, value
+
+
+def evaluate_checks(metrics: Mapping[str, Any], specs: list[str]) -> list[SloCheck]:
+    """Extra checks on any metrics.json number (e.g. ttft_p95_ms<=500, goodput_ratio>=0.9);
+    a metric that was not measured fails its check."""
+    checks = []
+    for spec in specs:
+        name, op, threshold = parse_check(spec)
+        measured = _number(metrics, name)
+        passed = measured is not None and (
+            measured <= threshold if op == "<=" else measured >= threshold
+        )
+        checks.append(SloCheck(name, op, threshold, measured, passed))
+    return checks
 
 
 def format_slo_table(checks: list[SloCheck]) -> str:

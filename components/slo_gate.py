@@ -22,6 +22,7 @@ def slo_gate(
     regression_verdict: str = "",
     regression: str = "",
     trigger: str = "manual",
+    extra_checks: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
 ) -> str:
     """PASS when p95 <= max_p95_ms, failure ratio <= max_failure_ratio and rps >= min_rps, and no
     gated metric regressed against history while `regression` is fail.
@@ -37,14 +38,18 @@ def slo_gate(
         regression: on a REGRESSION of a gated metric: fail, warn or off; empty means fail for
             scheduled runs, warn for the others.
         trigger: what started the run (manual, merge, model-upload, schedule).
+        extra_checks: more checks on any logged metric, e.g. "ttft_p95_ms<=500",
+            "goodput_ratio>=0.9" (components.metrics_schema.evaluate_checks).
 
     Returns:
         "PASS"; raises RuntimeError naming every missed threshold otherwise.
     """
-    from components.metrics_schema import evaluate_slo, format_slo_table
+    from components.metrics_schema import evaluate_checks, evaluate_slo, format_slo_table
     from history.recorder import gate_failed, regression_mode
 
     passed, checks = evaluate_slo(dict(metrics.metadata), max_p95_ms, max_failure_ratio, min_rps)
+    checks += evaluate_checks(dict(metrics.metadata), list(extra_checks))
+    passed = all(check.passed for check in checks)
     print(format_slo_table(checks), flush=True)
     problems = []
     if not passed:

@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "pipelines.cli_cleanup",
     "history.cli_verdict",
     "history.cli_history",
+    "pipelines.cli_loadtest",
     "emulator.cli",
     "serving.cli",
     "serving.demo_model_cli",

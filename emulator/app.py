@@ -181,6 +181,11 @@ def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
     async def raw_predict(request: Request) -> Response:
         return await _forward(request, raw=True)
 
+    async def stream_raw_predict(request: Request) -> Response:
+        from emulator.streaming import stream_raw_predict as forward_stream
+
+        return await forward_stream(request, vertex, faults)
+
     async def _forward(request: Request, raw: bool) -> Response:
         p = request.path_params
         name = f"projects/{p['project']}/locations/{p['location']}/endpoints/{p['endpoint']}"
@@ -270,6 +275,7 @@ def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
         routes=[
             Route(ep + ":predict", predict, methods=["POST"]),
             Route(ep + ":rawPredict", raw_predict, methods=["POST"]),
+            Route(ep + ":streamRawPredict", stream_raw_predict, methods=["POST"]),
             Route("/deploytest/v1/faults", admin_faults, methods=["GET", "PUT"]),
             Route("/deploytest/v1/processes", admin_processes, methods=["GET"]),
             Route("/deploytest/v1/healthz", admin_healthz, methods=["GET"]),

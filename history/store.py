@@ -86,10 +86,12 @@ def check_metrics(data: Any) -> dict[str, Any]:
 
 
 def response_times_from_locust(stats_json: str | os.PathLike) -> dict[float, int]:
-    """Merge the response-time histograms of every entry in Locust's JSON stats."""
+    """Merge the response-time histograms of every request entry in Locust's JSON stats."""
     entries = json.loads(Path(stats_json).read_text())
     merged: collections.Counter[float] = collections.Counter()
     for e in entries if isinstance(entries, list) else []:
+        if isinstance(e, dict) and e.get("method") == "LLM":
+            continue  # the locustfile's TTFT/TPOT/token rows are not request latencies
         for key, n in (e.get("response_times") or {}).items() if isinstance(e, dict) else ():
             merged[float(key)] += int(n)
     return dict(merged)

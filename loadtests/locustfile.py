@@ -2,37 +2,43 @@
 
 Usable on its own:
 
-    DEPLOYTEST_PREDICT_HOST=http://127.0.0.1:8080 \\
-    DEPLOYTEST_PREDICT_PATH=/v1/projects/p/locations/l/endpoints/1:predict \\
-        locust -f loadtests/locustfile.py --headless -u 4 -r 2 -t 30s
+    locust -f loadtests/locustfile.py --headless --host http://127.0.0.1:8080 \\
+        --predict-path /v1/projects/p/locations/l/endpoints/1:streamRawPredict --stream \\
+        -u 4 -r 2 -t 30s
 
-Environment (read once at import; worker processes forked by `--processes` inherit it):
+Options (declared through Locust's `init_command_line_parser`, so Locust parses them;
+each falls back to the environment variable in brackets, which `deploytest` sets):
 
-    DEPLOYTEST_PREDICT_HOST     base URL, e.g. https://us-central1-aiplatform.googleapis.com or
-                                http://127.0.0.1:PORT (the emulator). Locust's --host wins.
-    DEPLOYTEST_PREDICT_PATH     predict path, e.g. /v1/projects/P/locations/L/endpoints/E:predict
-                                (default /predict: a bare model server's AIP_PREDICT_ROUTE).
-    DEPLOYTEST_MAX_NEW_TOKENS   parameters.max_new_tokens sent with every request (default 16).
-    DEPLOYTEST_PROMPTS          prompts file, one prompt per line (default prompts/default.txt
-                                next to this file, then the installed `loadtests` package's
-                                copy, then a small built-in set: on Vertex this file may be
-                                alone on /gcs).
-    DEPLOYTEST_AUTH             none (default) or google: `Authorization: Bearer <token>` from
-                                google.auth.default(), one credentials object per process,
-                                refreshed under a lock when less than 5 minutes remain.
-    DEPLOYTEST_REQUEST_TIMEOUT_S  per-request network timeout in seconds (default 120).
+    --predict-path      [DEPLOYTEST_PREDICT_PATH] default /predict (a bare model server)
+    --max-new-tokens    [DEPLOYTEST_MAX_NEW_TOKENS] tokens requested per request (16)
+    --stream            [DEPLOYTEST_STREAM] send "stream": true and read server-sent events:
+                        measures TTFT, ITL and TPOT (use the endpoint's :streamRawPredict)
+    --prompts           [DEPLOYTEST_PROMPTS] prompts file, one per line (default
+                        prompts/default.txt beside this file, then the installed `loadtests`
+                        package's copy, then a few built-in prompts: on Vertex this file may be
+                        alone on /gcs)
+    --auth none|google  [DEPLOYTEST_AUTH] google: `Authorization: Bearer` from
+                        google.auth.default(), refreshed under a lock before expiry
+    --request-timeout-s [DEPLOYTEST_REQUEST_TIMEOUT_S] per-request network timeout (120)
+    --slo-ttft-ms, --slo-tpot-ms  per-request targets for goodput
+    --load-shape users|rate|steps|sweep, --rate, --max-concurrency, --steps, --sweep-rates,
+    --stage-s, --slo-p95-ms, --max-failure-ratio, --seed: see loadtests/shapes.py
+    --llm-stats-file    [DEPLOYTEST_LLM_STATS_FILE] where the LLM metrics summary is written
+
+The host is Locust's --host, else DEPLOYTEST_PREDICT_HOST.
 
 Correctness counts, not only speed: a request is a failure unless the answer is HTTP 200 with a
-non-empty `predictions` list whose items all carry `generated_text` (str) and `output_tokens` (int).
+non-empty `predictions` list whose items all carry `generated_text` (str) and `output_tokens`
+(int), or, streaming, a stream of parseable chunks with at least one token that ends with
+`data: [DONE]` (loadtests/llm_stats.py names each failure's reason).
 
-Output tokens: each successful request reports the sum of its `output_tokens` as the request's
-`response_length` (failures report 0). Locust keeps that in StatsEntry.total_content_length, which
-is part of the stats every worker sends to the master and is summed by the master, so it survives
-`--processes`/distributed runs and lands in the JSON stats (`total_content_length`) and the CSV
-(`Average Content Size` = tokens per request). A separate named pseudo-request would also
-aggregate, but it would inflate request counts, requests/s and the latency percentiles of the
-"Aggregated" row. Consequence: the "size" columns of this test's report are output tokens, not
-bytes. Output tokens/s = total_content_length / elapsed (see components/locust_run.py).
+LLM metrics (loadtests/llm_stats.py): per request TTFT, ITL, TPOT, E2E, output tokens and
+normalized latency go into histograms that every worker sends to the master with its stats
+report (Locust's report_to_master / worker_report events); the master (or the only process)
+writes their summary to --llm-stats-file when it quits. Locust's own report shows TTFT, TPOT
+and output tokens per request as rows of type "LLM" under their own names (ITL, one value
+per token, is in metrics.json only); these rows bypass the "Aggregated" row, so request
+counts and requests/s are those of real requests. A request's size is its bytes again.
 """
 
 from __future__ import annotations
@@ -47,6 +53,15 @@ import time
 from pathlib import Path
 
 from locust import FastHttpUser, constant, events, task
+
+from loadtests.llm_stats import LlmStats, Sample, StreamError, read_sse_stream
+from loadtests.plan import SHAPES, check_plan
+from loadtests.shapes import (
+    RUN,
+    Arrivals,
+    DeploytestShape,  # noqa: F401  (Locust picks the shape up from here)
+    knee,
+)
 
 logger = logging.getLogger("deploytest.locustfile")
 
@@ -63,32 +78,6 @@ _BUILTIN_PROMPTS = (
 )
 
 
-def _env_int(name: str, default: int, minimum: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
 def parse_prompts(text: str, source: str) -> list[str]:
     """One prompt per line; blank lines and lines starting with '#' are skipped."""
     prompts = [line.strip() for line in text.splitlines()]
@@ -102,11 +91,12 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
     return parse_prompts(Path(path).read_text(encoding="utf-8"), str(path))
 
 
-def load_prompts() -> list[str]:
-    explicit = os.environ.get("DEPLOYTEST_PROMPTS", "").strip()
+def load_prompts(explicit: str = "") -> list[str]:
+    """The prompts from `explicit`, else the default file beside this one or in the package."""
+    explicit = (explicit or "").strip()
     if explicit:
         if not Path(explicit).is_file():
-            raise FileNotFoundError(f"DEPLOYTEST_PROMPTS={explicit}: no such file")
+            raise FileNotFoundError(f"--prompts {explicit}: no such file")
         return read_prompts(explicit)
     beside = Path(__file__).resolve().parent / "prompts" / "default.txt"
     if beside.is_file():
@@ -124,15 +114,24 @@ def load_prompts() -> list[str]:
 
 
 PREDICT_HOST = os.environ.get("DEPLOYTEST_PREDICT_HOST", "").strip() or None
-PREDICT_PATH = os.environ.get("DEPLOYTEST_PREDICT_PATH", "").strip() or "/predict"
-if not PREDICT_PATH.startswith("/"):
-    PREDICT_PATH = "/" + PREDICT_PATH
-MAX_NEW_TOKENS = _env_int("DEPLOYTEST_MAX_NEW_TOKENS", 16, minimum=1)
-AUTH_MODE = os.environ.get("DEPLOYTEST_AUTH", "").strip().lower() or "none"
-if AUTH_MODE not in ("none", "google"):
-    raise ValueError(f"DEPLOYTEST_AUTH must be 'none' or 'google', got {AUTH_MODE!r}")
-REQUEST_TIMEOUT_S = _env_float("DEPLOYTEST_REQUEST_TIMEOUT_S", 120.0)
-PROMPTS = load_prompts()
+# Set in the init event from the parsed options (every process runs it, workers included).
+PROMPTS: list[str] = list(_BUILTIN_PROMPTS)
+BODIES: list[str] = []  # one encoded request per prompt: no JSON encoding per request
+OPTIONS = None
+
+
+def request_bodies(prompts: list[str], max_new_tokens: int, stream: bool) -> list[str]:
+    """The predict body for each prompt, JSON-encoded once."""
+    bodies = []
+    for prompt in prompts:
+        body: dict = {
+            "instances": [{"text": prompt}],
+            "parameters": {"max_new_tokens": max_new_tokens},
+        }
+        if stream:
+            body["stream"] = True
+        bodies.append(json.dumps(body))
+    return bodies
 
 
 def count_output_tokens(payload: object) -> int:
@@ -199,11 +198,69 @@ def _google_token() -> BearerToken:
     return BearerToken(credentials, google.auth.transport.requests.Request())
 
 
+def _positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"  # argparse names the type in its error
+    return parse
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser):
+    """Our options, on Locust's own parser; each falls back to a DEPLOYTEST_* variable."""
+
+    def add(flag, env, **kwargs):
+        parser.add_argument(flag, env_var=f"DEPLOYTEST_{env}", **kwargs)
+
+    add("--predict-path", "PREDICT_PATH", default="/predict", help="predict path")
+    add("--max-new-tokens", "MAX_NEW_TOKENS", type=_positive(int), default=16)
+    add("--stream", "STREAM", action="store_true", default=False, help="stream tokens (SSE)")
+    add("--prompts", "PROMPTS", default="", help="prompts file, one per line")
+    add("--auth", "AUTH", choices=("none", "google"), default="none")
+    add("--request-timeout-s", "REQUEST_TIMEOUT_S", type=_positive(float), default=120.0)
+    add("--slo-ttft-ms", "SLO_TTFT_MS", type=_positive(float), default=None)
+    add("--slo-tpot-ms", "SLO_TPOT_MS", type=_positive(float), default=None)
+    add("--slo-p95-ms", "SLO_P95_MS", type=_positive(float), default=None)
+    add("--max-failure-ratio", "MAX_FAILURE_RATIO", type=float, default=0.01)
+    add("--load-shape", "LOAD_SHAPE", choices=SHAPES, default="users")
+    add("--rate", "RATE", type=_positive(float), default=None, help="arrivals per second")
+    add("--max-concurrency", "MAX_CONCURRENCY", type=_positive(int), default=64)
+    add("--steps", "STEPS", default="", help="DURATION:RATE stages, e.g. 10s:5,10s:10")
+    add("--sweep-rates", "SWEEP_RATES", default="1,2,4,8,16,32,64")
+    add("--stage-s", "STAGE_S", type=_positive(float), default=10.0)
+    add("--seed", "SEED", type=int, default=None, help="seed of the arrival schedule")
+    add("--llm-stats-file", "LLM_STATS_FILE", default="", help="write the LLM summary here")
+
+
+def _check_options(o) -> None:
+    if not o.predict_path.startswith("/"):
+        o.predict_path = "/" + o.predict_path
+    slos = (o.slo_p95_ms, o.slo_ttft_ms, o.slo_tpot_ms)
+    check_plan(o.load_shape, o.rate, o.steps, o.sweep_rates, slos, getattr(o, "processes", 1))
+
+
 @events.init.add_listener
 def _on_init(environment, **_kwargs):
-    """Runs once per process (master and every forked worker): set up auth, fail fast."""
-    global _token
-    if AUTH_MODE == "google":
+    """Runs once per process (master and every forked worker): options, auth, fail fast."""
+    global _token, PROMPTS, OPTIONS
+    o = environment.parsed_options
+    if o is None:  # a library user without a parser: nothing of ours to set up
+        return
+    _check_options(o)
+    OPTIONS = o
+    PROMPTS = load_prompts(o.prompts)
+    BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens, o.stream)
+    RUN.options = o
+    RUN.arrivals = Arrivals(o.seed)
+    RUN.total = LlmStats(o.slo_ttft_ms, o.slo_tpot_ms)
+    RUN.stage = LlmStats(o.slo_ttft_ms, o.slo_tpot_ms)
+    RUN.stages = []
+    PredictUser.network_timeout = PredictUser.connection_timeout = o.request_timeout_s
+    if o.auth == "google":
         try:
             _token = _google_token()
             _token.header()  # first token now: bad credentials stop the run before any load
@@ -213,67 +270,189 @@ def _on_init(environment, **_kwargs):
     else:
         _token = None
     logger.info(
-        "predict %s%s, max_new_tokens=%d, %d prompts, auth=%s",
+        "predict %s%s, max_new_tokens=%d, stream=%s, shape=%s, %d prompts, auth=%s",
         environment.host or PREDICT_HOST or "<--host>",
-        PREDICT_PATH,
-        MAX_NEW_TOKENS,
+        o.predict_path,
+        o.max_new_tokens,
+        o.stream,
+        o.load_shape,
         len(PROMPTS),
-        AUTH_MODE,
+        o.auth,
     )
 
 
+@events.test_start.add_listener
+def _on_test_start(environment, **_kwargs):
+    RUN.cpu_started = time.process_time()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs):
+    """No arrivals after the stop; those due but never sent count as dropped."""
+    RUN.arrivals.set_rate(0)
+    RUN.stopped_at = time.perf_counter()
+
+
+@events.report_to_master.add_listener
+def _on_report_to_master(client_id, data, **_kwargs):
+    """A worker ships its LLM histograms with each stats report, then starts afresh."""
+    cpu = time.process_time()
+    part = RUN.total.to_dict()
+    part["cpu_s"] = cpu - (RUN.cpu_started if RUN.cpu_reported is None else RUN.cpu_reported)
+    RUN.cpu_reported = cpu
+    data["deploytest_llm"] = part
+    RUN.total = LlmStats(RUN.total.slo_ttft_ms, RUN.total.slo_tpot_ms)
+
+
+@events.worker_report.add_listener
+def _on_worker_report(client_id, data, **_kwargs):
+    part = data.get("deploytest_llm")
+    if part:
+        RUN.total.merge(part)
+        RUN.worker_cpu_s += float(part.get("cpu_s", 0.0))
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kwargs):
+    """The master (or the only process) writes the LLM summary: what metrics.json reads."""
+    from locust.runners import WorkerRunner
+
+    o = OPTIONS
+    if o is None or not o.llm_stats_file or isinstance(environment.runner, WorkerRunner):
+        return
+    arrivals = RUN.arrivals
+    stopped = RUN.stopped_at or time.perf_counter()
+    window = stopped - RUN.first_stage_started if RUN.first_stage_started else 0.0
+    summary = RUN.total.summary()
+    own_cpu = time.process_time() - RUN.cpu_started
+    summary.update(
+        stream=o.stream,
+        load_shape=o.load_shape,
+        rate=o.rate,
+        max_concurrency=o.max_concurrency if o.load_shape != "users" else None,
+        arrivals={
+            "sent": arrivals.sent,
+            "delayed": arrivals.delayed,
+            "dropped": arrivals.dropped,
+            "window_s": window,
+            "rate": arrivals.sent / window if window > 0 else None,
+        },
+        stages=RUN.stages,
+        knee_rps=knee(RUN.stages) if o.load_shape == "sweep" else None,
+        client_cpu_s=own_cpu + RUN.worker_cpu_s,
+    )
+    Path(o.llm_stats_file).write_text(json.dumps(summary, indent=2))
+
+
+def _log_llm(environment, sample: Sample) -> None:
+    """Rows of type LLM in Locust's report, logged past the Aggregated row (see docstring).
+
+    One row per request metric; ITL (one value per token) is in metrics.json only: a report
+    row would cost a Locust log call per token.
+    """
+    get = environment.stats.get
+    if sample.ttft_ms is not None:
+        get("TTFT (ms)", "LLM").log(sample.ttft_ms, 0)
+        if (tpot := sample.tpot_ms) is not None:
+            get("TPOT (ms)", "LLM").log(tpot, 0)
+    # A count, shown in the time columns: the row's name says so.
+    get("output tokens (count, not ms)", "LLM").log(sample.output_tokens, 0)
+
+
 class PredictUser(FastHttpUser):
-    """Sends one prompt per request, back to back (closed loop: load = number of users)."""
+    """One prompt per request: back to back (closed loop), or at Poisson arrival times."""
 
     host = PREDICT_HOST
     wait_time = constant(0)
-    network_timeout = REQUEST_TIMEOUT_S
-    connection_timeout = REQUEST_TIMEOUT_S
+    network_timeout = 120.0
+    connection_timeout = 120.0
+
+    def _fail(self, reason: str) -> None:
+        for stats in RUN.collectors():
+            stats.failed()
+        self.environment.events.request.fire(
+            request_type="POST",
+            name=REQUEST_NAME,
+            response_time=0,
+            response_length=0,
+            exception=RuntimeError(reason),
+            context={},
+        )
 
     @task
     def predict(self) -> None:
-        body = {
-            "instances": [{"text": random.choice(PROMPTS)}],
-            "parameters": {"max_new_tokens": MAX_NEW_TOKENS},
-        }
+        o = OPTIONS
+        if RUN.arrivals.active:  # open loop: wait for this user's next arrival
+            due, late = RUN.arrivals.claim()
+            if not RUN.arrivals.wait(due):
+                return  # the rate changed while waiting: claim on the new schedule
+            RUN.arrivals.send(late)
+            for stats in RUN.collectors():
+                stats.counts["sent"] += 1
+                stats.counts["delayed"] += late
+        elif o is not None and o.load_shape != "users":
+            time.sleep(0.05)  # between stages, or after the last: no arrivals
+            return
+        stream = bool(o and o.stream)
+        if len(BODIES) != len(PROMPTS):  # no init event ran (a library user)
+            BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens if o else 16, stream)
         headers = {"Content-Type": "application/json"}
         if _token is not None:
             try:
                 headers["Authorization"] = _token.header()
             except Exception as exc:  # a failed refresh counts as a failed request, then backs off
-                self.environment.events.request.fire(
-                    request_type="POST",
-                    name=REQUEST_NAME,
-                    response_time=0,
-                    response_length=0,
-                    exception=RuntimeError(f"token refresh failed ({type(exc).__name__})"),
-                    context={},
-                )
-                time.sleep(1)  # gevent-patched: yields to the other users
+                self._fail(f"token refresh failed ({type(exc).__name__})")
+                time.sleep(1)
                 return
+        started = time.perf_counter()
         with self.client.post(
-            PREDICT_PATH,
-            data=json.dumps(body),
+            o.predict_path if o else "/predict",
+            data=random.choice(BODIES),
             headers=headers,
             name=REQUEST_NAME,
             catch_response=True,
+            stream=stream,
         ) as response:
-            # response_length carries output tokens (see the module docstring); 0 unless correct.
-            response.request_meta["response_length"] = 0
-            if not response.status_code:  # no HTTP answer at all
-                error = response.request_meta.get("exception")
-                response.failure(f"no response ({type(error).__name__})")
+            reason, sample = self._read(response, started, stream)
+            if reason is not None:
+                for stats in RUN.collectors():
+                    stats.failed()
+                response.failure(reason)
                 return
-            if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}")
-                return
-            try:
-                tokens = count_output_tokens(json.loads(response.content or b""))
-            except json.JSONDecodeError:
-                response.failure("body is not JSON")
-                return
-            except ValueError as exc:
-                response.failure(str(exc))
-                return
-            response.request_meta["response_length"] = tokens
+            for stats in RUN.collectors():
+                stats.add(sample)
+            _log_llm(self.environment, sample)
+            response.request_meta["response_time"] = sample.e2e_ms
+            response.request_meta["response_length"] = sample.bytes
             response.success()
+
+    @staticmethod
+    def _read(response, started: float, stream: bool) -> tuple[str | None, Sample | None]:
+        """(failure reason, None) or (None, the request's sample). Never raises."""
+        if not response.status_code:  # no HTTP answer at all
+            error = response.request_meta.get("exception")
+            return f"no response ({type(error).__name__})", None
+        if response.status_code != 200:
+            return f"HTTP {response.status_code}", None
+        if stream:
+            # FastResponse.iter_content reads fixed-size blocks and would hold a chunk back
+            # until a block fills; geventhttpclient's readline hands each SSE event (up to
+            # its blank line) over as soon as it is there.
+            raw = response._response
+            try:
+                return None, read_sse_stream(lambda: raw.readline(b"\n\n"), started)
+            except StreamError as exc:
+                return str(exc), None
+            except Exception as exc:  # timeouts, resets: the stream broke off
+                return f"stream broken ({type(exc).__name__})", None
+        try:
+            content = response.content or b""
+            tokens = count_output_tokens(json.loads(content))
+        except json.JSONDecodeError:
+            return "body is not JSON", None
+        except ValueError as exc:
+            return str(exc), None
+        except Exception as exc:
+            return f"body unreadable ({type(exc).__name__})", None
+        e2e = (time.perf_counter() - started) * 1000
+        return None, Sample(e2e_ms=e2e, output_tokens=tokens, bytes=len(content))

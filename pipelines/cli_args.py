@@ -30,6 +30,19 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     "--slo-p95-ms": ("slo_p95_ms", float, "gate: maximum p95 latency in ms"),
     "--max-failure-ratio": ("max_failure_ratio", float, "gate: maximum failed/total requests"),
     "--min-rps": ("min_rps", float, "gate: minimum requests per second"),
+    "--load-shape": (
+        "load_shape",
+        str,
+        "users (closed loop), rate (Poisson arrivals at --rate), steps (--steps), sweep "
+        "(--sweep-rates until an SLO breaks: the knee)",
+    ),
+    "--rate": ("rate", float, "open-loop arrivals per second (--load-shape rate)"),
+    "--max-concurrency": ("max_concurrency", int, "users carrying open-loop arrivals"),
+    "--steps": ("steps", str, "stages DURATION:RATE,... for --load-shape steps"),
+    "--sweep-rates": ("sweep_rates", str, "rising rates for --load-shape sweep"),
+    "--stage-s": ("stage_s", float, "seconds per sweep stage"),
+    "--slo-ttft-ms": ("slo_ttft_ms", float, "goodput: per-request TTFT target, ms (0: none)"),
+    "--slo-tpot-ms": ("slo_tpot_ms", float, "goodput: per-request TPOT target, ms (0: none)"),
     "--deploy-timeout-s": (
         "deploy_timeout_s",
         int,
@@ -58,9 +71,26 @@ def add_pipeline_options(parser: argparse.ArgumentParser, defaults: dict | None 
             option,
             dest=param,
             type=kind,
-            default=values[param],
+            # --rate has no default: an explicit 0 is an error, not "unset" (see below).
+            default=None if param == "rate" else values[param],
             help=f"{text} (default: {values[param]!r})",
         )
+    group.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=values["stream"],
+        help="stream tokens through :streamRawPredict and measure TTFT, ITL and TPOT "
+        f"(default: {values['stream']!r})",
+    )
+    group.add_argument(
+        "--slo",
+        action="append",
+        dest="slo_checks",
+        default=[],
+        metavar="METRIC<=VALUE",
+        help="gate: one more check on any metrics.json number, e.g. ttft_p95_ms<=500 or "
+        "goodput_ratio>=0.9 (repeatable)",
+    )
     group.add_argument(
         "--cost-label",
         action="append",
@@ -80,9 +110,15 @@ def add_pipeline_options(parser: argparse.ArgumentParser, defaults: dict | None 
 
 def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The pipeline parameters the options above set."""
-    from pipelines.validation import key_values
+    from pipelines.validation import InputError, key_values
 
     params = {param: getattr(args, param) for param, _, _ in _OPTIONS.values()}
     params["cost_labels"] = key_values(args.cost_label, "cost label")
     params["prices"] = key_values(args.price, "price")
+    if params["rate"] is None:
+        params["rate"] = DEFAULTS["rate"]
+    elif not params["rate"] > 0:
+        raise InputError(f"--rate must be > 0 requests/s, got {params['rate']:g}")
+    params["stream"] = args.stream
+    params["slo_checks"] = list(args.slo_checks)
     return params

@@ -13,6 +13,8 @@ LOCAL_DEFAULTS = {
     "cleanup_timeout_s": 120,
     "history": "OUTPUT_DIR/history",
 }
+# The demo model streams: show TTFT, TPOT and goodput (targets generous for a CPU).
+LOCAL_DEFAULTS.update(stream=True, slo_ttft_ms=1000.0, slo_tpot_ms=100.0)
 
 
 def _cache_dir() -> Path:

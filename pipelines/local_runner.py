@@ -396,7 +396,8 @@ class LocalRun:
         return run_cost(merged, self.o.parameters.get("prices"), tokens)
 
     def _summary(self, results: dict) -> int:
-        from components.metrics_schema import evaluate_slo, format_slo_table
+        from components.llm_metrics import summary_lines
+        from components.metrics_schema import evaluate_checks, evaluate_slo, format_slo_table
 
         p = self.o.parameters
         metrics = results.get("metrics")
@@ -407,6 +408,8 @@ class LocalRun:
             passed, checks = evaluate_slo(
                 metrics, p["slo_p95_ms"], p["max_failure_ratio"], p["min_rps"]
             )
+            checks += evaluate_checks(metrics, p.get("slo_checks", []))
+            passed = all(check.passed for check in checks)
             lines += [
                 f"  latency      p50 {metrics['p50_ms']:.0f} ms   p90 {metrics['p90_ms']:.0f} ms"
                 f"   p95 {metrics['p95_ms']:.0f} ms   p99 {metrics['p99_ms']:.0f} ms"
@@ -415,6 +418,7 @@ class LocalRun:
                 f"{metrics['output_tokens_per_s']:.0f} output tokens/s",
                 f"  failures     {metrics['failures']} of {metrics['requests']} "
                 f"({metrics['failure_ratio']:.2%})",
+                *summary_lines(metrics),
                 "  SLO gate:",
                 *("    " + row for row in format_slo_table(checks).splitlines()),
             ]

@@ -45,6 +45,17 @@ DEFAULTS: dict[str, Any] = {
     "max_failure_ratio": 0.01,
     "min_rps": 1.0,
     "cost_labels": {},
+    # LLM serving metrics and load shapes (components/load_options.py); 0 means unset.
+    "stream": False,
+    "load_shape": "users",
+    "rate": 0.0,
+    "max_concurrency": 64,
+    "steps": "",
+    "sweep_rates": "1,2,4,8,16,32,64",
+    "stage_s": 10.0,
+    "slo_ttft_ms": 0.0,
+    "slo_tpot_ms": 0.0,
+    "slo_checks": [],
     "deploy_timeout_s": 1800,
     "cleanup_timeout_s": 900,
     # USD per hour by machine or accelerator type, over components/prices.json
@@ -151,6 +162,16 @@ def build_pipeline(target: str):
         max_failure_ratio: float = d["max_failure_ratio"],
         min_rps: float = d["min_rps"],
         cost_labels: dict = d["cost_labels"],
+        stream: bool = d["stream"],
+        load_shape: str = d["load_shape"],
+        rate: float = d["rate"],
+        max_concurrency: int = d["max_concurrency"],
+        steps: str = d["steps"],
+        sweep_rates: str = d["sweep_rates"],
+        stage_s: float = d["stage_s"],
+        slo_ttft_ms: float = d["slo_ttft_ms"],
+        slo_tpot_ms: float = d["slo_tpot_ms"],
+        slo_checks: list = d["slo_checks"],
         deploy_timeout_s: int = d["deploy_timeout_s"],
         cleanup_timeout_s: int = d["cleanup_timeout_s"],
         prices: dict = d["prices"],
@@ -224,6 +245,17 @@ def build_pipeline(target: str):
                     duration=duration,
                     processes=processes,
                     max_new_tokens=max_new_tokens,
+                    stream=stream,
+                    load_shape=load_shape,
+                    rate=rate,
+                    max_concurrency=max_concurrency,
+                    steps=steps,
+                    sweep_rates=sweep_rates,
+                    stage_s=stage_s,
+                    slo_ttft_ms=slo_ttft_ms,
+                    slo_tpot_ms=slo_tpot_ms,
+                    slo_p95_ms=slo_p95_ms,
+                    max_failure_ratio=max_failure_ratio,
                 )
                 .after(deploy)
                 .set_display_name("load test")
@@ -261,6 +293,7 @@ def build_pipeline(target: str):
                 regression_verdict=record.outputs["Output"],
                 regression=regression,
                 trigger=trigger,
+                extra_checks=slo_checks,
             ).set_display_name("gate")
 
         # A cached create or deploy would skip the very resources the run must prove.

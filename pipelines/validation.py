@@ -29,6 +29,7 @@ LIMITS = {
     "max_new_tokens": 4096,
     "slo_p95_ms": 3_600_000.0,
     "min_rps": 1_000_000.0,
+    "rate": 1_000_000.0,
     "timeout_s": 24 * 3600,
     "replicas": 1000,
     "accelerator_count": 16,
@@ -183,11 +184,53 @@ def pipeline_parameters(params: dict) -> None:
     within(int(p["deploy_timeout_s"]), 0, LIMITS["timeout_s"], "the deploy timeout (s)", True)
     within(int(p["cleanup_timeout_s"]), 0, LIMITS["timeout_s"], "the clean-up timeout (s)", True)
     history(str(p["history"]), p["regression"], p["trigger"], str(p["template"]))
+    load_shape(p)
     try:
         validate_labels(p["cost_labels"])
         validate_prices(p["prices"])
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def load_shape(p: dict) -> None:
+    """Streaming, goodput targets, load shape and extra gate checks (components/load_options.py).
+
+    A rate of 0 means "unset" in the pipeline parameters; the CLI refuses an explicit 0.
+    """
+    from components.metrics_schema import parse_check
+
+    check(float(p["rate"]) >= 0, f"--rate must be > 0 requests/s, got {p['rate']:g}")
+    within(float(p["rate"]), 0, LIMITS["rate"], "the rate (requests/s)")
+    within(int(p["max_concurrency"]), 1, LIMITS["users"], "max concurrency")
+    within(float(p["stage_s"]), 0, LIMITS["duration_s"], "the stage length (s)", True)
+    for name in ("slo_ttft_ms", "slo_tpot_ms"):
+        within(float(p[name]), 0, LIMITS["slo_p95_ms"], name.replace("_", " "))
+    try:
+        options_from_parameters(p).validate(int(p["processes"]))
+        for spec in p["slo_checks"]:
+            parse_check(spec)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def options_from_parameters(p: dict):
+    """The LoadOptions that pipeline parameters (0 = unset) stand for."""
+    from components.load_options import LoadOptions
+
+    rate = float(p["rate"])
+    return LoadOptions(
+        stream=bool(p["stream"]),
+        load_shape=p["load_shape"],
+        rate=rate if rate != 0 else None,
+        max_concurrency=int(p["max_concurrency"]),
+        steps=p["steps"],
+        sweep_rates=p["sweep_rates"],
+        stage_s=float(p["stage_s"]),
+        slo_ttft_ms=float(p["slo_ttft_ms"]) or None,
+        slo_tpot_ms=float(p["slo_tpot_ms"]) or None,
+        slo_p95_ms=float(p["slo_p95_ms"]) or None,
+        max_failure_ratio=float(p["max_failure_ratio"]),
+    )
 
 
 def key_values(pairs: list[str], what: str) -> dict[str, str]:

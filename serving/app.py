@@ -14,13 +14,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from serving.batching import Batcher
 from serving.config import STATS_ROUTE, Settings
 from serving.generation import GenParams, RequestError, parse_predict_body
 from serving.http_limits import read_json_body
+from serving.streaming import MEDIA_TYPE, TokenStream, pop_stream_flag
 
 
 @dataclass
@@ -68,6 +69,7 @@ def create_app(settings: Settings, state: ServerState) -> Starlette:
         try:
             try:
                 body = await read_json_body(request, settings.read_timeout_s)
+                stream = pop_stream_flag(body)
                 items = parse_predict_body(body, settings.max_new_tokens_cap)
             except (HTTPException, RequestError) as exc:
                 with state.lock:
@@ -79,15 +81,21 @@ def create_app(settings: Settings, state: ServerState) -> Starlette:
             groups: dict[GenParams, list[int]] = {}
             for index, (_, params) in enumerate(items):
                 groups.setdefault(params, []).append(index)
+            tokens = TokenStream(len(items), settings.model_uri) if stream else None
             try:
                 futures = batcher.submit(
                     [([items[i][0] for i in idx], params) for params, idx in groups.items()],
                     arrival,
+                    [[tokens.sink(i) for i in idx] for idx in groups.values()] if tokens else None,
                 )
             except RuntimeError as exc:  # the batcher stopped: the server is going away
                 return error_response(503, str(exc))
         finally:
             batcher.withdraw(arrival)  # no-op once submitted
+        if tokens is not None:  # serving/streaming.py: SSE, one chunk per token
+            tokens.watch(futures)
+            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            return StreamingResponse(tokens.events(), media_type=MEDIA_TYPE, headers=headers)
         results = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         predictions: list[dict[str, Any]] = [{}] * len(items)
         for indices, rows in zip(groups.values(), results, strict=True):

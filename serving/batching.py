@@ -26,7 +26,10 @@ from serving.generation import Generation, GenParams
 
 log = logging.getLogger("serving.batching")
 
-RunBatch = Callable[[list[str], GenParams], Sequence[Generation]]
+RunBatch = Callable[..., Sequence[Generation]]
+# Called from the worker thread once per generated token of one row: (text delta, finish
+# reason or None). See serving/streaming.py.
+TokenSink = Callable[[str, str | None], None]
 
 
 @dataclass
@@ -34,6 +37,7 @@ class _Job:
     prompts: list[str]
     params: GenParams
     key: tuple | None
+    sinks: list[TokenSink | None] | None = None  # one per prompt when the request streams
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     queued_at: float = field(default_factory=time.monotonic)
 
@@ -101,14 +105,23 @@ class Batcher:
                 self._cond.notify_all()
 
     def submit(
-        self, groups: list[tuple[list[str], GenParams]], arrival: Arrival | None = None
+        self,
+        groups: list[tuple[list[str], GenParams]],
+        arrival: Arrival | None = None,
+        sinks: list[list[TokenSink | None]] | None = None,
     ) -> list[concurrent.futures.Future]:
         """Queue one request's groups (prompts sharing settings); one future per group.
 
+        `sinks` (one list per group, one sink per prompt) makes the batch stream: each sink
+        gets every token of its row as the batch generates it. Streaming and non-streaming
+        jobs with the same settings still share a batch.
         Enqueueing and settling the arrival happen under one lock, so the worker never
         sees the request as neither arriving nor queued.
         """
-        jobs = [_Job(prompts, params, params.batch_key()) for prompts, params in groups]
+        jobs = [
+            _Job(prompts, params, params.batch_key(), sinks[i] if sinks else None)
+            for i, (prompts, params) in enumerate(groups)
+        ]
         with self._cond:
             if self._stopping:
                 raise RuntimeError("server is shutting down")
@@ -194,7 +207,11 @@ class Batcher:
             prompts = [p for job in batch for p in job.prompts]
             started = time.monotonic()
             try:
-                rows = list(self._run_batch(prompts, batch[0].params))
+                if any(job.sinks for job in batch):
+                    sinks = [s for job in batch for s in (job.sinks or [None] * len(job.prompts))]
+                    rows = list(self._run_batch(prompts, batch[0].params, sinks=sinks))
+                else:
+                    rows = list(self._run_batch(prompts, batch[0].params))
                 if len(rows) != len(prompts):
                     raise RuntimeError(f"{len(rows)} rows back for {len(prompts)} prompts")
             except Exception as exc:  # the worker must survive anything one batch does

@@ -197,8 +197,14 @@ class Generator:
         )
         self.eos_token_id = self.tokenizer.eos_token_id
 
-    def generate(self, prompts: list[str], params: GenParams) -> list[Generation]:
-        """Run one `model.generate` over all prompts (left-padded) and split the rows."""
+    def generate(
+        self, prompts: list[str], params: GenParams, sinks: list | None = None
+    ) -> list[Generation]:
+        """Run one `model.generate` over all prompts (left-padded) and split the rows.
+
+        `sinks` (one per prompt, None for a row nobody streams) get each row's tokens as the
+        batch generates them: one token per active row per step (serving/streaming.py).
+        """
         import torch
 
         max_new = min(params.max_new_tokens, self.max_positions - 1)
@@ -215,6 +221,10 @@ class Generator:
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self.eos_token_id,
         }
+        if sinks and any(sinks):
+            from serving.streaming import RowStreamer
+
+            kwargs["streamer"] = RowStreamer(self.tokenizer, sinks, self.eos_token_id, max_new)
         if params.do_sample:
             # top_k=0 turns HF's default top-k (50) off, so top_p alone shapes sampling.
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)

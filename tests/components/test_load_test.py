@@ -57,8 +57,11 @@ def _check_files(out_dir, metrics: dict) -> None:
     stored = LoadTestMetrics.from_json(files["metrics"].read_text())
     assert stored.to_dict() == metrics
     with files["stats_csv"].open() as fh:
-        names = [row["Name"] for row in csv.DictReader(fh)]
-    assert names == ["predict", "Aggregated"]
+        rows = [(row["Type"], row["Name"]) for row in csv.DictReader(fh)]
+    # Requests, then the LLM rows (which bypass Aggregated), then Aggregated.
+    assert [name for kind, name in rows if kind != "LLM"] == ["predict", "Aggregated"]
+    if metrics["failures"] < metrics["requests"]:
+        assert ("LLM", "output tokens (count, not ms)") in rows
 
 
 def test_correct_model_metrics_are_consistent(tmp_path, model_server, capsys):
@@ -154,10 +157,14 @@ def test_plain_locust_command_line(tmp_path):
         cmd += ["-r", "1", "-t", "2s", "--json-file", str(tmp_path / "s"), "--only-summary"]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    (entry,) = json.loads((tmp_path / "s.json").read_text())
-    assert entry["name"] == "predict" and entry["num_requests"] > 0
-    assert entry["num_failures"] == 0
-    assert entry["total_content_length"] == 3 * entry["num_requests"]
+    entries = {e["name"]: e for e in json.loads((tmp_path / "s.json").read_text())}
+    entry = entries["predict"]
+    assert entry["num_requests"] > 0 and entry["num_failures"] == 0
+    # Sizes are bytes again; output tokens have a row of their own (a count per request).
+    assert entry["total_content_length"] > 3 * entry["num_requests"]
+    tokens = entries["output tokens (count, not ms)"]
+    assert tokens["method"] == "LLM" and tokens["num_requests"] == entry["num_requests"]
+    assert tokens["total_response_time"] == 3 * entry["num_requests"]
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,10 @@ from components.metrics_schema import (
     SCHEMA_VERSION,
     LoadTestMetrics,
     SchemaError,
+    evaluate_checks,
     evaluate_slo,
     format_slo_table,
+    parse_check,
     validate_metrics,
 )
 
@@ -96,8 +98,13 @@ def _metrics(**change) -> dict:
         "path": "/predict",
         "locust_version": "2.46.6",
         "started_at": "2026-01-01T00:00:00+00:00",
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": 1,
     }
+    if change.pop("_v1", False):
+        data.update(change)
+        return data
+    data = LoadTestMetrics.from_dict(data).to_dict()  # + the version-2 fields, defaults
+    data["schema_version"] = SCHEMA_VERSION
     data.update(change)
     return data
 
@@ -106,13 +113,38 @@ def test_schema_round_trip_and_units():
     metrics = validate_metrics(_metrics())
     assert LoadTestMetrics.from_json(metrics.to_json()) == metrics
     assert set(FIELD_UNITS) == set(metrics.to_dict())
-    assert json.loads(metrics.to_json())["schema_version"] == 1
+    assert json.loads(metrics.to_json())["schema_version"] == 2
+
+
+def test_schema_1_files_still_read_and_llm_fields_are_checked():
+    old = validate_metrics(_metrics(_v1=True))
+    assert old.schema_version == 1 and old.llm == {} and not old.stream
+    with pytest.raises(SchemaError, match="missing fields"):
+        validate_metrics({k: v for k, v in _metrics().items() if k != "ttft_p95_ms"})
+    with pytest.raises(SchemaError, match="ttft_p95_ms must be finite"):
+        validate_metrics(_metrics(ttft_p95_ms=-1.0))
+    with pytest.raises(SchemaError, match="stream must be true or false"):
+        validate_metrics(_metrics(stream="yes"))
+    good = validate_metrics(_metrics(ttft_p95_ms=120.5, goodput_rps=3.0))
+    assert good.to_dict()["ttft_p95_ms"] == 120.5 and good.goodput_rps == 3.0
+
+
+def test_extra_checks_gate_on_any_metric():
+    metrics = _metrics(ttft_p95_ms=120.0, goodput_ratio=0.8)
+    ttft, goodput, tpot = evaluate_checks(
+        metrics, ["ttft_p95_ms<=150", "goodput_ratio>=0.9", "tpot_p95_ms<=20"]
+    )
+    assert ttft.passed and not goodput.passed
+    assert not tpot.passed and tpot.measured is None  # not measured: fails
+    for bad in ("ttft_p95_ms<150", "nope<=1", "ttft_p95_ms<=x", "ttft_p95_ms<=inf"):
+        with pytest.raises(ValueError, match="bad SLO check"):
+            parse_check(bad)
 
 
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"schema_version": 2}, "unsupported schema_version"),
+        ({"schema_version": 3}, "unsupported schema_version"),
         ({"requests": "10"}, "requests must be an int"),
         ({"rps": -1.0}, "rps must be finite"),
         ({"p95_ms": float("inf")}, "p95_ms must be finite"),

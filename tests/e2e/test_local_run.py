@@ -88,7 +88,10 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
     assert "1 endpoint(s) deleted, 1 model(s) undeployed" in out
     assert (run_dir / "report.html").read_text().lower().count("locust") > 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["schema_version"] == 1 and metrics["requests"] > 0
+    assert metrics["schema_version"] == 2 and metrics["requests"] > 0
+    # streamed by default: the summary shows the LLM serving metrics
+    assert re.search(r"TTFT +p50 [\d.]+ ms", out) and re.search(r"TPOT +p50 [\d.]+ ms", out)
+    assert "goodput" in out and metrics["ttft_p50_ms"] > 0 and metrics["goodput_rps"] > 0
     assert metrics["failure_ratio"] == 0
     record = json.loads((run_dir / "cleanup.json").read_text())
     assert record["ok"] and record["left"] == [] and record["run_label"] == "e2e-success"

@@ -5,7 +5,8 @@ AIP_HEALTH_ROUTE (503 until "loaded", then 200), predict on AIP_PREDICT_ROUTE ec
 `{"instances": [{"text": ...}]}` as `{"predictions": [{"generated_text": ..., ...}]}`.
 Behaviour knobs (environment): FAKE_LOAD_S (seconds before healthy), FAKE_EXIT_CODE
 (exit at once with this code), FAKE_CRASH_IF_EXISTS=PATH (exit 3 at start if PATH
-exists), FAKE_NEVER_HEALTHY=1.
+exists), FAKE_NEVER_HEALTHY=1. A body with "stream": true gets two server-sent events
+FAKE_STREAM_GAP_S (0.5) apart.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            if body.get("stream") is True:
+                self._stream()
+                return
             instances = body["instances"]
             params = body.get("parameters") or {}
             preds = [
@@ -64,6 +68,18 @@ class Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": f"bad request: {exc!r}"})
             return
         self._send(200, {"predictions": preds})
+
+    def _stream(self) -> None:
+        """Two SSE events FAKE_STREAM_GAP_S apart, then [DONE]; the body ends at close."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for event in ("first", None, "second", "[DONE]"):
+            if event is None:
+                time.sleep(float(os.environ.get("FAKE_STREAM_GAP_S", "0.5")))
+                continue
+            self.wfile.write(f"data: {event}\n\n".encode())
+            self.wfile.flush()
 
     def log_message(self, fmt, *args):
         sys.stderr.write("fake-model-server: " + fmt % args + "\n")

@@ -19,6 +19,24 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def assert_streams(url: str, endpoint: str) -> None:
+    """`:streamRawPredict` relays the model's server-sent events: one per token, then DONE."""
+    import httpx
+
+    body = {"instances": [{"text": "hello"}], "parameters": {"max_new_tokens": 5}, "stream": True}
+    with httpx.stream(
+        "POST", f"{url}/v1/{endpoint}:streamRawPredict", json=body, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-vertex-ai-deployed-model-id"]
+        events = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+    assert sum('"finish_reason"' in e and '"choices":[]' not in e for e in events) == 5
+    missing = httpx.post(f"{url}/v1/{endpoint}0:streamRawPredict", json=body, timeout=30)
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+
+
 def test_sdk_lifecycle_with_real_model_server(tmp_path):
     from google.cloud import aiplatform
 
@@ -50,6 +68,7 @@ def test_sdk_lifecycle_with_real_model_server(tmp_path):
         assert isinstance(first["generated_text"], str) and first["generated_text"]
         assert 1 <= first["output_tokens"] <= 8
         assert prediction.deployed_model_id == endpoint.list_models()[0].id
+        assert_streams(emu.url, endpoint.resource_name)
 
         with pytest.raises(gexc.BadRequest) as err:  # FAILED_PRECONDITION, as on Vertex AI
             endpoint.delete()

@@ -1,0 +1,178 @@
+"""The LLM part of metrics.json, from the summary the locustfile writes (`llm_metrics.json`).
+
+Plain Python, data only: the locustfile (loadtests/llm_stats.py) computes the percentiles; this
+module maps them onto metrics.json's fields and says, for each metric it cannot give, why not.
+A locustfile of the user's own writes no summary: then only what Locust itself measures is
+reported (latency, requests/s, failures) and every LLM metric is listed as unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from components.metrics_schema import LLM_SERIES, LLM_STATS, llm_field
+
+LLM_STATS_NAME = "llm_metrics.json"
+STREAM_ONLY = ("ttft", "itl", "tpot")
+# llm_stats.py names its histograms by unit; metrics.json by series.
+_HIST = {
+    "ttft": "ttft_ms",
+    "itl": "itl_ms",
+    "tpot": "tpot_ms",
+    "e2e": "e2e_ms",
+    "normalized": "normalized_ms",
+    "output_tokens": "output_tokens",
+}
+
+NO_SUMMARY = (
+    "the locustfile wrote no LLM summary (a locustfile of your own: Locust measures end-to-end "
+    "latency, requests/s and failures only)"
+)
+NOT_STREAMING = "requests were not streamed (--stream): the first token came with the whole answer"
+
+
+def read_summary(out_dir: str | Path) -> dict[str, Any] | None:
+    """The locustfile's summary, or None when it wrote none (or an unreadable one)."""
+    path = Path(out_dir) / LLM_STATS_NAME
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def llm_fields(summary: dict[str, Any] | None, requests: int, duration_s: float) -> dict[str, Any]:
+    """The version-2 fields of LoadTestMetrics (components/metrics_schema.py).
+
+    `requests` and `duration_s` are Locust's (all requests, its load window): goodput is good
+    requests over that same window, so it compares with requests/s.
+    """
+    llm = {llm_field(name, stat): None for name in LLM_SERIES for stat in LLM_STATS}
+    if summary is None:
+        unavailable = {name: NO_SUMMARY for name in LLM_SERIES}
+        unavailable["goodput"] = NO_SUMMARY
+        return {"llm": llm, "llm_unavailable": unavailable}
+    unavailable: dict[str, str] = {}
+    stream = bool(summary.get("stream"))
+    for name in LLM_SERIES:
+        hist = summary.get(_HIST[name]) or {}
+        if not hist.get("count"):
+            if name in STREAM_ONLY and not stream:
+                unavailable[name] = NOT_STREAMING
+            elif name == "tpot":
+                unavailable[name] = "no successful request had 2 or more tokens"
+            else:
+                unavailable[name] = "no successful request"
+            continue
+        for stat in LLM_STATS:
+            value = hist.get(stat)
+            llm[llm_field(name, stat)] = float(value) if value is not None else None
+    counts = summary.get("counts") or {}
+    good = int(counts.get("good", 0))
+    ttft, tpot = summary.get("slo_ttft_ms"), summary.get("slo_tpot_ms")
+    fields: dict[str, Any] = {
+        "llm": llm,
+        "stream": stream,
+        "slo_ttft_ms": ttft,
+        "slo_tpot_ms": tpot,
+        "load_shape": str(summary.get("load_shape") or "users"),
+    }
+    if ttft is None and tpot is None:
+        unavailable["goodput"] = "no per-request target given (--slo-ttft-ms, --slo-tpot-ms)"
+    elif ttft is not None and not stream:
+        unavailable["goodput"] = "a TTFT target needs streamed requests (--stream)"
+    else:
+        fields["good_requests"] = good
+        fields["goodput_rps"] = good / duration_s if duration_s > 0 else 0.0
+        fields["goodput_ratio"] = good / requests if requests else 0.0
+    arrivals = summary.get("arrivals") or {}
+    if fields["load_shape"] != "users":
+        fields["offered_rate"] = summary.get("rate")
+        fields["arrival_rate"] = arrivals.get("rate")
+        fields["max_concurrency"] = summary.get("max_concurrency")
+        fields["delayed"] = int(arrivals.get("delayed") or 0)
+        fields["dropped"] = int(arrivals.get("dropped") or 0)
+    fields["knee_rps"] = summary.get("knee_rps")
+    cpu = summary.get("client_cpu_s")
+    if isinstance(cpu, int | float) and requests:
+        fields["client_cpu_ms_per_request"] = cpu * 1000 / requests
+    fields["llm_unavailable"] = unavailable
+    return fields
+
+
+def output_tokens(summary: dict[str, Any] | None) -> int:
+    """Output tokens of all successful requests (0 without a summary)."""
+    hist = (summary or {}).get("output_tokens") or {}
+    mean, count = hist.get("mean"), hist.get("count") or 0
+    return round(mean * count) if mean is not None else 0
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def describe(m: dict[str, Any]) -> str:
+    """One line: TTFT, TPOT, ITL, goodput, arrivals; and which LLM metrics are missing."""
+    parts = []
+    for name, label in (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL")):
+        if m.get(f"{name}_p50_ms") is not None:
+            parts.append(f"{label} p50 {_ms(m[f'{name}_p50_ms'])} p95 {_ms(m[f'{name}_p95_ms'])}")
+    if m.get("goodput_rps") is not None:
+        parts.append(f"goodput {m['goodput_rps']:.2f} req/s ({m['goodput_ratio']:.0%} good)")
+    if m.get("arrival_rate") is not None:
+        parts.append(
+            f"arrivals {m['arrival_rate']:.2f}/s (offered {m.get('offered_rate') or 'stages'}), "
+            f"{m.get('delayed', 0)} delayed, {m.get('dropped', 0)} dropped"
+        )
+    if m.get("knee_rps") is not None:
+        parts.append(f"knee {m['knee_rps']:g} req/s")
+    if m.get("client_cpu_ms_per_request") is not None:
+        parts.append(f"client CPU {m['client_cpu_ms_per_request']:.2f} ms/request")
+    missing = m.get("llm_unavailable") or {}
+    if missing:
+        reasons = sorted(set(missing.values()))
+        parts.append(f"not measured: {', '.join(sorted(missing))} ({'; '.join(reasons)})")
+    return "LLM: " + ("; ".join(parts) if parts else "no LLM metrics")
+
+
+def summary_lines(m: dict[str, Any]) -> list[str]:
+    """The LLM lines of `deploytest run`'s summary (aligned with its other lines)."""
+    lines = []
+    for name, label in (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL")):
+        if m.get(f"{name}_p50_ms") is not None:
+            lines.append(
+                f"  {label:<12} "
+                + "   ".join(f"{s} {_ms(m[f'{name}_{s}_ms'])}" for s in ("p50", "p95", "p99"))
+            )
+    if m.get("goodput_rps") is not None:
+        targets = ", ".join(
+            f"{label} <= {m[key]:g} ms"
+            for key, label in (("slo_ttft_ms", "TTFT"), ("slo_tpot_ms", "TPOT"))
+            if m.get(key) is not None
+        )
+        lines.append(
+            f"  goodput      {m['goodput_rps']:.1f} requests/s ({m['goodput_ratio']:.0%} of "
+            f"requests met {targets})"
+        )
+    if m.get("arrival_rate") is not None:
+        offered = f"{m['offered_rate']:g}/s" if m.get("offered_rate") else "in stages"
+        lines.append(
+            f"  arrivals     {m['arrival_rate']:.1f}/s (offered {offered}, open loop, "
+            f"cap {m.get('max_concurrency')}), {m.get('delayed', 0)} delayed, "
+            f"{m.get('dropped', 0)} dropped"
+        )
+    if m.get("load_shape") == "sweep":
+        knee = m.get("knee_rps")
+        lines.append(
+            "  knee         "
+            + (f"{knee:g} requests/s (highest rate meeting every SLO)" if knee else "none")
+        )
+    if m.get("client_cpu_ms_per_request") is not None:
+        lines.append(f"  client CPU   {m['client_cpu_ms_per_request']:.2f} ms per request")
+    for name, reason in sorted((m.get("llm_unavailable") or {}).items()):
+        lines.append(f"  not measured {name}: {reason}")
+    return lines

@@ -1,0 +1,236 @@
+"""Per-request LLM serving metrics for the locustfile: reading a token stream, histograms that
+merge across Locust processes, and the summary the load test writes at the end.
+
+Plain Python (no Locust import), so it is unit-testable and cheap on the hot path.
+
+Definitions (those of `vllm bench serve`, genai-perf and inference-perf):
+    TTFT  time from sending the request to the first token chunk
+    ITL   time between consecutive token chunks of one request
+    TPOT  (E2E - TTFT) / (output tokens - 1), for requests with at least 2 tokens
+    E2E   time from sending the request to the end of the answer
+    normalized latency  E2E / output tokens
+A request is *good* (counts towards goodput) when it succeeded and meets every per-request
+target given: TTFT <= slo_ttft_ms, TPOT <= slo_tpot_ms (a 1-token answer has no TPOT and
+meets a TPOT target, as in vLLM).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PERCENTILES = (50, 90, 95, 99)
+_decode = json.JSONDecoder().decode  # json.loads minus its per-call encoding sniffing
+METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "normalized_ms", "output_tokens")
+COUNTS = ("requests", "failures", "samples", "good", "scheduled", "sent", "delayed", "dropped")
+
+
+class StreamError(ValueError):
+    """The answer broke the streaming contract; the message is the failure's reason."""
+
+
+@dataclass
+class Sample:
+    """One successful request's measurements (milliseconds and tokens)."""
+
+    e2e_ms: float
+    output_tokens: int
+    ttft_ms: float | None = None
+    itl_ms: list[float] = field(default_factory=list)
+    bytes: int = 0
+
+    @property
+    def tpot_ms(self) -> float | None:
+        """(E2E - TTFT) / (tokens - 1); None below 2 tokens (never a division by zero)."""
+        if self.ttft_ms is None or self.output_tokens < 2:
+            return None
+        return (self.e2e_ms - self.ttft_ms) / (self.output_tokens - 1)
+
+
+def read_sse_stream(readline: Callable[[], bytes], started: float, clock=time.perf_counter):
+    """Read an OpenAI-style completions stream (`data: {...}` lines, `data: [DONE]`) and time it.
+
+    `readline` returns the next piece of the body (a line, or a whole event with its blank
+    line; b"" at the end); every `data:` line in a piece gets the time the piece arrived.
+    `started` is the `clock()` value when the request was sent. Returns a `Sample`; raises
+    StreamError for an error event, a chunk that does not parse, an end without `[DONE]`, or
+    zero tokens. One chunk with non-empty `choices` is one token unless a `usage` chunk gives
+    `completion_tokens`. Network errors propagate to the caller.
+    """
+    ttft = None
+    last = 0.0
+    itl: list[float] = []
+    chunks = 0
+    usage_tokens = None
+    size = 0
+    while True:
+        piece = readline()
+        if not piece:
+            break
+        now = clock()
+        size += len(piece)
+        for line in piece.splitlines():
+            if not line.startswith(b"data:"):
+                continue  # blank separators, SSE comments, event/id fields
+            if line.endswith(b"[DONE]") and line[5:].strip() == b"[DONE]":
+                if chunks == 0:
+                    raise StreamError("zero tokens in the stream")
+                tokens = usage_tokens if usage_tokens is not None else chunks
+                return Sample((now - started) * 1000, max(tokens, chunks), ttft, itl, size)
+            try:
+                event = _decode(line[5:].decode())  # JSON allows the leading space
+            except ValueError:  # UnicodeDecodeError is one too
+                raise StreamError("a chunk is not JSON") from None
+            if not isinstance(event, dict):
+                raise StreamError("a chunk is not a JSON object")
+            if "error" in event:
+                raise StreamError("error event in the stream")
+            choices = event.get("choices")
+            if not isinstance(choices, list):
+                raise StreamError("a chunk has no choices list")
+            usage = event.get("usage")
+            if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                usage_tokens = usage["completion_tokens"]
+            if not choices:
+                continue
+            chunks += 1
+            if ttft is None:
+                ttft = (now - started) * 1000
+            else:
+                itl.append((now - last) * 1000)
+            last = now
+    if chunks == 0:
+        raise StreamError("stream ended before the first token")
+    raise StreamError("stream ended without [DONE]")
+
+
+def _key(value: float) -> float:
+    # 0.01 ms resolution below 10 ms (a small model's tokens), 0.1 ms below 100, 1 ms above:
+    # percentiles within 0.25 % at 20 ms, the histogram bounded however long the run.
+    if value < 10:
+        return round(value, 2)
+    return round(value, 1) if value < 100 else float(round(value))
+
+
+class Histogram:
+    """Value -> count, rounded so a long run stays small; merges by adding counts."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[float] = Counter()
+        self.total = 0.0
+        self.n = 0
+
+    def add(self, value: float) -> None:
+        self.counts[_key(value)] += 1
+        self.total += value
+        self.n += 1
+
+    def add_many(self, values: list[float]) -> None:
+        counts = self.counts
+        for value in values:
+            counts[_key(value)] += 1
+        self.total += sum(values)
+        self.n += len(values)
+
+    def merge(self, other: Mapping[str, Any]) -> None:
+        for key, count in other.get("counts", []):
+            self.counts[float(key)] += int(count)
+        self.total += float(other.get("total", 0.0))
+        self.n += int(other.get("n", 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": sorted(self.counts.items()), "total": self.total, "n": self.n}
+
+    def percentile(self, percent: float) -> float | None:
+        """Nearest-rank percentile (percent in 0..100); None when empty."""
+        if not self.n:
+            return None
+        rank = max(1, math.ceil(self.n * percent / 100))
+        seen = 0
+        for value in sorted(self.counts):
+            seen += self.counts[value]
+            if seen >= rank:
+                return value
+        return max(self.counts)
+
+    def summary(self) -> dict[str, float | None]:
+        out: dict[str, float | None] = {f"p{p}": self.percentile(p) for p in PERCENTILES}
+        out["mean"] = self.total / self.n if self.n else None
+        out["count"] = self.n
+        return out
+
+
+class LlmStats:
+    """Histograms of the per-request metrics plus counts, for one process or one stage."""
+
+    def __init__(self, slo_ttft_ms: float | None = None, slo_tpot_ms: float | None = None):
+        self.slo_ttft_ms = slo_ttft_ms
+        self.slo_tpot_ms = slo_tpot_ms
+        self.hist = {name: Histogram() for name in METRICS}
+        self.counts: Counter[str] = Counter()
+        self.started = time.time()
+
+    def is_good(self, sample: Sample) -> bool:
+        """Meets every per-request target given (a missing TTFT fails a TTFT target)."""
+        if self.slo_ttft_ms is not None and (
+            sample.ttft_ms is None or sample.ttft_ms > self.slo_ttft_ms
+        ):
+            return False
+        tpot = sample.tpot_ms
+        return not (self.slo_tpot_ms is not None and tpot is not None and tpot > self.slo_tpot_ms)
+
+    def add(self, sample: Sample) -> bool:
+        """Record a successful request; returns whether it was good."""
+        h = self.hist
+        h["e2e_ms"].add(sample.e2e_ms)
+        h["output_tokens"].add(sample.output_tokens)
+        if sample.output_tokens > 0:
+            h["normalized_ms"].add(sample.e2e_ms / sample.output_tokens)
+        if sample.ttft_ms is not None:
+            h["ttft_ms"].add(sample.ttft_ms)
+        if sample.itl_ms:
+            h["itl_ms"].add_many(sample.itl_ms)
+        if (tpot := sample.tpot_ms) is not None:
+            h["tpot_ms"].add(tpot)
+        good = self.is_good(sample)
+        self.counts["requests"] += 1
+        self.counts["samples"] += 1
+        self.counts["good"] += good
+        return good
+
+    def failed(self) -> None:
+        self.counts["requests"] += 1
+        self.counts["failures"] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a worker sends to the master (then resets)."""
+        return {
+            "hist": {name: h.to_dict() for name, h in self.hist.items()},
+            "counts": dict(self.counts),
+        }
+
+    def merge(self, data: Mapping[str, Any]) -> None:
+        for name, h in (data.get("hist") or {}).items():
+            if name in self.hist:
+                self.hist[name].merge(h)
+        for name, n in (data.get("counts") or {}).items():
+            self.counts[name] += int(n)
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers for llm_metrics.json: percentiles of every metric, counts, targets."""
+        out: dict[str, Any] = {name: h.summary() for name, h in self.hist.items()}
+        out["counts"] = {name: int(self.counts[name]) for name in COUNTS}
+        out["slo_ttft_ms"] = self.slo_ttft_ms
+        out["slo_tpot_ms"] = self.slo_tpot_ms
+        return out
+
+
+def merge_all(parts: Iterable[Mapping[str, Any]], into: LlmStats) -> LlmStats:
+    for part in parts:
+        into.merge(part)
+    return into

@@ -1,0 +1,157 @@
+"""`deploytest loadtest`: the pipeline's Locust load test against any running endpoint.
+
+No pipeline, nothing deployed or deleted: the same component code (components/locust_run.py)
+runs against a Vertex AI endpoint (`--endpoint`, the regional host with a Google access
+token, or the emulator with `--api-endpoint`) or any URL with the predict contract (`--url`
+and `--predict-path`), and writes Locust's report, its stats and metrics.json into `-o DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from loadtests.plan import SHAPES
+
+    p = subparsers.add_parser(
+        "loadtest",
+        help="load-test a running endpoint (Vertex AI or any URL); no pipeline",
+        description="Run the pipeline's Locust load test against an endpoint that is already "
+        "serving, and write report.html, Locust's stats and metrics.json into -o DIR. "
+        "Exits 0, 1 when a given SLO is missed or Locust failed, 2 for bad input (before "
+        "anything is created).",
+    )
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--endpoint", help="a Vertex AI endpoint, projects/P/locations/L/endpoints/E"
+    )
+    target.add_argument("--url", help="base URL of any server with the predict contract")
+    p.add_argument("--predict-path", default="", help="with --url: the predict path, e.g. /predict")
+    p.add_argument(
+        "--api-endpoint",
+        default="",
+        help="with --endpoint: the API host to use, e.g. a `deploytest emulator` URL (no auth); "
+        "default https://LOCATION-aiplatform.googleapis.com with a Google access token",
+    )
+    p.add_argument(
+        "--auth",
+        choices=("none", "google"),
+        default="none",
+        help="with --url: send a Google access token (default: none)",
+    )
+    p.add_argument("-o", "--output-dir", required=True, help="where the results go")
+    p.add_argument("--locustfile", default="", help="default: loadtests/locustfile.py")
+    load = p.add_argument_group("load")
+    load.add_argument("--users", type=int, default=8, help="closed-loop users (default: 8)")
+    load.add_argument("--spawn-rate", type=float, default=8.0, help="users/s (default: 8)")
+    load.add_argument("--duration", default="20s", help="Locust time span (default: 20s)")
+    load.add_argument("--processes", type=int, default=1, help="Locust processes (default: 1)")
+    load.add_argument("--max-new-tokens", type=int, default=16, help="default: 16")
+    load.add_argument("--stream", action="store_true", help="stream tokens: TTFT, ITL, TPOT")
+    load.add_argument("--load-shape", choices=SHAPES, default="users", help="default: users")
+    load.add_argument("--rate", type=float, default=None, help="open-loop arrivals per second")
+    load.add_argument("--max-concurrency", type=int, default=64, help="open-loop users cap")
+    load.add_argument("--steps", default="", help="DURATION:RATE stages, e.g. 10s:5,10s:10")
+    load.add_argument("--sweep-rates", default="1,2,4,8,16,32,64", help="rising sweep rates")
+    load.add_argument("--stage-s", type=float, default=10.0, help="seconds per sweep stage")
+    load.add_argument("--seed", type=int, default=None, help="seed of the arrival schedule")
+    slo = p.add_argument_group("SLOs (each optional; a missed one exits 1)")
+    slo.add_argument("--slo-ttft-ms", type=float, default=None, help="per-request TTFT target")
+    slo.add_argument("--slo-tpot-ms", type=float, default=None, help="per-request TPOT target")
+    slo.add_argument("--slo-p95-ms", type=float, default=None, help="E2E p95 target")
+    slo.add_argument(
+        "--max-failure-ratio", type=float, default=0.01, help="default: 0.01 (sweep stages)"
+    )
+    slo.add_argument(
+        "--slo",
+        action="append",
+        default=[],
+        metavar="METRIC<=VALUE",
+        help="a check on any metrics.json number, e.g. goodput_ratio>=0.9 (repeatable)",
+    )
+    p.set_defaults(func=run)
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(host, path, auth); ValueError on bad input."""
+    from components.locust_run import predict_target
+
+    if args.endpoint:
+        location = args.endpoint.split("/")[3] if args.endpoint.count("/") >= 5 else ""
+        host, path, auth = predict_target(args.endpoint, args.api_endpoint, location)
+        if args.stream:
+            path = path.removesuffix(":predict") + ":streamRawPredict"
+        return host, path, auth
+    if not args.predict_path:
+        raise ValueError("--url needs --predict-path, e.g. /predict")
+    if args.api_endpoint:
+        raise ValueError("--api-endpoint goes with --endpoint, not --url")
+    return args.url.rstrip("/"), args.predict_path, args.auth
+
+
+def run(args: argparse.Namespace) -> int:
+    from components import llm_metrics
+    from components.load_options import LoadOptions
+    from components.locust_run import LocustRunError, run_locust, validate_inputs
+    from components.metrics_schema import evaluate_checks, format_slo_table, parse_check
+    from pipelines.local_runner import default_locustfile
+
+    locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()
+    checks = list(args.slo)
+    if args.slo_p95_ms is not None:
+        checks.append(f"p95_ms<={args.slo_p95_ms}")
+    try:
+        host, path, auth = _target(args)
+        load = LoadOptions(
+            stream=args.stream,
+            load_shape=args.load_shape,
+            rate=args.rate,
+            max_concurrency=args.max_concurrency,
+            steps=args.steps,
+            sweep_rates=args.sweep_rates,
+            stage_s=args.stage_s,
+            slo_ttft_ms=args.slo_ttft_ms,
+            slo_tpot_ms=args.slo_tpot_ms,
+            slo_p95_ms=args.slo_p95_ms,
+            max_failure_ratio=args.max_failure_ratio,
+            seed=args.seed,
+        )
+        load.validate(args.processes)
+        validate_inputs(
+            locustfile, host, path, args.users, args.spawn_rate, args.duration,
+            args.processes, args.max_new_tokens, auth,
+        )  # fmt: skip
+        for spec in checks:
+            parse_check(spec)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"deploytest loadtest: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.output_dir)
+    print(f"load test of {host}{path}: results in {out}", flush=True)
+    try:
+        metrics = run_locust(
+            locustfile=locustfile,
+            host=host,
+            path=path,
+            users=args.users,
+            spawn_rate=args.spawn_rate,
+            duration=args.duration,
+            processes=args.processes,
+            out_dir=out,
+            max_new_tokens=args.max_new_tokens,
+            auth=auth,
+            load=load,
+        )
+    except LocustRunError as exc:
+        print(f"deploytest loadtest: {exc}", file=sys.stderr)
+        return 1
+    for line in llm_metrics.summary_lines(metrics):
+        print(line)
+    print(f"  report.html  {out / 'report.html'}\n  metrics.json {out / 'metrics.json'}")
+    results = evaluate_checks(metrics, checks)
+    if results:
+        print(format_slo_table(results))
+    return 0 if all(check.passed for check in results) else 1
