@@ -150,7 +150,12 @@ class Janitor(Construct):
             depends_on=needs,
         )
         ProjectIamMember(
-            self, "role-member", project=p.project_id, role=self.role.id, member=member
+            self,
+            "role-member",
+            project=p.project_id,
+            role=self.role.id,
+            member=member,
+            depends_on=needs,  # the IAM and Resource Manager APIs must be on first
         )
 
         cmd, *args = p.command
@@ -191,6 +196,7 @@ class Janitor(Construct):
             name=self.job.name,
             role="roles/run.invoker",
             member=member,
+            depends_on=needs,
         )
         self.schedule = CloudSchedulerJob(
             self,
