@@ -180,9 +180,7 @@ def test_no_agent_grant_when_the_scheduler_pins_a_version(pinned_synth: Synth) -
     assert not [m for m in members if "google_project_service_identity" in m]
     assert not pinned_synth.resources("google_project_service_identity")
     assert "google-beta" not in pinned_synth.config["provider"]
-    body = json.loads(
-        base64.b64decode(regression_job(pinned_synth)["http_target"]["body"])
-    )
+    body = json.loads(base64.b64decode(regression_job(pinned_synth)["http_target"]["body"]))
     assert body["templateUri"] == pinned_synth.settings.template_uri(PINNED)
 
 
@@ -502,9 +500,7 @@ def test_cmek_everywhere_when_configured(cmek_synth: Synth) -> None:
         assert repo["kms_key_name"] == KMS_KEY
     assert cmek_synth.one("google_pubsub_topic")["kms_key_name"] == KMS_KEY
     # The runs' pipeline jobs and endpoints: the Scheduler body carries the key.
-    body = json.loads(
-        base64.b64decode(regression_job(cmek_synth)["http_target"]["body"])
-    )
+    body = json.loads(base64.b64decode(regression_job(cmek_synth)["http_target"]["body"]))
     assert body["encryptionSpec"] == {"kmsKeyName": KMS_KEY}
     assert body["runtimeConfig"]["parameterValues"]["encryption_spec_key_name"] == KMS_KEY
 
