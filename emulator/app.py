@@ -25,6 +25,7 @@ from starlette.routing import Route
 from emulator.errors import ApiError, invalid, not_found, status_for_http
 from emulator.faults import FaultState
 from emulator.protojson import camel_case_fields
+from emulator.pipeline_jobs import PipelineJobs
 from emulator.security import RequestGuard
 from emulator.service import Vertex
 
@@ -36,6 +37,7 @@ _EP = _PARENT + r"/endpoints/(?P<endpoint>[^/:]+)"
 _MODEL = f"(?P<name>{_LOC}/models/[^/:]+)"
 _OP = f"(?P<name>{_LOC}(?:/[^/:]+/[^/:]+)*/operations/[^/:]+)"
 _OP_PARENT = f"(?P<parent>{_LOC}(?:/[^/:]+/[^/:]+)*)/operations"
+_JOB = f"(?P<name>{_LOC}/pipelineJobs/[^/:]+)"
 
 
 def _json(request_body: bytes) -> dict:
@@ -67,8 +69,10 @@ def normalize_numbers(value):
     return value
 
 
-def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
-    """The Starlette application for one emulator."""
+def build_app(
+    vertex: Vertex, faults: FaultState, pipelines: PipelineJobs | None = None
+) -> Starlette:
+    """The Starlette application for one emulator (with Vertex AI Pipelines if given)."""
     routes: list[tuple[str, re.Pattern, Callable]] = []
 
     def route(method: str, pattern: str):
@@ -156,6 +160,31 @@ def build_app(vertex: Vertex, faults: FaultState) -> Starlette:
     @route("GET", _OP_PARENT)
     def list_operations(req, body, m):
         return vertex.list_operations(m["parent"])
+
+    if pipelines is not None:
+
+        @route("POST", _PARENT + r"/pipelineJobs")
+        def create_pipeline_job(req, body, m):
+            return pipelines.create(m["parent"], body, req.query_params.get("pipelineJobId"))
+
+        @route("GET", _PARENT + r"/pipelineJobs")
+        def list_pipeline_jobs(req, body, m):
+            q = req.query_params
+            return pipelines.list(
+                m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken")
+            )
+
+        @route("GET", _JOB)
+        def get_pipeline_job(req, body, m):
+            return pipelines.get(m["name"])
+
+        @route("POST", _JOB + r":cancel")
+        def cancel_pipeline_job(req, body, m):
+            return pipelines.cancel(m["name"])
+
+        @route("DELETE", _JOB)
+        def delete_pipeline_job(req, body, m):
+            return pipelines.delete(m["name"])
 
     async def dispatch(request: Request) -> Response:
         path = request.path_params["path"]

@@ -103,6 +103,7 @@ def run(config: ServerConfig) -> int:
     from emulator.deployments import Deployments
     from emulator.faults import FaultState
     from emulator.operations import Operations
+    from emulator.pipeline_jobs import PipelineJobs
     from emulator.service import Vertex
     from emulator.store import Store
 
@@ -131,7 +132,9 @@ def run(config: ServerConfig) -> int:
     vertex = Vertex(store, ops, deployments, max_model_servers=config.max_model_servers)
     for problem in vertex.stored_problems():
         log.warning("stored resource breaks a rule (kept; listable and deletable): %s", problem)
-    app = build_app(vertex, faults)
+    pipelines = PipelineJobs(store, ops, state_dir, gcs_dir)
+    pipelines.recover()
+    app = build_app(vertex, faults, pipelines)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -179,6 +182,7 @@ def run(config: ServerConfig) -> int:
 
     def owner_gone() -> None:
         log.warning("the owner of this emulator is gone: undeploying every model, then exiting")
+        pipelines.stop_all("The emulator's owner is gone.")
         vertex.undeploy_everything()
         server.should_exit = True
         google.request_stop()
@@ -205,6 +209,7 @@ def run(config: ServerConfig) -> int:
 
         asyncio.run(main())
     finally:
+        pipelines.stop_all("The emulator stopped while the job ran.")
         deployments.shutdown()
         google.close(state_dir, config.env_file)
         store.close()

@@ -1,0 +1,163 @@
+"""Run one pipeline job's compiled IR with kfp's own local runtime (a child of the emulator).
+
+    python -m emulator.pipeline_child JOB_DIR
+
+JOB_DIR holds `job.json` (written by `emulator.pipeline_jobs`): the PipelineSpec, the
+parameter values, the local pipeline root and the job's identity. This process runs the
+DAG with kfp.local's orchestrator (importers, parameters and artifacts between tasks, the
+exit handler, control flow), and writes one JSON line per task state change to
+`JOB_DIR/events.jsonl` and its exit status to `JOB_DIR/result.json`.
+
+Three thin shims adapt kfp.local to Vertex AI's behaviour, each in one place below:
+- container components (GCPC's launchers, our components' commands) run as local processes:
+  kfp.local's SubprocessRunner only allows lightweight Python components, the command
+  itself is run unchanged (with this interpreter for `python3`);
+- Vertex AI's placeholders resolve to this job's identity (`pipeline_job_resource_name`,
+  `pipeline_job_name`, `pipeline_job_uuid`); kfp.local knows only some of them;
+- SIGTERM (the emulator's cancel) is passed on to the running tasks, as Vertex AI does so
+  that GCPC's launchers cancel their operations; no further task of the body starts, and
+  the exit handler still runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+_cancelled = threading.Event()
+_events_lock = threading.Lock()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _event(job_dir: Path, task: str, state: str, **extra) -> None:
+    line = json.dumps({"task": task, "state": state, "time": _now(), **extra})
+    with _events_lock, open(job_dir / "events.jsonl", "a") as fh:
+        fh.write(line + "\n")
+
+
+def _stop_tasks(sig: int) -> None:
+    """Pass `sig` on to every running task (each task is a direct child)."""
+    import psutil
+
+    for proc in psutil.Process().children(recursive=False):
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def _install_shims(job: dict, job_dir: Path) -> None:
+    from kfp.local import executor_input_utils, placeholder_utils, subprocess_task_handler
+    from kfp.local.orchestrator import task_executor
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    # 1. Container components run their command here, unchanged.
+    handler = subprocess_task_handler.SubprocessTaskHandler
+    handler.validate_not_container_component = lambda self, full_command: None
+    handler.validate_not_containerized_python_component = lambda self, full_command: None
+    handler.validate_image = lambda self, image: None
+
+    # 2. Vertex AI's placeholders.
+    vertex = {
+        "{{$.pipeline_job_resource_name}}": job["name"],
+        # Vertex AI does not document this one; the job id is the unique part of the name.
+        "{{$.pipeline_job_name}}": job["jobId"],
+        "{{$.pipeline_job_uuid}}": job["uuid"],
+    }
+    original_resolve = placeholder_utils.resolve_individual_placeholder
+
+    def resolve(element, *args, **kwargs):
+        for placeholder, value in vertex.items():
+            element = element.replace(placeholder, value)
+        return original_resolve(element, *args, **kwargs)
+
+    placeholder_utils.resolve_individual_placeholder = resolve
+    executor_input_utils.get_local_pipeline_resource_name = lambda name: job["jobId"]
+
+    # 3. Task states for jobDetail, and cancellation.
+    original_execute = task_executor.execute_single_task
+    strategies = pipeline_spec_pb2.PipelineTaskSpec.TriggerPolicy.TriggerStrategy
+    exit_strategy = strategies.ALL_UPSTREAM_TASKS_COMPLETED
+
+    def execute(*args, **kwargs):
+        from kfp.local import status
+
+        task_name = kwargs["task_name"]
+        task_spec = kwargs["task_spec"]
+        is_exit = task_spec.trigger_policy.strategy == exit_strategy
+        if _cancelled.is_set() and not is_exit:
+            _event(job_dir, task_name, "CANCELLED")
+            return {}, status.Status.FAILURE
+        _event(job_dir, task_name, "RUNNING")
+        outputs, result = original_execute(*args, **kwargs)
+        if result == status.Status.SUCCESS:
+            state = "SUCCEEDED"
+        else:
+            state = "CANCELLED" if _cancelled.is_set() and not is_exit else "FAILED"
+        _event(job_dir, task_name, state)
+        return outputs, result
+
+    task_executor.execute_single_task = execute
+
+
+def main(argv: list[str]) -> int:
+    job_dir = Path(argv[0])
+    job = json.loads((job_dir / "job.json").read_text())
+
+    def on_term(signum, frame):
+        _cancelled.set()
+        _stop_tasks(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+
+    from google.protobuf import json_format
+    from kfp import local
+    from kfp.local import pipeline_orchestrator
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    _install_shims(job, job_dir)
+    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=job["localPipelineRoot"],
+        raise_on_error=False,
+    )
+    ok = False
+    error = ""
+    try:
+        outputs = pipeline_orchestrator.run_local_pipeline(
+            pipeline_spec=spec, arguments=job["parameterValues"]
+        )
+        # kfp.local answers {} for a failed DAG (raise_on_error=False); a pipeline without
+        # outputs succeeds with {} too, so the events decide.
+        failed = [e["task"] for e in _read_events(job_dir) if e["state"] in ("FAILED", "CANCELLED")]
+        ok = not failed
+        if failed:
+            error = f"The DAG failed because some tasks failed: {', '.join(sorted(set(failed)))}."
+        del outputs
+    except Exception as exc:  # a spec kfp.local cannot run: the job fails with the reason
+        error = f"{type(exc).__name__}: {exc}"
+    result = {"ok": ok, "cancelled": _cancelled.is_set(), "error": error}
+    (job_dir / "result.json").write_text(json.dumps(result))
+    sys.stdout.flush()
+    os._exit(0 if ok else 1)
+
+
+def _read_events(job_dir: Path) -> list[dict]:
+    path = job_dir / "events.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

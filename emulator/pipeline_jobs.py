@@ -1,0 +1,385 @@
+"""Vertex AI Pipelines (`pipelineJobs`, REST v1) in the emulator.
+
+create (with `pipelineSpec`), get (with `jobDetail.taskDetails`), list (with filter),
+cancel, delete. A created job runs its compiled IR in a child process
+(`emulator.pipeline_child`, kfp's own local runtime) with the emulator's environment.
+States as on Vertex AI: PENDING -> RUNNING -> SUCCEEDED | FAILED; a cancel gives
+CANCELLING, then CANCELLED once the exit handler has run; a cancel of a finished job is
+FAILED_PRECONDITION.
+
+Checked at create, before anything starts (INVALID_ARGUMENT naming the problem): the spec
+parses as a PipelineSpec, every executor is a container or an importer, every container
+image is one whose code is installed here (the emulator runs the image's command in the
+local environment instead of pulling it), every input parameter without a default is
+given, and given values have the declared types.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+from emulator import filters
+from emulator import resources as res
+from emulator import validation as check
+from emulator.errors import ApiError, failed_precondition, invalid, not_found
+from emulator.operations import Operations
+from emulator.store import Store
+
+log = logging.getLogger("emulator.pipelines")
+
+KIND = "pipelineJobs"
+_JOB_ID = re.compile(r"^[a-z][a-z0-9-]{0,127}$")
+# Images whose code is installed with deploytest, so their command runs here unchanged:
+# Google Cloud Pipeline Components' images, Python base images (lightweight components
+# install nothing here: kfp.local runs them with this interpreter), and our components'.
+DEFAULT_IMAGE_PREFIXES = (
+    "gcr.io/ml-pipeline/google-cloud-pipeline-components",
+    "us-docker.pkg.dev/vertex-ai/",
+    "python:",
+)
+TERMINAL = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
+STOP_GRACE_S = 10.0
+
+_PARAM_TYPES = {
+    "STRING": (str,),
+    "NUMBER_INTEGER": (int,),
+    "NUMBER_DOUBLE": (int, float),
+    "BOOLEAN": (bool,),
+    "STRUCT": (dict,),
+    "LIST": (list,),
+}
+
+
+def allowed_image_prefixes() -> tuple[str, ...]:
+    """GCPC's and Python's images, plus `DEPLOYTEST_COMPONENT_IMAGE`'s repository."""
+    from components.image import COMPONENT_IMAGE
+
+    ours = COMPONENT_IMAGE.rsplit(":", 1)[0].split("@", 1)[0]
+    return (*DEFAULT_IMAGE_PREFIXES, ours)
+
+
+def _type_ok(value, parameter_type: str) -> bool:
+    if parameter_type == "NUMBER_INTEGER" and isinstance(value, float):
+        return value.is_integer()  # protobuf Values carry every number as a double
+    if isinstance(value, bool) and parameter_type in ("NUMBER_INTEGER", "NUMBER_DOUBLE"):
+        return False
+    return isinstance(value, _PARAM_TYPES.get(parameter_type, (object,)))
+
+
+def check_spec(spec: dict, values: dict, images: tuple[str, ...]) -> dict:
+    """Validate a PipelineSpec and its parameter values; return the values to run with."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    if not isinstance(spec, dict) or not spec:
+        raise invalid("pipelineJob.pipelineSpec is required (templateUri is not emulated).")
+    try:
+        json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
+    except json_format.ParseError as exc:
+        raise invalid(f"pipelineJob.pipelineSpec is not a valid PipelineSpec: {exc}") from None
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+    for name, executor in executors.items():
+        if "importer" in executor:
+            continue
+        container = executor.get("container")
+        if not container:
+            kinds = ", ".join(sorted(executor)) or "none"
+            raise invalid(f"Executor {name!r}: only container and importer executors are "
+                          f"emulated, not {kinds}.")  # fmt: skip
+        image = container.get("image", "")
+        if not image.startswith(images):
+            raise invalid(
+                f"Executor {name!r}: unknown image {image!r}: the emulator runs an image's "
+                "command in the local environment, so only images whose code is installed "
+                f"here run ({', '.join(images)})."
+            )
+        if not container.get("command") and not container.get("args"):
+            raise invalid(f"Executor {name!r}: the container has no command.")
+    if not isinstance(values, dict):
+        raise invalid("runtimeConfig.parameterValues must be a map.")
+    declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        raise invalid(f"runtimeConfig.parameterValues names unknown parameters: {unknown}.")
+    missing = sorted(
+        name
+        for name, d in declared.items()
+        if name not in values and "defaultValue" not in d and not d.get("isOptional")
+    )
+    if missing:
+        raise invalid(f"The pipeline parameter(s) {missing} have no value and no default.")
+    for name, value in values.items():
+        kind = declared[name].get("parameterType", "")
+        if not _type_ok(value, kind):
+            raise invalid(f"The pipeline parameter {name!r} must be {kind}, got {value!r}.")
+        if kind == "NUMBER_INTEGER" and isinstance(value, float):
+            values = {**values, name: int(value)}
+    return values
+
+
+class PipelineJobs:
+    """The pipelineJobs collection: documents in the store, runs as child processes."""
+
+    def __init__(
+        self,
+        store: Store,
+        ops: Operations,
+        state_dir: Path,
+        gcs_dir: Path,
+        task_env: dict[str, str] | None = None,
+        images: tuple[str, ...] | None = None,
+    ):
+        self.store = store
+        self.ops = ops
+        self.jobs_dir = state_dir / "pipelines"
+        self.gcs_dir = gcs_dir
+        self.task_env = dict(task_env or {})
+        self.images = images or allowed_image_prefixes()
+        self._children: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+
+    # -- REST methods ---------------------------------------------------------------------
+    def create(self, parent: str, body: dict, job_id: str | None) -> dict:
+        """Validate, store PENDING, start the run; answer the PipelineJob."""
+        check.check_display_name(body.get("displayName") or "pipeline", "pipeline_job.display_name")
+        check.check_labels(body.get("labels"), "pipeline_job.labels")
+        if body.get("templateUri") and not body.get("pipelineSpec"):
+            raise ApiError("UNIMPLEMENTED", "templateUri is not emulated yet; send pipelineSpec.")
+        runtime = body.get("runtimeConfig") or {}
+        values = check_spec(
+            body.get("pipelineSpec"), runtime.get("parameterValues") or {}, self.images
+        )
+        root = runtime.get("gcsOutputDirectory") or body.get("pipelineSpec", {}).get(
+            "defaultPipelineRoot", ""
+        )
+        if not root:
+            raise invalid("runtimeConfig.gcsOutputDirectory (the pipeline root) is required.")
+        if not job_id:  # Vertex AI generates one; the SDK always sends its own
+            pipeline_name = body["pipelineSpec"].get("pipelineInfo", {}).get("name", "job")
+            job_id = f"{pipeline_name}-{res.new_id()[:8]}"
+        if not _JOB_ID.match(job_id):
+            raise invalid(f"Invalid pipelineJobId {job_id!r}: [a-z][a-z0-9-]{{0,127}}.")
+        name = f"{parent}/{KIND}/{job_id}"
+        now = res.now()
+        job = {
+            "name": name,
+            "displayName": body.get("displayName") or job_id,
+            "createTime": now,
+            "updateTime": now,
+            "pipelineSpec": body["pipelineSpec"],
+            "state": "PIPELINE_STATE_PENDING",
+            "labels": {
+                **(body.get("labels") or {}),
+                # Vertex AI adds this label to every pipeline job (billing export key).
+                "vertex-ai-pipelines-run-billing-id": res.new_id(),
+            },
+            "runtimeConfig": {**runtime, "parameterValues": values, "gcsOutputDirectory": root},
+        }
+        for key in ("serviceAccount", "network", "encryptionSpec"):
+            if key in body:
+                job[key] = body[key]
+        with self.store.lock:
+            if self.store.get_resource(name) is not None:
+                raise ApiError("ALREADY_EXISTS", f"PipelineJob {name} already exists.")
+            self.store.put_resource(KIND, parent, job)
+        self._start(job, job_id, values, root)
+        return self.render(self.store.get_resource(name))
+
+    def get(self, name: str) -> dict:
+        """The PipelineJob with `jobDetail.taskDetails`."""
+        job = self.store.get_resource(name)
+        if job is None or f"/{KIND}/" not in name:
+            raise not_found(f"PipelineJob {name}")
+        return self.render(job)
+
+    def list(self, parent: str, flt, page_size, page_token) -> dict:
+        """PipelineJobs under a parent, newest first, with `filter` (list view: no jobDetail)."""
+        from emulator.service import _page
+
+        pred = filters.parse(flt)
+        jobs = [self._public(j) for j in reversed(self.store.list_resources(KIND, parent))]
+        return _page([j for j in jobs if pred(j)], "pipelineJobs", page_size, page_token)
+
+    def cancel(self, name: str) -> dict:
+        """CANCELLING now; CANCELLED once the exit handler ran."""
+        with self.store.lock:
+            job = self.get(name)
+            if job["state"] in TERMINAL:
+                raise failed_precondition(
+                    f"PipelineJob {name} is in state {job['state']} and cannot be cancelled."
+                )
+            stored = self.store.get_resource(name)
+            stored["state"] = "PIPELINE_STATE_CANCELLING"
+            stored["updateTime"] = res.now()
+            self.store.put_resource(KIND, name.split(f"/{KIND}/")[0], stored)
+        with self._lock:
+            child = self._children.get(name)
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # the child stops its tasks, runs the exit task
+        return {}
+
+    def delete(self, name: str) -> dict:
+        """Delete a finished job (a running one is FAILED_PRECONDITION); a done LRO."""
+        with self.store.lock:
+            job = self.get(name)
+            if job["state"] not in TERMINAL:
+                raise failed_precondition(
+                    f"PipelineJob {name} is {job['state']}; cancel it before deleting it."
+                )
+            self.store.delete_resource(name)
+        return self.ops.done(name, res.DELETE_METADATA, res.EMPTY)
+
+    # -- running --------------------------------------------------------------------------
+    def local_root(self, root: str) -> Path:
+        """Where a `gs://` pipeline root lives on this machine (tasks see local files, as
+        with the `/gcs/` mount on Vertex AI)."""
+        if root.startswith("gs://"):
+            return self.gcs_dir / root[len("gs://") :]
+        return Path(root)
+
+    def _start(self, job: dict, job_id: str, values: dict, root: str) -> None:
+        job_dir = self.jobs_dir / job_id
+        job_dir.mkdir(parents=True, exist_ok=True)
+        pipeline_root = self.local_root(root)
+        pipeline_root.mkdir(parents=True, exist_ok=True)
+        (job_dir / "job.json").write_text(
+            json.dumps(
+                {
+                    "name": job["name"],
+                    "jobId": job_id,
+                    "uuid": str(uuid.uuid4()),
+                    "pipelineSpec": job["pipelineSpec"],
+                    "parameterValues": values,
+                    "localPipelineRoot": str(pipeline_root),
+                }
+            )
+        )
+        env = {**os.environ, **self.task_env, "PYTHONUNBUFFERED": "1"}
+        env["TMPDIR"] = str(job_dir / "tmp")
+        (job_dir / "tmp").mkdir(exist_ok=True)
+        root_dir = Path(__file__).resolve().parent.parent
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root_dir), env.get("PYTHONPATH")]))
+        with open(job_dir / "pipeline.log", "ab") as log_file:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "emulator.pipeline_child", str(job_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=job_dir,
+                start_new_session=True,  # one killpg reaches every task
+            )
+        with self._lock:
+            self._children[job["name"]] = child
+        self._update(job["name"], state="PIPELINE_STATE_RUNNING", startTime=res.now())
+        threading.Thread(
+            target=self._watch, args=(job["name"], child, job_dir), daemon=True
+        ).start()
+        log.info("pipeline job %s started (pid %s)", job["name"], child.pid)
+
+    def _watch(self, name: str, child: subprocess.Popen, job_dir: Path) -> None:
+        child.wait()
+        with self._lock:
+            self._children.pop(name, None)
+        try:
+            result = json.loads((job_dir / "result.json").read_text())
+        except (OSError, ValueError):
+            result = {"ok": False, "error": f"The pipeline runner exited with {child.returncode}."}
+        job = self.store.get_resource(name)
+        if job is None or job["state"] in TERMINAL:
+            return
+        if job["state"] == "PIPELINE_STATE_CANCELLING" or result.get("cancelled"):
+            state, error = "PIPELINE_STATE_CANCELLED", {"code": 1, "message": "Cancelled."}
+        elif result.get("ok"):
+            state, error = "PIPELINE_STATE_SUCCEEDED", None
+        else:
+            state = "PIPELINE_STATE_FAILED"
+            error = {"code": 9, "message": result.get("error") or "The pipeline failed."}
+        self._update(name, state=state, endTime=res.now(), error=error)
+        log.info("pipeline job %s: %s", name, state)
+
+    def _update(self, name: str, **fields) -> None:
+        with self.store.lock:
+            job = self.store.get_resource(name)
+            if job is None:
+                return
+            for key, value in fields.items():
+                if value is None:
+                    job.pop(key, None)
+                else:
+                    job[key] = value
+            job["updateTime"] = res.now()
+            self.store.put_resource(KIND, name.split(f"/{KIND}/")[0], job)
+
+    def stop_all(self, reason: str) -> None:
+        """Stop every running job (the emulator is stopping): FAILED with `reason`."""
+        with self._lock:
+            children = dict(self._children)
+        for name, child in children.items():
+            _stop_group(child)
+            self._update(
+                name, state="PIPELINE_STATE_FAILED", endTime=res.now(),
+                error={"code": 14, "message": reason},
+            )  # fmt: skip
+
+    def recover(self) -> None:
+        """Jobs that were running when an earlier emulator stopped cannot resume: FAILED."""
+        for job in self.store.all_resources():
+            if f"/{KIND}/" in job.get("name", "") and job.get("state") not in TERMINAL:
+                self._update(
+                    job["name"], state="PIPELINE_STATE_FAILED", endTime=res.now(),
+                    error={"code": 14, "message": "The emulator restarted while the job ran."},
+                )  # fmt: skip
+
+    # -- rendering ------------------------------------------------------------------------
+    def _public(self, job: dict) -> dict:
+        return check.renderable(job)
+
+    def render(self, job: dict) -> dict:
+        """The job with `jobDetail.taskDetails` from the runner's task events."""
+        out = self._public(job)
+        job_id = job["name"].rsplit("/", 1)[-1]
+        events_path = self.jobs_dir / job_id / "events.jsonl"
+        tasks: dict[str, dict] = {}
+        if events_path.is_file():
+            for line in events_path.read_text().splitlines():
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # a line being written
+                task = tasks.setdefault(
+                    event["task"],
+                    {"taskId": str(len(tasks) + 1), "taskName": event["task"],
+                     "createTime": event["time"]},
+                )  # fmt: skip
+                task["state"] = event["state"]
+                if event["state"] == "RUNNING":
+                    task["startTime"] = event["time"]
+                else:
+                    task["endTime"] = event["time"]
+        out["jobDetail"] = {"taskDetails": list(tasks.values())}
+        return out
+
+
+def _stop_group(child: subprocess.Popen) -> None:
+    if child.poll() is not None:
+        return
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait(STOP_GRACE_S)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.wait()

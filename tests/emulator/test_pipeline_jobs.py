@@ -1,0 +1,183 @@
+"""Vertex AI Pipelines in the emulator: the official SDK's PipelineJob runs a compiled
+pipeline with an exit handler; failure, cancel and bad specs behave as on Vertex AI."""
+
+# No `from __future__ import annotations`: kfp reads the components' annotations.
+import json
+import time
+
+import httpx
+import pytest
+from google.api_core import exceptions as gexc
+from kfp import compiler, dsl
+
+PARENT = "projects/p/locations/us-central1"
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def identity(out: dsl.OutputPath(str), job: str = dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER):
+    with open(out, "w") as fh:
+        fh.write(job)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def step(seconds: float, fail: bool) -> str:
+    import time
+
+    time.sleep(seconds)
+    if fail:
+        raise RuntimeError("step failed on purpose")
+    return "done"
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def after_all(marker: str):
+    print(f"exit handler ran: {marker}")
+
+
+@dsl.pipeline(name="emulated-pipeline")
+def graph(seconds: float = 0.0, fail: bool = False, count: int = 1):
+    final = after_all(marker="bye")
+    with dsl.ExitHandler(final):
+        ident = identity()
+        step(seconds=seconds, fail=fail).after(ident)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pipeline") / "pipeline.yaml"
+    compiler.Compiler().compile(graph, str(path))
+    return path
+
+
+def wait_for(job_name, states, timeout=120):
+    from google.cloud import aiplatform
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = aiplatform.PipelineJob.get(job_name)
+        if job.state.name in states:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"{job_name} still {job.state.name}")
+
+
+def tasks(job) -> dict:
+    return {t.task_name: t.state.name for t in job.gca_resource.job_detail.task_details}
+
+
+def submit(template, **values):
+    from google.cloud import aiplatform
+
+    job = aiplatform.PipelineJob(
+        display_name="same-display-name",
+        template_path=str(template),
+        pipeline_root="gs://bucket/root",
+        parameter_values=values,
+        enable_caching=False,
+    )
+    job.submit()
+    return job
+
+
+def test_sdk_pipeline_job_runs_to_succeeded_with_the_exit_handler(aiplatform, emulator, template):
+    job = submit(template, seconds=0.1)
+    done = wait_for(job.resource_name, {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"})
+    assert done.state.name == "PIPELINE_STATE_SUCCEEDED", tasks(done)
+    assert tasks(done) == {"identity": "SUCCEEDED", "step": "SUCCEEDED", "after-all": "SUCCEEDED"}
+    assert "vertex-ai-pipelines-run-billing-id" in done.labels
+    # The task saw the job's resource name; its outputs are under the pipeline root.
+    root = emulator.state_dir / "gcs" / "bucket" / "root"
+    (out,) = root.rglob("identity/out")
+    assert out.read_text() == job.resource_name
+    listed = httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs").json()["pipelineJobs"]
+    assert job.resource_name in [j["name"] for j in listed]
+
+
+def test_a_failing_task_fails_the_job_and_the_exit_handler_still_runs(aiplatform, template):
+    job = submit(template, fail=True)
+    done = wait_for(job.resource_name, {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"})
+    assert done.state.name == "PIPELINE_STATE_FAILED"
+    assert tasks(done)["step"] == "FAILED" and tasks(done)["after-all"] == "SUCCEEDED"
+    assert "step" in done.gca_resource.error.message
+
+
+def test_cancel_stops_the_running_task_then_runs_the_exit_handler(aiplatform, template):
+    job = submit(template, seconds=120)
+    wait_for(job.resource_name, {"PIPELINE_STATE_RUNNING"})
+    deadline = time.monotonic() + 60
+    while tasks(aiplatform.PipelineJob.get(job.resource_name)).get("step") != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    started = time.monotonic()
+    job.cancel()
+    assert aiplatform.PipelineJob.get(job.resource_name).state.name in (
+        "PIPELINE_STATE_CANCELLING",
+        "PIPELINE_STATE_CANCELLED",
+    )
+    done = wait_for(job.resource_name, {"PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_FAILED"})
+    took = time.monotonic() - started
+    assert done.state.name == "PIPELINE_STATE_CANCELLED"
+    assert tasks(done)["step"] == "CANCELLED" and tasks(done)["after-all"] == "SUCCEEDED"
+    assert took < 15, took
+    with pytest.raises(gexc.BadRequest, match="cannot be cancelled"):
+        job.cancel()
+
+
+def _spec(template) -> dict:
+    import yaml
+
+    return yaml.safe_load(template.read_text())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda s, v: s["deploymentSpec"]["executors"]["exec-step"]["container"].update(
+                image="docker.io/evil/image:1"
+            ),
+            "unknown image",
+        ),  # fmt: skip
+        (lambda s, v: v.update(seconds="slow"), "must be NUMBER_DOUBLE"),
+        (lambda s, v: v.update(nope=1), "unknown parameters"),
+        (
+            lambda s, v: s["root"]["inputDefinitions"]["parameters"].update(
+                seconds={"parameterType": "NUMBER_DOUBLE"}
+            ),
+            "no value and no default",
+        ),  # fmt: skip
+        (
+            lambda s, v: s["deploymentSpec"]["executors"]["exec-step"].update({"resolver": {}}),
+            "only container and importer",
+        ),  # fmt: skip
+    ],
+)
+def test_bad_specs_are_invalid_argument_and_nothing_starts(
+    aiplatform, emulator, template, change, message
+):
+    spec, values = _spec(template), {}
+    change(spec, values)
+    body = {
+        "displayName": "bad",
+        "pipelineSpec": spec,
+        "runtimeConfig": {"gcsOutputDirectory": "gs://bucket/bad", "parameterValues": values},
+    }
+    resp = httpx.post(f"{emulator.url}/v1/{PARENT}/pipelineJobs?pipelineJobId=bad-one", json=body)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert message in resp.json()["error"]["message"]
+    get = httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs/bad-one")
+    assert get.status_code == 404
+    assert not (emulator.state_dir / "pipelines" / "bad-one").exists()
+
+
+def test_a_running_job_cannot_be_deleted_and_a_finished_one_can(aiplatform, emulator, template):
+    job = submit(template, seconds=30)
+    wait_for(job.resource_name, {"PIPELINE_STATE_RUNNING"})
+    url = f"{emulator.url}/v1/{job.resource_name}"
+    assert httpx.delete(url).json()["error"]["status"] == "FAILED_PRECONDITION"
+    job.cancel()
+    wait_for(job.resource_name, {"PIPELINE_STATE_CANCELLED"})
+    assert httpx.delete(url).status_code == 200
+    assert httpx.get(url).status_code == 404
+    assert json.loads(httpx.get(f"{emulator.url}/deploytest/v1/healthz").text)["status"] == "ok"
