@@ -1,8 +1,11 @@
 """Vertex AI clients for our components: the real service, or the embedded emulator.
 
 On Vertex (`api_endpoint` empty) the regional endpoint and default credentials are used.
-With `api_endpoint` set (e.g. `http://127.0.0.1:8765`) the REST transport talks to the
-emulator with anonymous credentials, exactly as the official SDK does.
+With `api_endpoint` set (e.g. `http://127.0.0.1:8765`) the clients talk to the emulator with
+anonymous credentials, exactly as the official SDK does. The transport is REST in both
+cases: Vertex AI serves it, and the embedded Vertex AI reached through its environment
+(emulator/envfile.py: an HTTPS proxy) serves REST only, so the same component code runs
+on Vertex AI Pipelines and in the emulator's.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ def client_kwargs(location: str, api_endpoint: str = "") -> dict:
             "transport": "rest",
             "credentials": AnonymousCredentials(),
         }
-    return {"client_options": {"api_endpoint": f"{location}-aiplatform.googleapis.com"}}
+    return {
+        "client_options": {"api_endpoint": f"{location}-aiplatform.googleapis.com"},
+        "transport": "rest",
+    }
 
 
 def endpoint_client(location: str, api_endpoint: str = ""):

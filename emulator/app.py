@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from emulator.errors import ApiError, invalid, not_found, status_for_http
 from emulator.faults import FaultState
-from emulator.protojson import camel_case_fields
 from emulator.pipeline_jobs import PipelineJobs
+from emulator.protojson import camel_case_fields
 from emulator.security import RequestGuard
 from emulator.service import Vertex
 

@@ -10,7 +10,9 @@ through it). The clients' code and default hosts stay as they are:
   `HTTP_PROXY` too, so a plain-http URL meets the proxy's 502 instead of the network;
 * `NO_PROXY` 127.0.0.1,localhost: loopback calls (model servers, `api_endpoint=http://...`)
   stay direct;
-* `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`: the emulator's CA certificate (only it);
+* `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH` (gRPC clients,
+  such as Resource Manager's that the SDK's pipeline submit uses): the emulator's CA
+  certificate (only it);
 * `GOOGLE_APPLICATION_CREDENTIALS`: credentials whose token refresh the emulator answers;
 * `GOOGLE_CLOUD_PROJECT`: the project for clients that read it (google-cloud-storage);
 * `DEPLOYTEST_EMULATOR_URL`: the emulator's plain-HTTP URL (its admin API).
@@ -37,6 +39,7 @@ def client_environment(
         "no_proxy": no_proxy,
         "REQUESTS_CA_BUNDLE": str(ca_cert),
         "SSL_CERT_FILE": str(ca_cert),
+        "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(ca_cert),
         "GOOGLE_APPLICATION_CREDENTIALS": str(credentials),
         "GOOGLE_CLOUD_PROJECT": project,
         "DEPLOYTEST_EMULATOR_URL": emulator_url,

@@ -55,6 +55,10 @@ class GoogleFront:
             self.storage.stop()
             raise
         self.registry = Registry(state_dir / "registry")
+        from emulator.resource_manager import ResourceManager
+
+        self.resource_manager = ResourceManager(self.ca, self.authority, host=host)
+        self.resource_manager.start()
         self.front = Front(
             vertex_app, vertex, self.authority, self.storage.url, self.registry.app, hold_s
         )
@@ -83,7 +87,13 @@ class GoogleFront:
         """Serve the front (a uvicorn server from the factory) and the proxy until stopped."""
         from emulator.proxy import InterceptingProxy
 
-        proxy = InterceptingProxy(self.ca.server_context(), self.front_sock.getsockname()[1])
+        from emulator.resource_manager import HOST
+
+        proxy = InterceptingProxy(
+            self.ca.server_context(),
+            self.front_sock.getsockname()[1],
+            tunnels={HOST: self.resource_manager.port},
+        )
         await proxy.start(sock=self.proxy_sock)
         server = front_server_factory(self.front)
         self._servers.append(server)
@@ -106,6 +116,7 @@ class GoogleFront:
     def close(self, state_dir: Path, env_file: Path | None) -> None:
         """Stop Cloud Storage, close sockets, remove the files that name this instance."""
         self.storage.stop()
+        self.resource_manager.stop()
         for sock in (self.front_sock, self.proxy_sock):
             sock.close()
         for path in (state_dir / "client-env.json", env_file):

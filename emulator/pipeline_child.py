@@ -43,15 +43,29 @@ def _event(job_dir: Path, task: str, state: str, **extra) -> None:
         fh.write(line + "\n")
 
 
-def _stop_tasks(sig: int) -> None:
-    """Pass `sig` on to every running task (each task is a direct child)."""
+def _stop_tasks(grace_s: float = 10.0) -> None:
+    """SIGTERM every process of the running tasks (a task's command may be `sh -ec` around
+    Python, so its children too), and SIGKILL those still alive after `grace_s`, as
+    Kubernetes does to a pod. Only the processes running now: the exit handler that starts
+    afterwards is not touched."""
     import psutil
 
-    for proc in psutil.Process().children(recursive=False):
+    running = psutil.Process().children(recursive=True)
+    for proc in running:
         try:
-            proc.send_signal(sig)
+            proc.terminate()
         except psutil.Error:
             pass
+
+    def kill_rest():
+        _, alive = psutil.wait_procs(running, timeout=grace_s)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+
+    threading.Thread(target=kill_rest, daemon=True).start()
 
 
 def _install_shims(job: dict, job_dir: Path) -> None:
@@ -98,11 +112,12 @@ def _install_shims(job: dict, job_dir: Path) -> None:
             return {}, status.Status.FAILURE
         _event(job_dir, task_name, "RUNNING")
         outputs, result = original_execute(*args, **kwargs)
-        if result == status.Status.SUCCESS:
-            state = "SUCCEEDED"
-        else:
-            state = "CANCELLED" if _cancelled.is_set() and not is_exit else "FAILED"
-        _event(job_dir, task_name, state)
+        if _cancelled.is_set() and not is_exit:
+            # A task that was running at the cancel is CANCELLED whatever its exit code
+            # (a process killed early in its shell wrapper may even exit 0).
+            _event(job_dir, task_name, "CANCELLED")
+            return {}, status.Status.FAILURE
+        _event(job_dir, task_name, "SUCCEEDED" if result == status.Status.SUCCESS else "FAILED")
         return outputs, result
 
     task_executor.execute_single_task = execute
@@ -113,8 +128,9 @@ def main(argv: list[str]) -> int:
     job = json.loads((job_dir / "job.json").read_text())
 
     def on_term(signum, frame):
-        _cancelled.set()
-        _stop_tasks(signal.SIGTERM)
+        if not _cancelled.is_set():
+            _cancelled.set()
+            _stop_tasks()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)

@@ -38,6 +38,10 @@ log = logging.getLogger("emulator.pipelines")
 
 KIND = "pipelineJobs"
 _JOB_ID = re.compile(r"^[a-z][a-z0-9-]{0,127}$")
+_TEMPLATE_URI = re.compile(
+    r"^https://(?P<location>[a-z0-9-]+)-kfp\.pkg\.dev/(?P<project>[^/]+)/(?P<repo>[^/]+)/"
+    r"(?P<package>[^/]+)/(?P<ref>[^/]+)$"
+)
 # Images whose code is installed with deploytest, so their command runs here unchanged:
 # Google Cloud Pipeline Components' images, Python base images (lightweight components
 # install nothing here: kfp.local runs them with this interpreter), and our components'.
@@ -88,13 +92,14 @@ def check_spec(spec: dict, values: dict, images: tuple[str, ...]) -> dict:
         raise invalid(f"pipelineJob.pipelineSpec is not a valid PipelineSpec: {exc}") from None
     executors = spec.get("deploymentSpec", {}).get("executors", {})
     for name, executor in executors.items():
-        if "importer" in executor:
-            continue
-        container = executor.get("container")
-        if not container:
-            kinds = ", ".join(sorted(executor)) or "none"
+        other = sorted(set(executor) - {"container", "importer"})
+        if other or not executor:
+            kinds = ", ".join(other) or "none"
             raise invalid(f"Executor {name!r}: only container and importer executors are "
                           f"emulated, not {kinds}.")  # fmt: skip
+        if "importer" in executor:
+            continue
+        container = executor["container"]
         image = container.get("image", "")
         if not image.startswith(images):
             raise invalid(
@@ -134,18 +139,31 @@ class PipelineJobs:
         store: Store,
         ops: Operations,
         state_dir: Path,
-        gcs_dir: Path,
-        task_env: dict[str, str] | None = None,
         images: tuple[str, ...] | None = None,
     ):
         self.store = store
         self.ops = ops
         self.jobs_dir = state_dir / "pipelines"
-        self.gcs_dir = gcs_dir
-        self.task_env = dict(task_env or {})
         self.images = images or allowed_image_prefixes()
+        self.task_env: dict[str, str] = {}
+        self.storage = None
+        self.registry = None
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
+
+    def attach(self, task_env: dict[str, str], storage, registry) -> None:
+        """The Google front's pieces: the client environment every task gets (so GCPC's
+        launchers reach this emulator by Google's hosts), Cloud Storage (the pipeline root
+        and the `/gcs/` mount) and Artifact Registry (`templateUri`)."""
+        self.task_env, self.storage, self.registry = dict(task_env), storage, registry
+
+    @property
+    def mount_dir(self) -> Path:
+        """Where Cloud Storage keeps object bytes as plain files, `<bucket>/<name>`
+        (gcp-storage-emulator's layout): what tasks see as `/gcs/` on Vertex AI."""
+        from gcp_storage_emulator.settings import STORAGE_DIR
+
+        return self.storage.data_dir / STORAGE_DIR
 
     # -- REST methods ---------------------------------------------------------------------
     def create(self, parent: str, body: dict, job_id: str | None) -> dict:
@@ -153,7 +171,7 @@ class PipelineJobs:
         check.check_display_name(body.get("displayName") or "pipeline", "pipeline_job.display_name")
         check.check_labels(body.get("labels"), "pipeline_job.labels")
         if body.get("templateUri") and not body.get("pipelineSpec"):
-            raise ApiError("UNIMPLEMENTED", "templateUri is not emulated yet; send pipelineSpec.")
+            body = {**body, "pipelineSpec": self._template(body["templateUri"])}
         runtime = body.get("runtimeConfig") or {}
         values = check_spec(
             body.get("pipelineSpec"), runtime.get("parameterValues") or {}, self.images
@@ -163,6 +181,7 @@ class PipelineJobs:
         )
         if not root:
             raise invalid("runtimeConfig.gcsOutputDirectory (the pipeline root) is required.")
+        local_root = self.local_root(root)
         if not job_id:  # Vertex AI generates one; the SDK always sends its own
             pipeline_name = body["pipelineSpec"].get("pipelineInfo", {}).get("name", "job")
             job_id = f"{pipeline_name}-{res.new_id()[:8]}"
@@ -191,8 +210,26 @@ class PipelineJobs:
             if self.store.get_resource(name) is not None:
                 raise ApiError("ALREADY_EXISTS", f"PipelineJob {name} already exists.")
             self.store.put_resource(KIND, parent, job)
-        self._start(job, job_id, values, root)
+        self._start(job, job_id, values, local_root)
         return self.render(self.store.get_resource(name))
+
+    def _template(self, uri: str) -> dict:
+        """The PipelineSpec a `templateUri` names in the emulated Artifact Registry
+        (`https://LOCATION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/TAG_OR_sha256:...`)."""
+        import yaml
+
+        m = _TEMPLATE_URI.match(str(uri))
+        if not m or self.registry is None:
+            raise invalid(
+                f"templateUri {uri!r}: only https://LOCATION-kfp.pkg.dev/PROJECT/REPO/PACKAGE/"
+                "TAG (Artifact Registry) is emulated."
+            )
+        repo = f"projects/{m['project']}/locations/{m['location']}/repositories/{m['repo']}"
+        try:
+            spec = yaml.safe_load(self.registry.resolve(repo, m["package"], m["ref"]))
+        except ApiError as err:
+            raise invalid(f"templateUri {uri!r}: {err.message}") from None
+        return spec.get("pipelineSpec", spec) if isinstance(spec, dict) else spec
 
     def get(self, name: str) -> dict:
         """The PipelineJob with `jobDetail.taskDetails`."""
@@ -240,16 +277,20 @@ class PipelineJobs:
 
     # -- running --------------------------------------------------------------------------
     def local_root(self, root: str) -> Path:
-        """Where a `gs://` pipeline root lives on this machine (tasks see local files, as
-        with the `/gcs/` mount on Vertex AI)."""
-        if root.startswith("gs://"):
-            return self.gcs_dir / root[len("gs://") :]
-        return Path(root)
+        """Where a `gs://BUCKET/PATH` pipeline root lives on this machine: Cloud Storage's
+        own file for the object path, so tasks write local files (as through the `/gcs/`
+        mount on Vertex AI) and `publish` makes them objects. The bucket must exist, as on
+        Vertex AI (the SDK creates it before it submits)."""
+        if not root.startswith("gs://"):
+            raise invalid(f"The pipeline root {root!r} must be a gs:// URI.")
+        bucket, _, path = root[len("gs://") :].partition("/")
+        if self.storage is None or self.storage.client().lookup_bucket(bucket) is None:
+            raise invalid(f"The pipeline root's bucket gs://{bucket} does not exist.")
+        return self.mount_dir / bucket / path
 
-    def _start(self, job: dict, job_id: str, values: dict, root: str) -> None:
+    def _start(self, job: dict, job_id: str, values: dict, pipeline_root: Path) -> None:
         job_dir = self.jobs_dir / job_id
         job_dir.mkdir(parents=True, exist_ok=True)
-        pipeline_root = self.local_root(root)
         pipeline_root.mkdir(parents=True, exist_ok=True)
         (job_dir / "job.json").write_text(
             json.dumps(
@@ -260,6 +301,7 @@ class PipelineJobs:
                     "pipelineSpec": job["pipelineSpec"],
                     "parameterValues": values,
                     "localPipelineRoot": str(pipeline_root),
+                    "outputDir": str(pipeline_root / job_id),
                 }
             )
         )
@@ -267,7 +309,13 @@ class PipelineJobs:
         env["TMPDIR"] = str(job_dir / "tmp")
         (job_dir / "tmp").mkdir(exist_ok=True)
         root_dir = Path(__file__).resolve().parent.parent
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root_dir), env.get("PYTHONPATH")]))
+        # task_site/sitecustomize.py points kfp's `/gcs/` mount prefix at Cloud Storage's
+        # files, so component code reads a gs:// input artifact's `.path` as on Vertex AI.
+        site = Path(__file__).resolve().parent / "task_site"
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(site), str(root_dir), env.get("PYTHONPATH")])
+        )
+        env["DEPLOYTEST_GCS_MOUNT"] = str(self.mount_dir) + "/"
         with open(job_dir / "pipeline.log", "ab") as log_file:
             child = subprocess.Popen(
                 [sys.executable, "-m", "emulator.pipeline_child", str(job_dir)],
@@ -297,6 +345,10 @@ class PipelineJobs:
         job = self.store.get_resource(name)
         if job is None or job["state"] in TERMINAL:
             return
+        try:
+            self._publish(job_dir / "job.json")
+        except Exception as exc:  # the job's outcome stands; its files stay on disk
+            log.warning("pipeline job %s: outputs not published to Cloud Storage: %s", name, exc)
         if job["state"] == "PIPELINE_STATE_CANCELLING" or result.get("cancelled"):
             state, error = "PIPELINE_STATE_CANCELLED", {"code": 1, "message": "Cancelled."}
         elif result.get("ok"):
@@ -306,6 +358,18 @@ class PipelineJobs:
             error = {"code": 9, "message": result.get("error") or "The pipeline failed."}
         self._update(name, state=state, endTime=res.now(), error=error)
         log.info("pipeline job %s: %s", name, state)
+
+    def _publish(self, job_json: Path) -> None:
+        """Make the files the tasks wrote under the pipeline root Cloud Storage objects
+        (they wrote them through the mount: the bytes are in place, the objects are not)."""
+        out = Path(json.loads(job_json.read_text())["outputDir"])
+        if self.storage is None or not out.is_dir():
+            return
+        bucket_name = out.relative_to(self.mount_dir).parts[0]
+        bucket = self.storage.client().bucket(bucket_name)
+        for path in sorted(p for p in out.rglob("*") if p.is_file()):
+            name = path.relative_to(self.mount_dir / bucket_name).as_posix()
+            bucket.blob(name).upload_from_filename(str(path))
 
     def _update(self, name: str, **fields) -> None:
         with self.store.lock:

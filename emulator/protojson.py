@@ -4,13 +4,25 @@ Google's REST front ends parse bodies with the proto3 JSON parser, which accepts
 by its lowerCamelCase JSON name and by its original proto name: GCPC's launchers send
 `{"deployed_model": {"dedicated_resources": ...}, "traffic_split": ...}` and
 `{"display_name": ...}`. The emulator's code reads lowerCamelCase, so bodies are
-normalised first. Keys inside map fields (`labels`, `trafficSplit`) and free-form structs
-(`metadata`, `parameters`, `instances`) are data, not field names, and stay as they are.
+normalised first. Keys inside map fields (`labels`, `trafficSplit`, a pipeline job's
+`parameterValues` and `inputArtifacts`) and free-form structs (`metadata`, `parameters`,
+`instances`, `pipelineSpec`) are data, not field names, and stay as they are.
 """
 
 from __future__ import annotations
 
-_DATA_FIELDS = frozenset({"labels", "trafficSplit", "metadata", "parameters", "instances"})
+_DATA_FIELDS = frozenset(
+    {
+        "labels",
+        "trafficSplit",
+        "metadata",
+        "parameters",
+        "instances",
+        "pipelineSpec",
+        "parameterValues",
+        "inputArtifacts",
+    }
+)
 
 
 def _camel(name: str) -> str:

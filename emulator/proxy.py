@@ -8,6 +8,10 @@ plaintext HTTP to the emulator's front (emulator/front.py), which serves it by `
 Every other request, a CONNECT to any other host or a plain `GET http://...`, gets a 502
 with a one-line reason, and the proxy never opens a connection anywhere but to the front on
 127.0.0.1: nothing leaves the machine.
+
+A tunnelled host (`tunnels`: Cloud Resource Manager's gRPC, emulator/resource_manager.py)
+is not terminated here: its bytes go as they are to a loopback port whose server holds its
+own certificate from the same CA (gRPC needs HTTP/2, which the front does not speak).
 """
 
 from __future__ import annotations
@@ -58,9 +62,16 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 class InterceptingProxy:
     """CONNECT proxy on 127.0.0.1 that terminates TLS for the emulated Google hosts."""
 
-    def __init__(self, tls: ssl.SSLContext, front_port: int, host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        tls: ssl.SSLContext,
+        front_port: int,
+        host: str = "127.0.0.1",
+        tunnels: dict[str, int] | None = None,
+    ):
         self.tls = tls
         self.front_port = front_port
+        self.tunnels = {h.lower(): p for h, p in (tunnels or {}).items()}
         self.host = host
         self.port: int | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -113,7 +124,8 @@ class InterceptingProxy:
             await writer.drain()
             return
         host, _, port = target.rpartition(":")
-        if port != "443" or not is_intercepted(host):
+        tunnel = self.tunnels.get(host.lower().rstrip(".")) if port == "443" else None
+        if tunnel is None and (port != "443" or not is_intercepted(host)):
             log.warning("proxy refused CONNECT %s", target[:200])
             writer.write(
                 _refusal(
@@ -127,8 +139,10 @@ class InterceptingProxy:
             return
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
-        await writer.start_tls(self.tls, ssl_handshake_timeout=_HEAD_TIMEOUT_S)
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.front_port)
+        if tunnel is None:
+            await writer.start_tls(self.tls, ssl_handshake_timeout=_HEAD_TIMEOUT_S)
+        up_port = self.front_port if tunnel is None else tunnel
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", up_port)
         # When either side closes (the front ends an idle keep-alive connection), close
         # the other: a client must not send its next request into a dead tunnel.
         pipes = [

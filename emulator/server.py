@@ -132,7 +132,7 @@ def run(config: ServerConfig) -> int:
     vertex = Vertex(store, ops, deployments, max_model_servers=config.max_model_servers)
     for problem in vertex.stored_problems():
         log.warning("stored resource breaks a rule (kept; listable and deletable): %s", problem)
-    pipelines = PipelineJobs(store, ops, state_dir, gcs_dir)
+    pipelines = PipelineJobs(store, ops, state_dir)
     pipelines.recover()
     app = build_app(vertex, faults, pipelines)
 
@@ -148,6 +148,7 @@ def run(config: ServerConfig) -> int:
         state_dir, gcs_dir, app, vertex, url, config.project, config.operation_hold_s
     )
     deployments.client_env = google.env
+    pipelines.attach(google.env, google.storage, google.registry)
 
     class Server(uvicorn.Server):
         """uvicorn server that leaves signals to `run`: no re-raise before clean-up."""

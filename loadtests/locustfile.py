@@ -243,6 +243,35 @@ def _check_options(o) -> None:
     check_plan(o.load_shape, o.rate, o.steps, o.sweep_rates, slos, getattr(o, "processes", 1))
 
 
+def _use_environment_network(host_url: str) -> None:
+    """Honour the standard proxy and CA variables for an https host, as `requests` does
+    (geventhttpclient, under FastHttpUser, reads neither): HTTPS_PROXY/NO_PROXY pick a
+    CONNECT proxy (a company proxy, or the embedded Vertex AI's, emulator/envfile.py), and
+    the certificate is verified, against REQUESTS_CA_BUNDLE or SSL_CERT_FILE when set
+    (Locust's default skips verification; a bearer token must not go to an unverified host).
+    A plain-http host (a model server on loopback) is reached directly."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    target = urlsplit(host_url)
+    if target.scheme != "https" or not target.hostname:
+        return
+    PredictUser.insecure = False
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    if bundle:
+        import gevent.ssl
+
+        def verified_context(cafile=None):  # geventhttpclient passes its own `cafile`
+            return gevent.ssl.create_default_context(cafile=bundle)
+
+        PredictUser.ssl_context_factory = staticmethod(verified_context)
+    proxy = urllib.request.getproxies().get("https")
+    if proxy and not urllib.request.proxy_bypass(target.hostname):
+        parsed = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        PredictUser.proxy_host, PredictUser.proxy_port = parsed.hostname, parsed.port or 80
+        logger.info("through the proxy %s:%s", PredictUser.proxy_host, PredictUser.proxy_port)
+
+
 @events.init.add_listener
 def _on_init(environment, **_kwargs):
     """Runs once per process (master and every forked worker): options, auth, fail fast."""
@@ -260,6 +289,7 @@ def _on_init(environment, **_kwargs):
     RUN.stage = LlmStats(o.slo_ttft_ms, o.slo_tpot_ms)
     RUN.stages = []
     PredictUser.network_timeout = PredictUser.connection_timeout = o.request_timeout_s
+    _use_environment_network(environment.host or PREDICT_HOST or "")
     if o.auth == "google":
         try:
             _token = _google_token()

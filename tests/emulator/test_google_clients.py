@@ -20,7 +20,8 @@ SCRIPT = Path(__file__).with_name("google_clients_script.py")
 
 def clean_environment() -> dict[str, str]:
     """This process's environment without anything that points Google clients somewhere."""
-    drop = {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "GOOGLE_APPLICATION_CREDENTIALS"}
+    drop = {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"}
+    drop |= {"GOOGLE_APPLICATION_CREDENTIALS"}
     return {
         k: v
         for k, v in os.environ.items()

@@ -42,6 +42,27 @@ def graph(seconds: float = 0.0, fail: bool = False, count: int = 1):
         step(seconds=seconds, fail=fail).after(ident)
 
 
+@pytest.fixture
+def aiplatform(emulator, monkeypatch):
+    """The official SDK with only the emulator's client environment: default hosts, the
+    credentials file, REST transport; every test leaves no endpoint and no process."""
+    from google.cloud import aiplatform as sdk
+    from google.cloud.aiplatform import initializer
+
+    for key, value in emulator.client_env().items():
+        monkeypatch.setenv(key, value)
+    # A fresh SDK configuration (no api_endpoint from other modules); `aiplatform.init` is
+    # bound to the configuration of import time, so init the new one directly.
+    monkeypatch.setattr(initializer, "global_config", initializer._Config())
+    initializer.global_config.init(project="p", location="us-central1", api_transport="rest")
+    from google.cloud import storage
+
+    if storage.Client().lookup_bucket("bucket") is None:  # the pipeline root (infra/ on GCP)
+        storage.Client().create_bucket("bucket")
+    yield sdk
+    assert emulator.processes() == []
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     path = tmp_path_factory.mktemp("pipeline") / "pipeline.yaml"
@@ -79,16 +100,28 @@ def submit(template, **values):
     return job
 
 
+def test_resource_manager_answers_the_sdks_bucket_ownership_check(aiplatform):
+    from google.cloud import resourcemanager_v3, storage
+
+    bucket = storage.Client().bucket("bucket")
+    bucket.reload()
+    project = resourcemanager_v3.ProjectsClient().get_project(name="projects/p")
+    assert project.project_id == "p" and project.state.name == "ACTIVE"
+    assert project.name == f"projects/{bucket.project_number}"
+
+
 def test_sdk_pipeline_job_runs_to_succeeded_with_the_exit_handler(aiplatform, emulator, template):
     job = submit(template, seconds=0.1)
     done = wait_for(job.resource_name, {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"})
     assert done.state.name == "PIPELINE_STATE_SUCCEEDED", tasks(done)
     assert tasks(done) == {"identity": "SUCCEEDED", "step": "SUCCEEDED", "after-all": "SUCCEEDED"}
     assert "vertex-ai-pipelines-run-billing-id" in done.labels
-    # The task saw the job's resource name; its outputs are under the pipeline root.
-    root = emulator.state_dir / "gcs" / "bucket" / "root"
-    (out,) = root.rglob("identity/out")
-    assert out.read_text() == job.resource_name
+    # The task saw the job's resource name; its outputs are objects under the pipeline root.
+    from google.cloud import storage
+
+    blobs = [b.name for b in storage.Client().list_blobs("bucket", prefix="root/")]
+    (out,) = [b for b in blobs if b.endswith("identity/out")]
+    assert storage.Client().bucket("bucket").blob(out).download_as_text() == job.resource_name
     listed = httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs").json()["pipelineJobs"]
     assert job.resource_name in [j["name"] for j in listed]
 
