@@ -86,7 +86,6 @@ class GoogleFront:
     async def serve(self, front_server_factory) -> None:
         """Serve the front (a uvicorn server from the factory) and the proxy until stopped."""
         from emulator.proxy import InterceptingProxy
-
         from emulator.resource_manager import HOST
 
         proxy = InterceptingProxy(
