@@ -26,7 +26,7 @@ def cleanup_endpoints(
         project: the project (or the emulated one).
         location: the region.
         run_id: the explicit run id, if any (the label is built as the create step built it).
-        job_id: the pipeline job id (`PIPELINE_JOB_NAME_PLACEHOLDER`).
+        job_id: the pipeline job's resource name (`PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER`).
         api_endpoint: the emulator's URL; empty means the real regional Vertex AI.
         timeout_s: bound on the whole clean-up (deploys in flight are cancelled, not waited out).
         record: JSON record of what was deleted, how long it took, and the run's cost.

@@ -2,11 +2,22 @@
 
 GCP label keys and values: lowercase letters, digits, `_` and `-`, at most 63 characters;
 keys start with a letter. The run label is built from plain strings (the run id, or the
-pipeline job id) because Vertex may not substitute a placeholder inside a dict constant.
+pipeline job's resource name) because Vertex may not substitute a placeholder inside a dict
+constant.
+
+Run identity: without an explicit run id, the label comes from the job's resource name
+(`PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER`, `projects/P/locations/L/pipelineJobs/ID`),
+whose last segment is unique per project and location (it is the resource's id). Not the
+job *name* placeholder: KFP documents `{{$.pipeline_job_name}}` as the run's display name,
+Vertex AI does not document what it substitutes, and Cloud Build and the Scheduler submit
+with fixed display names, so two runs could share a label and one's clean-up delete the
+other's endpoint. Job ids may be 128 characters: a longer id is cut and given a digest of
+the whole, so two ids that share their first 63 characters still get different labels.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 RUN_LABEL_KEY = "deploytest-run"
@@ -31,9 +42,21 @@ def label_value(raw: str) -> str:
     return value[:MAX_LABEL_LENGTH].rstrip("-")
 
 
-def run_label(run_id: str, job_id: str) -> str:
-    """The `deploytest-run` value: the explicit run id if given, else the pipeline job id."""
-    value = label_value(run_id or job_id)
+def job_id_of(job: str) -> str:
+    """The pipeline job's id: the last segment of its resource name (or `job` itself)."""
+    return job.strip().rsplit("/pipelineJobs/", 1)[-1]
+
+
+def run_label(run_id: str, job: str) -> str:
+    """The `deploytest-run` value: the explicit run id if given, else the pipeline job's id
+    (from its resource name, see the module docstring), unique within 63 characters."""
+    raw = run_id or job_id_of(job)
+    if "{{" in raw:  # an unresolved placeholder would label every run the same
+        raise ValueError(f"the pipeline job's name was not substituted: {raw!r}")
+    value = _INVALID.sub("-", raw.strip().lower()).strip("-")
+    if len(value) > MAX_LABEL_LENGTH:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        value = value[: MAX_LABEL_LENGTH - 9].rstrip("-") + "-" + digest
     if not value:
         raise ValueError("a run needs a run id or a pipeline job id to label its resources")
     return value

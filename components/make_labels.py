@@ -19,7 +19,8 @@ def make_labels(
 
     Args:
         run_id: an explicit run id (`deploytest run` sets one); empty on Vertex.
-        job_id: the pipeline job id, passed as a plain string (`PIPELINE_JOB_NAME_PLACEHOLDER`).
+        job_id: the pipeline job's resource name, a plain string
+            (`PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER`).
         cost_labels: the team's cost labels (team, environment, GPU type).
         deploy_timeout_s: the deploy's bound; part of the expiry.
         duration: the load test's length (Locust time span); part of the expiry.

@@ -50,7 +50,7 @@ def record_run(
         trigger: manual, merge, model-upload or schedule.
         template: the template tag or git commit the pipeline came from.
         run_id: the explicit run id, if any (else the pipeline job's id).
-        job_id: the pipeline job id (`PIPELINE_JOB_NAME_PLACEHOLDER`).
+        job_id: the pipeline job's resource name (`PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER`).
         location: the region, for the Model Registry.
         api_endpoint: the emulator's URL; empty means the real regional Vertex AI.
         machine_type: series field.
@@ -95,7 +95,7 @@ def record_run(
         out_dir=record.path,
         history=history,
         run_id=run_label(run_id, job_id),
-        pipeline_job=job_id,
+        pipeline_job="" if "{{" in job_id else job_id,  # kfp.local leaves it unresolved
         model=model.metadata.get("resourceName", ""),
         template=template,
         trigger=trigger,

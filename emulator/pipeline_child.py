@@ -13,7 +13,7 @@ Three thin shims adapt kfp.local to Vertex AI's behaviour, each in one place bel
   kfp.local's SubprocessRunner only allows lightweight Python components, the command
   itself is run unchanged (with this interpreter for `python3`);
 - Vertex AI's placeholders resolve to this job's identity (`pipeline_job_resource_name`,
-  `pipeline_job_name`, `pipeline_job_uuid`); kfp.local knows only some of them;
+  `pipeline_job_name` (the display name), `pipeline_job_uuid`); kfp.local knows only some;
 - SIGTERM (the emulator's cancel) is passed on to the running tasks, as Vertex AI does so
   that GCPC's launchers cancel their operations; no further task of the body starts, and
   the exit handler still runs.
@@ -82,8 +82,9 @@ def _install_shims(job: dict, job_dir: Path) -> None:
     # 2. Vertex AI's placeholders.
     vertex = {
         "{{$.pipeline_job_resource_name}}": job["name"],
-        # Vertex AI does not document this one; the job id is the unique part of the name.
-        "{{$.pipeline_job_name}}": job["jobId"],
+        # What Vertex AI substitutes here is not documented; KFP documents the run's display
+        # name, which need not be unique, so the emulator gives that (the worst case).
+        "{{$.pipeline_job_name}}": job["displayName"],
         "{{$.pipeline_job_uuid}}": job["uuid"],
     }
     original_resolve = placeholder_utils.resolve_individual_placeholder

@@ -297,6 +297,7 @@ class PipelineJobs:
                 {
                     "name": job["name"],
                     "jobId": job_id,
+                    "displayName": job["displayName"],
                     "uuid": str(uuid.uuid4()),
                     "pipelineSpec": job["pipelineSpec"],
                     "parameterValues": values,

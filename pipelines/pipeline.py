@@ -192,7 +192,7 @@ def build_pipeline(target: str):
         ).set_display_name("import locustfile")
         labels = make_labels(
             run_id=run_id,
-            job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            job_id=dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
             cost_labels=cost_labels,
             deploy_timeout_s=deploy_timeout_s,
             duration=duration,
@@ -204,7 +204,7 @@ def build_pipeline(target: str):
             project=project,
             location=location,
             run_id=run_id,
-            job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            job_id=dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
             api_endpoint=api_endpoint,
             timeout_s=cleanup_timeout_s,
             prices=prices,
@@ -269,7 +269,7 @@ def build_pipeline(target: str):
                 trigger=trigger,
                 template=template,
                 run_id=run_id,
-                job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                job_id=dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
                 location=location,
                 api_endpoint=api_endpoint,
                 machine_type=machine_type,

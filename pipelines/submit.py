@@ -113,15 +113,32 @@ def to_pipeline_job(body: dict):
     return job
 
 
+def new_job_id(display_name: str) -> str:
+    """A unique `pipelineJobId`: the display name's slug, the UTC time and 24 random bits.
+    The run label is this id (components/labels.py), so it must not repeat; Vertex AI's own
+    default and the SDK's (`{pipeline}-{YYYYmmddHHMMSS}`) can, within one second."""
+    import re
+    import secrets
+    import time
+
+    slug = re.sub(r"[^a-z0-9-]+", "-", display_name.lower()).strip("-")[:40].strip("-")
+    if not slug or not slug[0].isalpha():
+        slug = f"run-{slug}".rstrip("-")
+    return f"{slug}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+
+
 def submit(body: dict, project: str, location: str, api_endpoint: str = "") -> str:
-    """Create the pipeline job on Vertex AI (or `api_endpoint`) and return its name."""
+    """Create the pipeline job on Vertex AI (or `api_endpoint`), with a unique job id, and
+    return its name."""
     from google.cloud import aiplatform_v1
 
     from components.vertex_clients import client_kwargs
 
     client = aiplatform_v1.PipelineServiceClient(**client_kwargs(location, api_endpoint))
     job = client.create_pipeline_job(
-        parent=f"projects/{project}/locations/{location}", pipeline_job=to_pipeline_job(body)
+        parent=f"projects/{project}/locations/{location}",
+        pipeline_job=to_pipeline_job(body),
+        pipeline_job_id=new_job_id(body.get("displayName", "")),
     )
     return job.name
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
@@ -34,6 +35,7 @@ class FakePipelineService:
         self.objects = set(objects)  # "bucket/object"
         self.error = error
         self.created: list[dict] = []
+        self.job_ids: list[str] = []  # the pipelineJobId of each create
         self.gets = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -83,7 +85,10 @@ class FakePipelineService:
                     error = {"code": 400, "message": "bad spec", "status": "INVALID_ARGUMENT"}
                     return self._send(400, {"error": error})
                 fake.created.append(body)
-                name = f"{m[1]}/pipelineJobs/job-{len(fake.created)}"
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                job_id = query.get("pipelineJobId", [""])[0]
+                fake.job_ids.append(job_id)
+                name = f"{m[1]}/pipelineJobs/{job_id or f'job-{len(fake.created)}'}"
                 self._send(200, fake._job(name, "PIPELINE_STATE_PENDING"))
 
             def do_GET(self) -> None:

@@ -8,6 +8,18 @@ def test_run_label_prefers_the_explicit_run_id():
     assert run_label("", "deploytest-20261125081106") == "deploytest-20261125081106"
 
 
+def test_run_label_is_the_job_id_of_the_resource_name_and_unique_when_cut():
+    name = "projects/p/locations/us-central1/pipelineJobs/deploytest-20261125081106"
+    assert run_label("", name) == "deploytest-20261125081106"
+    # Two 128-character ids sharing their first 63 characters get different labels.
+    a, b = "a" * 100 + "-one", "a" * 100 + "-two"
+    la, lb = run_label("", f"projects/p/locations/l/pipelineJobs/{a}"), run_label("", b)
+    assert la != lb and len(la) <= 63 and len(lb) <= 63
+    assert run_label("", a) == la  # the same job, by name or by id, the same label
+    with pytest.raises(ValueError, match="not substituted"):
+        run_label("", "{{$.pipeline_job_resource_name}}")
+
+
 def test_label_values_follow_gcp_rules():
     assert label_value("My Pipeline/Run:42") == "my-pipeline-run-42"
     long = label_value("x" * 100)

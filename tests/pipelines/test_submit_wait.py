@@ -3,6 +3,7 @@ checks the locustfile exists before creating the job, and `--wait` follows the j
 exits non-zero when it fails or is cancelled."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -53,6 +54,8 @@ def test_wait_exit_code_follows_the_job(final, code):
     assert r.returncode == code, r.stderr
     assert len(fake.created) == 1
     assert fake.created[0]["templateUri"] == TEMPLATE
+    # a unique job id (the run label), in Vertex AI's id syntax
+    assert re.fullmatch(r"[a-z][a-z0-9-]{0,127}", fake.job_ids[0]), fake.job_ids
     assert fake.gets == 3  # polled until the terminal state, not beyond
     assert "RUNNING" in r.stdout and final.removeprefix("PIPELINE_STATE_") in r.stdout
     if code:
@@ -151,3 +154,12 @@ def test_wait_gives_up_after_its_bound():
             sleep=lambda _: None,
             clock=lambda: next(clock),
         )
+
+
+def test_job_ids_are_unique_within_one_second():
+    from pipelines.submit import new_job_id
+
+    ids = {new_job_id("deploytest-schedule") for _ in range(200)}
+    assert len(ids) == 200
+    assert all(re.fullmatch(r"deploytest-schedule-\d{14}-[0-9a-f]{6}", i) for i in ids)
+    assert re.fullmatch(r"run-42-\d{14}-[0-9a-f]{6}", new_job_id("42 !"))

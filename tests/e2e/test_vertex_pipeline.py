@@ -1,0 +1,135 @@
+"""The production path offline: the `vertex` YAML that Cloud Build and the Scheduler submit,
+run by the embedded Vertex AI Pipelines through the official SDK with only the emulator's
+client environment (default hosts, no api_endpoint), with GCPC's own launchers creating and
+deploying, Locust through the proxy, and the exit handler cleaning up."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from emulator.launcher import EmulatorProcess
+from pipelines.compile import compile_pipeline
+from pipelines.local_model import ensure_demo_model, register_model
+
+pytestmark = pytest.mark.slow
+
+PROJECT, LOCATION = "p", "us-central1"
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
+TERMINAL = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """An emulator, the compiled vertex YAML, the demo model registered, the locustfile in
+    Cloud Storage and the pipeline root's bucket (what infra/ creates on Google Cloud)."""
+    tmp = tmp_path_factory.mktemp("vertex")
+    template = compile_pipeline("vertex", tmp / "vertex.yaml")
+    model_dir = ensure_demo_model(tmp_path_factory.mktemp("cache"), "tiny", lambda _: None)
+    with EmulatorProcess(tmp / "emulator") as emu:
+        yield emu, template, model_dir
+
+
+@pytest.fixture
+def sdk(world, monkeypatch):
+    """The SDK with the emulator's environment only; after each test: no endpoint, no model
+    server."""
+    emu, template, model_dir = world
+    from google.cloud import aiplatform, storage
+    from google.cloud.aiplatform import initializer
+
+    for key, value in emu.client_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(initializer, "global_config", initializer._Config())
+    initializer.global_config.init(project=PROJECT, location=LOCATION, api_transport="rest")
+    client = storage.Client()
+    for bucket in ("pipeline-root", "tests"):
+        if client.lookup_bucket(bucket) is None:
+            client.create_bucket(bucket)
+    client.bucket("tests").blob("locustfile.py").upload_from_filename(str(LOCUSTFILE))
+    model = register_model(PROJECT, LOCATION, "", model_dir, "tiny")
+    yield aiplatform, emu, template, model
+    assert aiplatform.Endpoint.list() == []
+    assert emu.processes() == []
+
+
+def submit(aiplatform, template, model, duration="3s", display_name="deploytest-manual"):
+    job = aiplatform.PipelineJob(
+        display_name=display_name,
+        # The SDK's default id has one-second resolution: two submits in one second clash.
+        job_id=f"deploytest-{uuid.uuid4().hex[:12]}",
+        template_path=str(template),
+        pipeline_root="gs://pipeline-root/runs",
+        parameter_values={
+            "project": PROJECT,
+            "location": LOCATION,
+            "model": model,
+            "model_uri": f"https://{LOCATION}-aiplatform.googleapis.com/v1/{model}",
+            "locustfile": "gs://tests/locustfile.py",
+            "duration": duration,
+            "users": 2,
+            "spawn_rate": 2.0,
+        },
+        enable_caching=False,
+    )
+    job.submit()
+    return job
+
+
+def tasks(aiplatform, name) -> tuple[str, dict]:
+    job = aiplatform.PipelineJob.get(name)
+    details = job.gca_resource.job_detail.task_details
+    return job.state.name, {t.task_name: t.state.name for t in details}
+
+
+def wait(aiplatform, name, until=lambda state, tasks: state in TERMINAL, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state, by_task = tasks(aiplatform, name)
+        if until(state, by_task):
+            return state, by_task
+        time.sleep(0.5)
+    raise AssertionError(f"{name}: still {state} {by_task}")
+
+
+def test_two_jobs_with_one_display_name_succeed_and_clean_up_only_their_own(sdk):
+    """The vertex YAML runs to SUCCEEDED; each job's clean-up deletes its own endpoint only
+    (with the run label from the display name, the short job's clean-up would delete the
+    long job's endpoint during its load test, and the long job would fail)."""
+    aiplatform, emu, template, model = sdk
+    short = submit(aiplatform, template, model, duration="2s")
+    long = submit(aiplatform, template, model, duration="12s")
+    assert short.resource_name != long.resource_name
+    for job in (short, long):
+        state, by_task = wait(aiplatform, job.resource_name)
+        assert state == "PIPELINE_STATE_SUCCEEDED", by_task
+        assert set(by_task.values()) == {"SUCCEEDED"}, by_task
+        assert {"endpoint-create", "model-deploy", "cleanup-endpoints"} <= set(by_task)
+    # The run report is an object in each job's pipeline root.
+    from google.cloud import storage
+
+    names = [b.name for b in storage.Client().list_blobs("pipeline-root", prefix="runs/")]
+    for job in (short, long):
+        job_id = job.resource_name.rsplit("/", 1)[1]
+        (report,) = [n for n in names if n == f"runs/{job_id}/record-run/report"]
+        page = storage.Client().bucket("pipeline-root").blob(report).download_as_text()
+        assert "<html" in page.lower() and job_id in page
+
+
+def test_cancel_during_the_load_test_runs_the_clean_up(sdk):
+    aiplatform, emu, template, model = sdk
+    job = submit(aiplatform, template, model, duration="120s")
+    wait(aiplatform, job.resource_name, until=lambda s, t: t.get("locust-load-test") == "RUNNING")
+    assert len(aiplatform.Endpoint.list()) == 1 and len(emu.processes()) == 1
+    started = time.monotonic()
+    job.cancel()
+    state, by_task = wait(aiplatform, job.resource_name, timeout=60)
+    took = time.monotonic() - started
+    assert state == "PIPELINE_STATE_CANCELLED", by_task
+    assert by_task["locust-load-test"] == "CANCELLED"
+    assert by_task["cleanup-endpoints"] == "SUCCEEDED"
+    assert "slo-gate" not in by_task or by_task["slo-gate"] == "CANCELLED"
+    assert took < 15, f"cancel to CANCELLED took {took:.1f} s"
