@@ -214,3 +214,29 @@ def test_a_running_job_cannot_be_deleted_and_a_finished_one_can(aiplatform, emul
     assert httpx.delete(url).status_code == 200
     assert httpx.get(url).status_code == 404
     assert json.loads(httpx.get(f"{emulator.url}/deploytest/v1/healthz").text)["status"] == "ok"
+
+
+def test_template_uri_from_artifact_registry_and_list_filter(aiplatform, emulator, template):
+    from kfp.registry import RegistryClient
+
+    RegistryClient(host="https://us-central1-kfp.pkg.dev/p/pipelines").upload_pipeline(
+        file_name=str(template), tags=["v1"]
+    )
+    uri = "https://us-central1-kfp.pkg.dev/p/pipelines/emulated-pipeline/v1"
+    body = {
+        "displayName": "from-the-registry",
+        "templateUri": uri,
+        "runtimeConfig": {"gcsOutputDirectory": "gs://bucket/reg", "parameterValues": {}},
+    }
+    url = f"{emulator.url}/v1/{PARENT}/pipelineJobs"
+    created = httpx.post(f"{url}?pipelineJobId=from-registry", json=body)
+    assert created.status_code == 200, created.text
+    done = wait_for(created.json()["name"], {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"})
+    assert done.state.name == "PIPELINE_STATE_SUCCEEDED", tasks(done)
+    flt = 'display_name="from-the-registry"'
+    listed = httpx.get(url, params={"filter": flt}).json()["pipelineJobs"]
+    assert [j["name"] for j in listed] == [created.json()["name"]]
+    assert "jobDetail" not in listed[0]  # the list view
+    missing = {**body, "templateUri": uri.replace("/v1", "/v9")}
+    resp = httpx.post(f"{url}?pipelineJobId=no-such-tag", json=missing)
+    assert resp.status_code == 400 and "v9" in resp.json()["error"]["message"]
