@@ -1,6 +1,6 @@
 """Run one pipeline job's compiled IR with kfp's own local runtime (a child of the emulator).
 
-    python -m emulator.pipeline_child JOB_DIR
+    python -m emulator.pipeline_child JOB_DIR [OWNER_FD]
 
 JOB_DIR holds `job.json` (written by `emulator.pipeline_jobs`): the PipelineSpec, the
 parameter values, the local pipeline root and the job's identity. This process runs the
@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 _cancelled = threading.Event()
@@ -135,6 +136,17 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    if len(argv) > 1:  # the emulator's pipe: EOF means it is gone (even by SIGKILL)
+        from emulator.server import watch_owner
+
+        def owner_gone():
+            print("the emulator is gone: stopping the tasks", flush=True)
+            _cancelled.set()
+            _stop_tasks(grace_s=5.0)
+            time.sleep(5.5)
+            os._exit(1)  # no exit handler: nothing is left to clean up through
+
+        watch_owner(int(argv[1]), owner_gone)
 
     from google.protobuf import json_format
     from kfp import local

@@ -149,6 +149,7 @@ class PipelineJobs:
         self.storage = None
         self.registry = None
         self._children: dict[str, subprocess.Popen] = {}
+        self._owner_fds: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def attach(self, task_env: dict[str, str], storage, registry) -> None:
@@ -317,16 +318,34 @@ class PipelineJobs:
             filter(None, [str(site), str(root_dir), env.get("PYTHONPATH")])
         )
         env["DEPLOYTEST_GCS_MOUNT"] = str(self.mount_dir) + "/"
-        with open(job_dir / "pipeline.log", "ab") as log_file:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "emulator.pipeline_child", str(job_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=job_dir,
-                start_new_session=True,  # one killpg reaches every task
-            )
+        # The run ends with the emulator, even one killed by SIGKILL: the child holds the
+        # read end of a pipe whose write end only the emulator has (emulator/server.py).
+        owner_read, owner_write = os.pipe()
+        os.set_inheritable(owner_write, False)
+        try:
+            with open(job_dir / "pipeline.log", "ab") as log_file:
+                child = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "emulator.pipeline_child",
+                        str(job_dir),
+                        str(owner_read),
+                    ],  # fmt: skip
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=job_dir,
+                    start_new_session=True,  # one killpg reaches every task
+                    pass_fds=(owner_read,),
+                )
+        except BaseException:
+            os.close(owner_write)
+            raise
+        finally:
+            os.close(owner_read)
+        self._owner_fds[job["name"]] = owner_write
         with self._lock:
             self._children[job["name"]] = child
         self._update(job["name"], state="PIPELINE_STATE_RUNNING", startTime=res.now())
@@ -339,6 +358,9 @@ class PipelineJobs:
         child.wait()
         with self._lock:
             self._children.pop(name, None)
+            fd = self._owner_fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
         try:
             result = json.loads((job_dir / "result.json").read_text())
         except (OSError, ValueError):

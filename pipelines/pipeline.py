@@ -133,6 +133,14 @@ def build_pipeline(target: str):
 
     ops = OpSet(target)
     d = DEFAULTS
+    # The run label's source when no run id is given: the job's resource name, whose last
+    # segment is unique (components/labels.py). kfp.local, which runs the `local` op set
+    # (always with an explicit run id), cannot resolve that placeholder and fails on it.
+    job = (
+        dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER
+        if target == "vertex"
+        else dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+    )
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -192,7 +200,7 @@ def build_pipeline(target: str):
         ).set_display_name("import locustfile")
         labels = make_labels(
             run_id=run_id,
-            job_id=dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
+            job_id=job,
             cost_labels=cost_labels,
             deploy_timeout_s=deploy_timeout_s,
             duration=duration,
@@ -204,7 +212,7 @@ def build_pipeline(target: str):
             project=project,
             location=location,
             run_id=run_id,
-            job_id=dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
+            job_id=job,
             api_endpoint=api_endpoint,
             timeout_s=cleanup_timeout_s,
             prices=prices,
@@ -269,7 +277,7 @@ def build_pipeline(target: str):
                 trigger=trigger,
                 template=template,
                 run_id=run_id,
-                job_id=dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
+                job_id=job,
                 location=location,
                 api_endpoint=api_endpoint,
                 machine_type=machine_type,

@@ -240,3 +240,55 @@ def test_template_uri_from_artifact_registry_and_list_filter(aiplatform, emulato
     missing = {**body, "templateUri": uri.replace("/v1", "/v9")}
     resp = httpx.post(f"{url}?pipelineJobId=no-such-tag", json=missing)
     assert resp.status_code == 400 and "v9" in resp.json()["error"]["message"]
+
+
+def test_emulator_killed_mid_job_stops_the_job_and_a_restart_fails_it(tmp_path, monkeypatch):
+    """SIGKILL of the emulator: the job's runner and tasks end within seconds (owner pipe);
+    the restarted emulator reports the job FAILED with the reason."""
+    import psutil
+
+    from emulator.launcher import EmulatorProcess
+    from tests.processes import processes_mentioning
+
+    emu = EmulatorProcess(tmp_path / "emu").start()
+    try:
+        env = emu.client_env()
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        from google.cloud import storage
+
+        storage.Client().create_bucket("bucket")
+        spec = _spec_of_module_graph(tmp_path)
+        body = {
+            "displayName": "doomed",
+            "pipelineSpec": spec,
+            "runtimeConfig": {
+                "gcsOutputDirectory": "gs://bucket/root",
+                "parameterValues": {"seconds": 300.0},
+            },
+        }
+        url = f"{emu.url}/v1/{PARENT}/pipelineJobs"
+        name = httpx.post(f"{url}?pipelineJobId=doomed", json=body).json()["name"]
+        job_dir = str(tmp_path / "emu" / "pipelines" / "doomed")
+        deadline = time.monotonic() + 60
+        while "step" not in str(httpx.get(f"{emu.url}/v1/{name}").json().get("jobDetail")):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert processes_mentioning(job_dir)
+        emu.crash()
+        deadline = time.monotonic() + 15
+        while (left := processes_mentioning(job_dir)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in left if p.status() != psutil.STATUS_ZOMBIE], left
+    finally:
+        emu.stop(check=False)
+    with EmulatorProcess(tmp_path / "emu") as again:
+        job = httpx.get(f"{again.url}/v1/{name}").json()
+        assert job["state"] == "PIPELINE_STATE_FAILED"
+        assert "restarted" in job["error"]["message"]
+
+
+def _spec_of_module_graph(tmp_path) -> dict:
+    path = tmp_path / "graph.yaml"
+    compiler.Compiler().compile(graph, str(path))
+    return _spec(path)

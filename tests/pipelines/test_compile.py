@@ -37,8 +37,15 @@ def test_vertex_exit_handler_wraps_exactly_create_deploy_test_gate(specs):
     assert any("google-cloud-pipeline-components" in i for i in images)
 
 
+JOB_PLACEHOLDER = {
+    # vertex: the job's resource name, whose last segment is unique (components/labels.py)
+    "vertex": "{{$.pipeline_job_resource_name}}",
+    "local": "{{$.pipeline_job_name}}",  # kfp.local cannot resolve the resource name
+}
+
+
 def test_cleanup_is_the_exit_task_and_always_runs(specs):
-    for spec in specs.values():
+    for target, spec in specs.items():
         root_tasks = spec["root"]["dag"]["tasks"]
         cleanup = root_tasks["cleanup-endpoints"]
         assert cleanup["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
@@ -48,7 +55,7 @@ def test_cleanup_is_the_exit_task_and_always_runs(specs):
         assert cleanup["dependentTasks"] == [handler_key]
         # plain strings only: the job id placeholder, never another task's output
         params = cleanup["inputs"]["parameters"]
-        assert params["job_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_name}}"
+        assert params["job_id"]["runtimeValue"]["constant"] == JOB_PLACEHOLDER[target]
         assert all("taskOutputParameter" not in p for p in params.values())
 
 
@@ -100,7 +107,7 @@ def test_caching_is_off_for_every_task(specs):
 
 def test_labels_come_from_a_plain_job_id_string(specs):
     labels = specs["vertex"]["root"]["dag"]["tasks"]["make-labels"]["inputs"]["parameters"]
-    assert labels["job_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_name}}"
+    assert labels["job_id"]["runtimeValue"]["constant"] == JOB_PLACEHOLDER["vertex"]
     _, inner = _exit_handler(specs["vertex"])
     create_labels = inner["endpoint-create"]["inputs"]["parameters"]["labels"]
     # inside the exit handler's sub-DAG the labels task's output arrives as a channel
