@@ -2,7 +2,7 @@
 and the admin API.
 
 Admin (not Vertex AI): `GET|PUT /deploytest/v1/faults`, `GET /deploytest/v1/processes`,
-`GET /deploytest/v1/healthz`.
+`GET /deploytest/v1/healthz`, `GET /deploytest/v1/client-env` (the `--env-file` variables).
 """
 
 from __future__ import annotations
@@ -289,6 +289,12 @@ def build_app(
     async def admin_processes(request: Request) -> Response:
         return JSONResponse({"processes": vertex.deployments.running()})
 
+    async def admin_client_env(request: Request) -> Response:
+        # What `--env-file` writes (paths on this machine, no secret: the credentials file
+        # is 0600 and the CA's key is never named), for a runner sharing this emulator.
+        env = pipelines.task_env if pipelines is not None else {}
+        return JSONResponse({"env": env})
+
     async def admin_healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "recovering": vertex.deployments.recovering})
 
@@ -308,6 +314,7 @@ def build_app(
             Route("/deploytest/v1/faults", admin_faults, methods=["GET", "PUT"]),
             Route("/deploytest/v1/processes", admin_processes, methods=["GET"]),
             Route("/deploytest/v1/healthz", admin_healthz, methods=["GET"]),
+            Route("/deploytest/v1/client-env", admin_client_env, methods=["GET"]),
             # The SDK's REST operations client polls `/ui/{name=.../operations/*}` (the first
             # of its http rules); Vertex AI serves both prefixes.
             Route("/v1/{path:path}", dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),

@@ -4,10 +4,18 @@ The CA (made with `trustme`) is created once per state folder and kept there:
 `tls/ca.pem` (the certificate clients trust through REQUESTS_CA_BUNDLE/SSL_CERT_FILE) and
 `tls/ca-key.pem` (the private key, mode 0600, never printed or logged). Every start issues
 a fresh leaf certificate, held in memory only, for the intercepted Google hosts.
+
+`DEPLOYTEST_EMULATOR_CA_DIR` names another folder for the CA, shared by every emulator that
+sees it (the test suite sets it): gRPC reads its root certificates once per process
+(`GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`), so one process that talks to several emulators over
+gRPC (Resource Manager, for the SDK's pipeline submit) needs them to share one CA. The
+folder is created 0700 and the CA in it under a lock, so emulators starting together
+agree on one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import ssl
 from pathlib import Path
@@ -30,6 +38,12 @@ def _write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
+def ca_dir(state_dir: Path) -> Path:
+    """`DEPLOYTEST_EMULATOR_CA_DIR` if set (see the module docstring), else `<state>/tls`."""
+    shared = os.environ.get("DEPLOYTEST_EMULATOR_CA_DIR", "").strip()
+    return Path(shared) if shared else Path(state_dir) / "tls"
+
+
 class EmulatorCA:
     """The CA of one state folder: load it, or create it on first use."""
 
@@ -42,13 +56,15 @@ class EmulatorCA:
     def _load_or_create(self) -> trustme.CA:
         self.tls_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.tls_dir, 0o700)
-        if self.cert_path.is_file() and self.key_path.is_file():
-            os.chmod(self.key_path, 0o600)
-            return trustme.CA.from_pem(self.cert_path.read_bytes(), self.key_path.read_bytes())
-        ca = trustme.CA(organization_name="deploytest emulator (local only)")
-        _write_private(self.key_path, ca.private_key_pem.bytes())
-        self.cert_path.write_bytes(ca.cert_pem.bytes())
-        return ca
+        with open(self.tls_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another emulator may be creating it now
+            if self.cert_path.is_file() and self.key_path.is_file():
+                os.chmod(self.key_path, 0o600)
+                return trustme.CA.from_pem(self.cert_path.read_bytes(), self.key_path.read_bytes())
+            ca = trustme.CA(organization_name="deploytest emulator (local only)")
+            _write_private(self.key_path, ca.private_key_pem.bytes())
+            self.cert_path.write_bytes(ca.cert_pem.bytes())
+            return ca
 
     def __repr__(self) -> str:  # never the key
         return f"EmulatorCA({self.cert_path})"

@@ -81,6 +81,10 @@ class EmulatorAdmin:
         """Model-server processes the emulator runs now (pid, port, endpoint, deployedModelId)."""
         return self._call("/deploytest/v1/processes")["processes"]
 
+    def client_env(self) -> dict[str, str]:
+        """The environment that points Google's clients at this emulator (emulator/envfile.py)."""
+        return self._call("/deploytest/v1/client-env")["env"]
+
     def health(self) -> dict:
         """Liveness, and how many deployed models are still being recovered after a start."""
         return self._call("/deploytest/v1/healthz")

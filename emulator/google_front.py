@@ -40,12 +40,12 @@ class GoogleFront:
         host: str = "127.0.0.1",
     ):
         from emulator.auth import TokenAuthority
-        from emulator.ca import EmulatorCA
+        from emulator.ca import EmulatorCA, ca_dir
         from emulator.front import Front
         from emulator.gcs import StorageEmulator
         from emulator.registry import Registry
 
-        self.ca = EmulatorCA(state_dir / "tls")
+        self.ca = EmulatorCA(ca_dir(state_dir))
         self.authority = TokenAuthority(state_dir / "auth")
         credentials = self.authority.write_credentials()
         self.storage = StorageEmulator(state_dir / "storage", host=host).start()

@@ -91,6 +91,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the run's id and label; a run folder that exists already is refused "
         "(default: generated)",
     )
+    p.add_argument(
+        "--pipeline",
+        choices=("local", "vertex"),
+        default="local",
+        help="local: the local op set with kfp.local (default); vertex: the vertex YAML that "
+        "goes to Vertex AI, submitted like `deploytest submit` to the emulator's Vertex AI "
+        "Pipelines (GCPC's launchers create and deploy; the run id is the job id)",
+    )
     add_pipeline_options(p, LOCAL_DEFAULTS)
     p.set_defaults(func=run)
 
@@ -125,6 +133,13 @@ def run(args: argparse.Namespace) -> int:
         )
         run_id = label_value(args.run_id) if args.run_id else new_run_id()
         check.check(bool(run_id), f"invalid --run-id {args.run_id!r}")
+        if args.pipeline == "vertex":
+            from pipelines.vertex_run import check_job_id
+
+            try:
+                check_job_id(run_id)
+            except ValueError as exc:
+                raise check.InputError(str(exc)) from None
         output_dir = check.output_dir(args.output_dir)
         check.check(
             not (output_dir / run_id).exists(),
@@ -145,5 +160,6 @@ def run(args: argparse.Namespace) -> int:
         fault=args.fault,
         parameters=params,
         run_id=run_id,
+        pipeline=args.pipeline,
     )
     return LocalRun(options).execute()

@@ -64,6 +64,9 @@ class RunOptions:
     fault: str
     parameters: dict[str, Any]
     run_id: str = field(default_factory=lambda: new_run_id())
+    # "local": the local op set with kfp.local; "vertex": the vertex YAML through the
+    # emulator's Vertex AI Pipelines (pipelines/vertex_run.py)
+    pipeline: str = "local"
 
 
 def new_run_id() -> str:
@@ -139,6 +142,8 @@ class LocalRun:
         self.descendants: list = []
         self._descendants_seen_at = 0.0
         self.faults_injected = False
+        self.job = None  # the pipeline job's follower (--pipeline vertex)
+        self._deploy_timed_out = False
 
     # -- the steps -------------------------------------------------------------------
 
@@ -186,6 +191,9 @@ class LocalRun:
         self.say(f"run {self.o.run_id}: output in {self.run_dir}")
         self._start_emulator()
         model = self.o.model or self._register_demo_model()
+        if self.o.pipeline == "vertex":
+            self._run_vertex(model)
+            return self._finish()
         params = self._pipeline_arguments(model)
         (self.run_dir / "arguments.json").write_text(json.dumps(params, indent=2))
         from pipelines.compile import compile_pipeline
@@ -194,6 +202,72 @@ class LocalRun:
         self.say(f"compiled the local pipeline to {pipeline_yaml}")
         self._run_child(pipeline_yaml)
         return self._finish()
+
+    def _run_vertex(self, model: str) -> None:
+        """Submit the vertex YAML to the emulator's Vertex AI Pipelines, as `deploytest
+        submit` does, follow it, and fetch its outputs (pipelines/vertex_run.py)."""
+        import yaml
+
+        from pipelines import vertex_run
+        from pipelines.compile import compile_pipeline
+        from pipelines.submit import SubmitRequest, build_job_body, submit
+
+        env = self.admin.client_env()
+        with vertex_run.client_environment(env):
+            root, locustfile = vertex_run.stage_locustfile(
+                self.o.project, self.o.run_id, self.o.locustfile
+            )
+        self.say(f"staged the locustfile as {locustfile}")
+        spec_path = compile_pipeline("vertex", self.run_dir / "pipeline.yaml")
+        self.say(f"compiled the vertex pipeline to {spec_path}")
+        params = dict(self.o.parameters)
+        if self.o.fault == "deploy-hang":
+            params["deploy_timeout_s"] = min(params["deploy_timeout_s"], DEPLOY_HANG_TIMEOUT_S)
+        if not params.get("template"):
+            from history.records import git_commit
+
+            params["template"] = git_commit(Path(__file__).parent)
+        request = SubmitRequest(
+            project=self.o.project,
+            location=self.o.location,
+            pipeline_root=root,
+            service_account=vertex_run.RUNNER_ACCOUNT.format(project=self.o.project),
+            model=model,
+            locustfile=locustfile,
+            display_name="deploytest-run",
+            parameters=params,
+        )
+        body = build_job_body(request, yaml.safe_load(spec_path.read_text()))
+        values = body["runtimeConfig"]["parameterValues"]
+        (self.run_dir / "arguments.json").write_text(json.dumps(values, indent=2))
+        name = submit(
+            body, self.o.project, self.o.location, self.api_endpoint, job_id=self.o.run_id
+        )
+        self.say(f"submitted the pipeline job {name}")
+        self.job = vertex_run.JobFollower(self.api_endpoint, name, self.say)
+        deploy_timeout = params["deploy_timeout_s"]
+
+        def deploy_watchdog(follower) -> None:
+            # GCPC's deploy launcher waits for its operation without a bound; the run's
+            # deploy timeout is kept here, by cancelling the job (its exit handler runs).
+            if not self._deploy_timed_out and follower.running_for("model-deploy") > deploy_timeout:
+                self._deploy_timed_out = True
+                self.say(f"model-deploy still running after {deploy_timeout}s: cancelling")
+                follower.cancel()
+
+        job = self.job.wait(timeout_s=7 * 24 * 3600, on_poll=deploy_watchdog)
+        self.say(f"pipeline job {job.get('state', '?').removeprefix('PIPELINE_STATE_')}")
+        self._fetch_vertex_outputs(env)
+
+    def _fetch_vertex_outputs(self, env: dict[str, str]) -> None:
+        from pipelines import vertex_run
+
+        with vertex_run.client_environment(env):
+            vertex_run.fetch_outputs(self.job.job["name"], self.run_dir / "kfp")
+        if self.emulator is not None:  # the tasks' log, when the emulator is the run's own
+            log = self.emulator.state_dir / "pipelines" / self.o.run_id / "pipeline.log"
+            if log.is_file():
+                shutil.copy(log, self.run_dir / "pipeline.log")
 
     def _start_emulator(self) -> None:
         fault = FAULTS.get(self.o.fault, {}) if self.o.fault else {}
@@ -337,6 +411,11 @@ class LocalRun:
 
     def _finish(self) -> int:
         results = collect_results(self.run_dir)
+        if self.job is not None:
+            from pipelines.vertex_run import task_states
+
+            results["tasks"] = task_states(self.job.job)
+            results["pipeline_job"] = self.job.job.get("name", "")
         known = [e["name"] for e in (results.get("cleanup") or {}).get("endpoints", [])]
         left = self._left_behind(known)
         if left["endpoints"]:
@@ -481,6 +560,7 @@ class LocalRun:
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_IGN)
         self.say(f"{signal.Signals(signum).name}: stopping the run, then cleaning up")
+        self._cancel_job()
         self._stop_child()
         if self.api_endpoint:
             from components.cost import describe
@@ -501,6 +581,20 @@ class LocalRun:
             except Exception as exc:  # say it plainly; the emulator stop still ends processes
                 self.say(f"clean-up failed: {type(exc).__name__}: {exc}")
         return 128 + signum
+
+    def _cancel_job(self) -> None:
+        """--pipeline vertex: cancel the job and wait (bounded) for its exit handler."""
+        from pipelines.vertex_run import TERMINAL
+
+        if self.job is None or self.job.job.get("state") in TERMINAL:
+            return
+        self.say("cancelling the pipeline job; its exit handler cleans up")
+        try:
+            self.job.cancel()
+            job = self.job.wait(timeout_s=120)
+            self.say(f"pipeline job {job.get('state', '?').removeprefix('PIPELINE_STATE_')}")
+        except Exception as exc:  # the clean-up by label below still runs
+            self.say(f"cancel failed: {type(exc).__name__}: {exc}")
 
     def _stop_child(self) -> None:
         import psutil

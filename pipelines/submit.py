@@ -127,9 +127,11 @@ def new_job_id(display_name: str) -> str:
     return f"{slug}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
 
 
-def submit(body: dict, project: str, location: str, api_endpoint: str = "") -> str:
-    """Create the pipeline job on Vertex AI (or `api_endpoint`), with a unique job id, and
-    return its name."""
+def submit(
+    body: dict, project: str, location: str, api_endpoint: str = "", job_id: str = ""
+) -> str:
+    """Create the pipeline job on Vertex AI (or `api_endpoint`), with `job_id` or a new
+    unique one, and return its name."""
     from google.cloud import aiplatform_v1
 
     from components.vertex_clients import client_kwargs
@@ -138,7 +140,7 @@ def submit(body: dict, project: str, location: str, api_endpoint: str = "") -> s
     job = client.create_pipeline_job(
         parent=f"projects/{project}/locations/{location}",
         pipeline_job=to_pipeline_job(body),
-        pipeline_job_id=new_job_id(body.get("displayName", "")),
+        pipeline_job_id=job_id or new_job_id(body.get("displayName", "")),
     )
     return job.name
 

@@ -34,6 +34,17 @@ def _leftovers(marker: str) -> list[psutil.Process]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def one_emulator_ca(tmp_path_factory):
+    """Every emulator of the session shares one CA (emulator/ca.py): gRPC reads its root
+    certificates once per process, and this process talks to many emulators."""
+    import os
+
+    os.environ["DEPLOYTEST_EMULATOR_CA_DIR"] = str(tmp_path_factory.mktemp("emulator-ca"))
+    yield
+    os.environ.pop("DEPLOYTEST_EMULATOR_CA_DIR", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def no_process_outlives_the_suite(tmp_path_factory):
     marker = str(tmp_path_factory.getbasetemp())
     yield

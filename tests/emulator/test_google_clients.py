@@ -47,7 +47,7 @@ def test_google_clients_unmodified_by_env_file(tmp_path):
     with emu:
         env = read_env_file(env_file)
         assert env["HTTPS_PROXY"].startswith("http://127.0.0.1:")
-        key = tmp_path / "emu" / "tls" / "ca-key.pem"
+        key = Path(env["REQUESTS_CA_BUNDLE"]).with_name("ca-key.pem")  # see emulator/ca.py
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
         assert env == emu.client_env()
         (tmp_path / "work").mkdir()

@@ -1,0 +1,62 @@
+"""End-to-end: `deploytest run --pipeline vertex`, the vertex YAML submitted like
+`deploytest submit` to the emulator's Vertex AI Pipelines: success, the deploy timeout that
+GCPC's launcher does not keep, and Ctrl-C. Each run checks its summary.json and that no
+endpoint and no process is left."""
+
+import json
+import signal
+
+import pytest
+
+from tests.e2e.test_local_run import assert_nothing_left, run
+
+pytestmark = pytest.mark.slow
+VERTEX = ("--pipeline", "vertex")
+
+
+def summary(run_dir):
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_the_vertex_yaml_passes_with_gcpc_tasks(tmp_path, cache_dir, emulator):
+    code, out, run_dir = run(
+        tmp_path, cache_dir, *VERTEX, "--api-endpoint", emulator.url, run_id="vx-pass"
+    )
+    assert code == 0, out
+    s = summary(run_dir)
+    assert s["pipeline_job"].endswith("/pipelineJobs/vx-pass")
+    assert set(s["tasks"].values()) == {"SUCCESS"}, s["tasks"]
+    # GCPC's own create and deploy tasks, not ours
+    assert {"endpoint-create", "model-deploy", "cleanup-endpoints"} <= set(s["tasks"])
+    # the label is the job id, from the job's resource name (run_id is empty on this path)
+    assert json.loads((run_dir / "arguments.json").read_text())["run_id"] == ""
+    assert s["cleanup"]["run_label"] == "vx-pass" and s["cleanup"]["ok"]
+    assert s["metrics"]["requests"] > 0 and s["metrics"]["failure_ratio"] == 0
+    assert "<html" in (run_dir / "report.html").read_text().lower()
+    assert_nothing_left("vx-pass", out, emulator)
+
+
+def test_a_hung_deploy_is_cancelled_at_the_deploy_timeout(tmp_path, cache_dir, emulator):
+    code, out, run_dir = run(
+        tmp_path, cache_dir, *VERTEX, "--api-endpoint", emulator.url, "--fault", "deploy-hang",
+        run_id="vx-hang",
+    )  # fmt: skip
+    assert code == 1, out
+    s = summary(run_dir)
+    assert s["tasks"]["model-deploy"] == "CANCELLED"
+    assert s["tasks"]["cleanup-endpoints"] == "SUCCESS"
+    assert "locust-load-test" not in s["tasks"]
+    assert s["cleanup"]["ok"] and s["cleanup"]["endpoints"][0]["deleted"]
+    assert_nothing_left("vx-hang", out, emulator)
+    assert emulator.get_faults()["deploy"] is None
+
+
+def test_ctrl_c_cancels_the_job_and_its_exit_handler_cleans_up(tmp_path, cache_dir, emulator):
+    rc, out, run_dir = run(
+        tmp_path, cache_dir, *VERTEX, "--api-endpoint", emulator.url, "--duration", "60s",
+        run_id="vx-cancel", stop_at="locust-load-test", signum=signal.SIGINT,
+    )  # fmt: skip
+    assert rc == 130, out
+    assert "cancelling the pipeline job" in out and "pipeline job CANCELLED" in out
+    assert "✔ cleanup-endpoints: SUCCESS" in out
+    assert_nothing_left("vx-cancel", out, emulator)

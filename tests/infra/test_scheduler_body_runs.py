@@ -1,0 +1,102 @@
+"""The Cloud Scheduler job that `make synth` writes, POSTed as it is (its URI, headers and
+body, with a token from the credentials it would use), runs to SUCCEEDED against the
+embedded Vertex AI: its template from the emulated Artifact Registry, its model and
+locustfile where the settings name them, its history in Cloud Storage."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from emulator.launcher import EmulatorProcess
+from tests.infra.test_stack import regression_job
+
+pytestmark = pytest.mark.slow
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
+
+
+def _register_model(emu, name: str, model_dir) -> None:
+    """The regression model under the id the settings name (Vertex AI accepts `modelId`)."""
+    import sys
+
+    import httpx
+
+    project_location, model_id = name.split("@", 1)[0].rsplit("/models/", 1)
+    body = {
+        "modelId": model_id,
+        "model": {
+            "displayName": "regression-model",
+            "containerSpec": {
+                "imageUri": "local/deploytest-serving",
+                "command": [sys.executable, "-m", "serving"],
+                "args": ["--model-dir", str(model_dir), "--host", "127.0.0.1"],
+                "healthRoute": "/health",
+                "predictRoute": "/predict",
+            },
+        },
+    }
+    resp = httpx.post(f"{emu.url}/v1/{project_location}/models:upload", json=body)
+    assert resp.status_code == 200, resp.text
+
+
+def test_the_scheduler_body_runs_to_succeeded(synth, tmp_path, monkeypatch):
+    from google.auth.transport.requests import AuthorizedSession
+    from google.cloud import storage
+    from kfp.registry import RegistryClient
+
+    from pipelines.compile import compile_pipeline
+    from pipelines.local_model import ensure_demo_model
+
+    settings = synth.settings
+    job = regression_job(synth)
+    target = job["http_target"]
+    body = json.loads(base64.b64decode(target["body"]))
+    values = body["runtimeConfig"]["parameterValues"]
+    model_dir = ensure_demo_model(tmp_path / "cache", "tiny", lambda _: None)
+    with EmulatorProcess(tmp_path / "emu", extra_args=["--project", settings.project_id]) as emu:
+        for key, value in emu.client_env().items():
+            monkeypatch.setenv(key, value)
+        # What infra/ creates and Cloud Build uploads, in the emulated services:
+        client = storage.Client(project=settings.project_id)
+        for uri in (body["runtimeConfig"]["gcsOutputDirectory"], values["locustfile"]):
+            bucket = uri[len("gs://") :].split("/", 1)[0]
+            if client.lookup_bucket(bucket) is None:
+                client.create_bucket(bucket)
+        bucket, _, name = values["locustfile"][len("gs://") :].partition("/")
+        client.bucket(bucket).blob(name).upload_from_filename(str(LOCUSTFILE))
+        template = compile_pipeline("vertex", tmp_path / "vertex.yaml")
+        host, _, ref = body["templateUri"].rpartition("/deploytest/")
+        RegistryClient(host=host).upload_pipeline(file_name=str(template), tags=[ref])
+        _register_model(emu, values["model"], model_dir)
+
+        # The Scheduler's request: its method, URI and headers, an OAuth token.
+        import google.auth
+
+        credentials, _ = google.auth.default(scopes=[target["oauth_token"]["scope"]])
+        session = AuthorizedSession(credentials)
+        resp = session.request(
+            target["http_method"], target["uri"], data=base64.b64decode(target["body"]),
+            headers=target["headers"],
+        )  # fmt: skip
+        assert resp.status_code == 200, resp.text
+        name = resp.json()["name"]
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            state = session.get(f"https://{settings.region}-aiplatform.googleapis.com/v1/{name}")
+            got = state.json()
+            if got["state"] in ("PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"):
+                break
+            time.sleep(1)
+        tasks = {t["taskName"]: t["state"] for t in got["jobDetail"]["taskDetails"]}
+        assert got["state"] == "PIPELINE_STATE_SUCCEEDED", (got.get("error"), tasks)
+        # the run went into the history in Cloud Storage, and nothing is left
+        history = values["history"][len("gs://") :].split("/", 1)
+        recorded = list(client.list_blobs(history[0], prefix=history[1] + "/"))
+        assert any(b.name.endswith("run.json") for b in recorded)
+        assert emu.processes() == []
+        endpoints = session.get(target["uri"].replace("/pipelineJobs", "/endpoints")).json()
+        assert endpoints.get("endpoints", []) == []
