@@ -10,7 +10,7 @@ CHECKOV_VENV ?= .venv-checkov
 TORCH_INDEX_URL ?=
 TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)
 
-.PHONY: install test lint run synth checkov benchmark benchmark-limits benchmark-operations clean
+.PHONY: install test lint run synth checkov benchmark benchmark-limits benchmark-operations benchmark-run clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,9 @@ benchmark-limits: install
 
 benchmark-operations: install
 	$(BIN)/python benchmarks/emulator_operations.py
+
+benchmark-run: install
+	$(BIN)/python benchmarks/run_overhead.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) infra/cdktf.out .pytest_cache
