@@ -102,6 +102,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="HTTP code of injected predict errors (default: %(default)s)",
     )
     p.add_argument(
+        "--local-image",
+        action="append",
+        default=[],
+        metavar="REPOSITORY",
+        help="Vertex AI Pipelines: an image repository (e.g. "
+        "us-central1-docker.pkg.dev/P/R/components) whose code is installed here, so a "
+        "pipeline task naming it runs its command locally; repeatable. GCPC's images, "
+        "python:* and DEPLOYTEST_COMPONENT_IMAGE's repository always are",
+    )
+    p.add_argument(
         "--fault-predict-latency-ms",
         type=int,
         default=0,
@@ -163,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         env_file=args.env_file.resolve() if args.env_file else None,
         project=args.project,
         operation_hold_s=args.operation_hold_s,
+        local_images=tuple(i.split("@", 1)[0].rsplit(":", 1)[0] for i in args.local_image),
     )
     return serve(config)
 

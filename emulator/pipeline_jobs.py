@@ -63,12 +63,17 @@ _PARAM_TYPES = {
 }
 
 
+def repository_prefixes(*repositories: str) -> tuple[str, ...]:
+    """`REPO:` and `REPO@` for each repository: its tags and digests, not `REPO-other`."""
+    return tuple(f"{repo}{sep}" for repo in repositories for sep in (":", "@"))
+
+
 def allowed_image_prefixes() -> tuple[str, ...]:
     """GCPC's and Python's images, plus `DEPLOYTEST_COMPONENT_IMAGE`'s repository."""
     from components.image import COMPONENT_IMAGE
 
-    ours = COMPONENT_IMAGE.rsplit(":", 1)[0].split("@", 1)[0]
-    return (*DEFAULT_IMAGE_PREFIXES, ours)
+    ours = COMPONENT_IMAGE.split("@", 1)[0].rsplit(":", 1)[0]
+    return (*DEFAULT_IMAGE_PREFIXES, *repository_prefixes(ours))
 
 
 def _type_ok(value, parameter_type: str) -> bool:

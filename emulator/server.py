@@ -51,6 +51,8 @@ class ServerConfig:
     env_file: Path | None = None
     project: str = "deploytest-local"
     operation_hold_s: float = 30.0
+    # Vertex AI Pipelines: more image repositories whose code is installed here
+    local_images: tuple[str, ...] = ()
 
 
 class StateInUse(Exception):
@@ -132,7 +134,10 @@ def run(config: ServerConfig) -> int:
     vertex = Vertex(store, ops, deployments, max_model_servers=config.max_model_servers)
     for problem in vertex.stored_problems():
         log.warning("stored resource breaks a rule (kept; listable and deletable): %s", problem)
-    pipelines = PipelineJobs(store, ops, state_dir)
+    from emulator.pipeline_jobs import allowed_image_prefixes, repository_prefixes
+
+    images = (*allowed_image_prefixes(), *repository_prefixes(*config.local_images))
+    pipelines = PipelineJobs(store, ops, state_dir, images=images)
     pipelines.recover()
     app = build_app(vertex, faults, pipelines)
 
