@@ -165,6 +165,9 @@ def output_files(out_dir: str | os.PathLike) -> dict[str, Path]:
     }
 
 
+NETWORK_PLUGIN = Path(__file__).resolve().parents[1] / "loadtests" / "http_user_network.py"
+
+
 def build_command(
     locustfile: str | os.PathLike,
     host: str,
@@ -181,7 +184,8 @@ def build_command(
         "-m",
         "locust",
         "-f",
-        str(locustfile),
+        # the user's file, and the proxy and CA variables for its HttpUsers (see there)
+        f"{locustfile},{NETWORK_PLUGIN}",
         "--headless",
         "--host",
         host,

@@ -2,7 +2,8 @@
 and the admin API.
 
 Admin (not Vertex AI): `GET|PUT /deploytest/v1/faults`, `GET /deploytest/v1/processes`,
-`GET /deploytest/v1/healthz`, `GET /deploytest/v1/client-env` (the `--env-file` variables).
+`GET /deploytest/v1/healthz`, `GET /deploytest/v1/client-env` (the `--env-file` variables),
+`GET /deploytest/v1/pipeline-logs/{job id}` (a pipeline job's task log).
 """
 
 from __future__ import annotations
@@ -295,6 +296,14 @@ def build_app(
         env = pipelines.task_env if pipelines is not None else {}
         return JSONResponse({"env": env})
 
+    async def admin_pipeline_log(request: Request) -> Response:
+        # A pipeline job's task log (kfp.local's), for `deploytest run`'s run folder.
+        job_id = request.path_params["job_id"]
+        path = pipelines.log_path(job_id) if pipelines is not None else None
+        if path is None or not path.is_file():
+            return JSONResponse(not_found(f"pipeline job log {job_id}").body(), status_code=404)
+        return Response(path.read_bytes(), media_type="text/plain; charset=utf-8")
+
     async def admin_healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "recovering": vertex.deployments.recovering})
 
@@ -315,6 +324,7 @@ def build_app(
             Route("/deploytest/v1/processes", admin_processes, methods=["GET"]),
             Route("/deploytest/v1/healthz", admin_healthz, methods=["GET"]),
             Route("/deploytest/v1/client-env", admin_client_env, methods=["GET"]),
+            Route("/deploytest/v1/pipeline-logs/{job_id}", admin_pipeline_log, methods=["GET"]),
             # The SDK's REST operations client polls `/ui/{name=.../operations/*}` (the first
             # of its http rules); Vertex AI serves both prefixes.
             Route("/v1/{path:path}", dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),

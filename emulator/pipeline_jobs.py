@@ -281,6 +281,12 @@ class PipelineJobs:
             self.store.delete_resource(name)
         return self.ops.done(name, res.DELETE_METADATA, res.EMPTY)
 
+    def log_path(self, job_id: str) -> Path | None:
+        """The task log of a job (None for an id that is not a job id)."""
+        if not _JOB_ID.match(job_id):
+            return None
+        return self.jobs_dir / job_id / "pipeline.log"
+
     # -- running --------------------------------------------------------------------------
     def local_root(self, root: str) -> Path:
         """Where a `gs://BUCKET/PATH` pipeline root lives on this machine: Cloud Storage's

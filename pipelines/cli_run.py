@@ -28,12 +28,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "run",
-        help="run the whole pipeline locally (kfp.local + the Vertex AI emulator)",
+        help="run the whole pipeline locally, against the embedded Vertex AI",
         description="Start the embedded Vertex AI emulator (or use --api-endpoint), register "
-        "the demo GPT-2 model unless --model is given, run the pipeline with kfp.local: create "
-        "endpoint, deploy, Locust load test, SLO gate, and the clean-up exit task. Prints a "
-        "summary; exits 0 only if the gate passed and clean-up left nothing. On Ctrl-C or "
-        "SIGTERM it stops the run, cleans up by the run's label and exits 130 or 143. "
+        "the demo GPT-2 model unless --model is given, and run the vertex pipeline YAML on "
+        "the emulator's Vertex AI Pipelines (or, with --pipeline local, the local op set with "
+        "kfp.local): create endpoint, deploy, Locust load test, SLO gate, and the clean-up "
+        "exit task. Prints a summary; exits 0 only if the gate passed and clean-up left "
+        "nothing. On Ctrl-C or SIGTERM it cancels the job (its exit handler cleans up), "
+        "cleans up by the run's label itself too, and exits 130 or 143. "
         "Use `deploytest submit` for Vertex AI. Every input is checked before anything is "
         "created (exit 2): numbers must be finite and within sane maxima (users <= 10000, "
         "spawn rate <= 10000/s, duration <= 24h, max new tokens 1-4096, timeouts 1 s-24 h, "
@@ -94,10 +96,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pipeline",
         choices=("local", "vertex"),
-        default="local",
-        help="local: the local op set with kfp.local (default); vertex: the vertex YAML that "
-        "goes to Vertex AI, submitted like `deploytest submit` to the emulator's Vertex AI "
-        "Pipelines (GCPC's launchers create and deploy; the run id is the job id)",
+        default="vertex",
+        help="vertex (default): the vertex YAML that goes to Vertex AI, submitted like "
+        "`deploytest submit` to the emulator's Vertex AI Pipelines (GCPC's launchers create "
+        "and deploy; the run id is the pipeline job id); local: the local op set with "
+        "kfp.local (our SDK create and deploy components)",
     )
     add_pipeline_options(p, LOCAL_DEFAULTS)
     p.set_defaults(func=run)

@@ -264,10 +264,11 @@ class LocalRun:
 
         with vertex_run.client_environment(env):
             vertex_run.fetch_outputs(self.job.job["name"], self.run_dir / "kfp")
-        if self.emulator is not None:  # the tasks' log, when the emulator is the run's own
-            log = self.emulator.state_dir / "pipelines" / self.o.run_id / "pipeline.log"
-            if log.is_file():
-                shutil.copy(log, self.run_dir / "pipeline.log")
+        from emulator.client import EmulatorAdmin
+
+        log = EmulatorAdmin(self.api_endpoint).pipeline_log(self.o.run_id)  # kfp.local's
+        if log:
+            (self.run_dir / "pipeline.log").write_text(log)
 
     def _start_emulator(self) -> None:
         fault = FAULTS.get(self.o.fault, {}) if self.o.fault else {}
@@ -572,7 +573,9 @@ class LocalRun:
                 if data["endpoints"]:  # else the exit task took them: their cost is not here
                     data["cost"] = self._cost({"cleanup": data})
                     self.say(f"cost: {describe(data['cost'])}")
-                (self.run_dir / "cleanup.json").write_text(json.dumps(data, indent=2))
+                record_path = self.run_dir / "cleanup.json"
+                if data["endpoints"] or not record_path.is_file():  # keep the exit task's
+                    record_path.write_text(json.dumps(data, indent=2))
                 left = self._left_behind([e.name for e in record.endpoints])
                 self.say(
                     f"left behind: {len(left['endpoints'])} endpoint(s), "
@@ -593,6 +596,8 @@ class LocalRun:
             self.job.cancel()
             job = self.job.wait(timeout_s=120)
             self.say(f"pipeline job {job.get('state', '?').removeprefix('PIPELINE_STATE_')}")
+            self._fetch_vertex_outputs(self.admin.client_env())
+            collect_results(self.run_dir)  # the exit task's record becomes cleanup.json
         except Exception as exc:  # the clean-up by label below still runs
             self.say(f"cancel failed: {type(exc).__name__}: {exc}")
 

@@ -35,19 +35,34 @@ def run(tmp_path, cache_dir, run_id, *args, env=None):
 
 
 def test_a_usual_vertex_style_locustfile_passes_unmodified(tmp_path, cache_dir):
+    """On the production path the load test reaches the endpoint at Vertex AI's host with a
+    token from `google.auth.default()`: the emulator's environment gives the user's file
+    both (a token the front did not issue would fail every request with 401)."""
     fast = ["--duration", "4s", "--users", "2", "--spawn-rate", "2"]
-    with OfflineGoogleAuth(tmp_path) as google:
-        code, out, run_dir = run(
-            tmp_path, cache_dir, "byo-locustfile", "--locustfile", str(VERTEX_STYLE), *fast,
-            env=google.env,
-        )  # fmt: skip
-        assert google.refreshes >= 1, out
+    code, out, run_dir = run(
+        tmp_path, cache_dir, "byo-locustfile", "--locustfile", str(VERTEX_STYLE), *fast
+    )
     assert code == 0, out
     assert "verdict      PASS" in out
     assert "not measured ttft" in out and "locustfile of your own" in out
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["requests"] > 0 and metrics["failures"] == 0
     assert metrics["ttft_p50_ms"] is None and "goodput" in metrics["llm_unavailable"]
+    log = (run_dir / "pipeline.log").read_text()
+    assert "https://us-central1-aiplatform.googleapis.com" in log  # Vertex AI's own host
+
+
+def test_a_vertex_style_locustfile_on_the_local_op_set(tmp_path, cache_dir):
+    """`--pipeline local` tests the emulator's plain URL: the user's file still asks
+    google.auth.default() for a token, here from an offline token server."""
+    fast = ["--duration", "4s", "--users", "2", "--spawn-rate", "2", "--pipeline", "local"]
+    with OfflineGoogleAuth(tmp_path) as google:
+        code, out, run_dir = run(
+            tmp_path, cache_dir, "byo-local", "--locustfile", str(VERTEX_STYLE), *fast,
+            env=google.env,
+        )  # fmt: skip
+        assert google.refreshes >= 1, out
+    assert code == 0, out
     assert TOKEN  # the emulator accepts any bearer token; the user's file sent one
 
 
