@@ -35,6 +35,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_START = re.compile(r"Executing task '([^']+)'")
 _TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _PIPELINE_END = re.compile(r"Pipeline '([^']+)' finished with status (\w+)")
+_LOCUST_INFO = re.compile(r"^\[locust\] \[[\d-]+ [\d:,]+\] [^/]+/INFO/")
 # kfp prints each output artifact's repr after a task; the summary says it better.
 _ARTIFACT_REPR = re.compile(r"^\w+: \w+\( name=|^uri='|^metadata=|^Output: ")
 
@@ -244,7 +245,31 @@ class LocalRun:
             body, self.o.project, self.o.location, self.api_endpoint, job_id=self.o.run_id
         )
         self.say(f"submitted the pipeline job {name}")
-        self.job = vertex_run.JobFollower(self.api_endpoint, name, self.say)
+        progress = ProgressFilter(self.started)
+        in_resources = False
+
+        def task_output(line: str) -> None:
+            # Task starts and ends come from the job's task states; the log adds the
+            # tasks' own lines (Locust's summary, the verdict, the clean-up's steps), not
+            # GCPC's gcp_resources JSON nor Locust's timestamped INFO lines.
+            nonlocal in_resources
+            plain = _ANSI.sub("", line)
+            body = plain.strip()
+            if _TASK_START.search(plain) or _TASK_END.search(plain):
+                return
+            if _PIPELINE_END.search(plain) or _LOCUST_INFO.match(body):
+                return
+            if body.startswith("gcp_resources:"):
+                in_resources = True
+                return
+            if in_resources:
+                in_resources = body != "}"
+                return
+            shown = progress.feed(line)
+            if shown:
+                self.out(shown, flush=True)
+
+        self.job = vertex_run.JobFollower(self.api_endpoint, name, self.say, task_output)
         deploy_timeout = params["deploy_timeout_s"]
 
         def deploy_watchdog(follower) -> None:

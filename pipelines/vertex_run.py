@@ -94,28 +94,55 @@ def task_states(job: dict) -> dict[str, str]:
 class JobFollower:
     """Polls the job through the emulator's plain-HTTP URL and reports task changes."""
 
-    def __init__(self, api_endpoint: str, job_name: str, say: Callable[[str], None]):
+    def __init__(
+        self,
+        api_endpoint: str,
+        job_name: str,
+        say: Callable[[str], None],
+        task_output: Callable[[str], None] | None = None,
+    ):
         self.url = f"{api_endpoint.rstrip('/')}/v1/{job_name}"
         self.say = say
         self.seen: dict[str, str] = {}
         self.started_at: dict[str, float] = {}
         self.job: dict = {}
+        # The emulator's task log (kfp.local's), whose new lines go to `task_output`:
+        # Locust's progress, the clean-up's steps. Vertex AI has Cloud Logging instead.
+        self.task_output = task_output
+        self._log_url = (
+            f"{api_endpoint.rstrip('/')}/deploytest/v1/pipeline-logs/{job_name.rsplit('/', 1)[-1]}"
+        )
+        self._log_seen = 0
+
+    def _tail_log(self) -> None:
+        if self.task_output is None:
+            return
+        resp = httpx.get(self._log_url, timeout=30)
+        if resp.status_code != 200:
+            return
+        text = resp.text
+        end = text.rfind("\n") + 1  # whole lines only
+        for line in text[self._log_seen : end].splitlines():
+            self.task_output(line)
+        self._log_seen = max(self._log_seen, end)
 
     def poll(self) -> dict:
-        """GET the job once; say each task that started or ended since the last poll."""
+        """GET the job once; say each task that started, then the log's new lines, then
+        each task that ended, since the last poll."""
         self.job = httpx.get(self.url, timeout=30).json()
+        ended = []
         for task, state in task_states(self.job).items():
             if self.seen.get(task) == state:
                 continue
-            if state == "RUNNING":
+            if task not in self.seen:
                 self.started_at[task] = time.monotonic()
                 self.say(f"▶ {task}")
-            else:
-                if task not in self.seen:
-                    self.say(f"▶ {task}")
-                mark = "✔" if state == "SUCCESS" else "✘"
-                self.say(f"{mark} {task}: {state}")
+            if state != "RUNNING":
+                ended.append((task, state))
             self.seen[task] = state
+        self._tail_log()
+        for task, state in ended:
+            self.say(f"{'✔' if state == 'SUCCESS' else '✘'} {task}: {state}")
         return self.job
 
     def running_for(self, task: str) -> float:
