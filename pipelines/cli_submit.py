@@ -195,7 +195,8 @@ def _submit(args: argparse.Namespace, body: dict) -> int:
         f"{name.rsplit('/', 1)[-1]}?project={args.project}",
         flush=True,
     )
-    return _follow(args, name) if args.wait else 0
+    deploy_timeout = body["runtimeConfig"]["parameterValues"].get("deploy_timeout_s")
+    return _follow(args, name, deploy_timeout) if args.wait else 0
 
 
 def _preflight(args: argparse.Namespace, body: dict) -> None:
@@ -217,13 +218,20 @@ def _preflight(args: argparse.Namespace, body: dict) -> None:
         print(f"template {body['templateUri']}")
 
 
-def _follow(args: argparse.Namespace, name: str) -> int:
-    """Exit code of --wait: 0 only if the job succeeded."""
+def _follow(args: argparse.Namespace, name: str, deploy_timeout_s: float | None = None) -> int:
+    """Exit code of --wait: 0 only if the job succeeded. A deploy that outlives the run's
+    deploy timeout gets the job cancelled (job_wait.job_state_getter)."""
     from google.api_core import exceptions
 
     from pipelines.job_wait import SUCCEEDED, WaitTimeout, job_state_getter, wait_for_job
 
-    get_state = job_state_getter(name, args.location, args.api_endpoint)
+    get_state = job_state_getter(
+        name,
+        args.location,
+        args.api_endpoint,
+        deploy_timeout_s=deploy_timeout_s,
+        progress=lambda line: print(line, flush=True),
+    )
     try:
         state = wait_for_job(
             get_state,

@@ -87,8 +87,25 @@ def model_exists_getter(name: str, location: str, api_endpoint: str = "") -> Cal
     return exists
 
 
-def job_state_getter(name: str, location: str, api_endpoint: str = "") -> Callable[[], tuple]:
-    """`get_state` for `wait_for_job`: GET the job with the Vertex AI SDK's client."""
+DEPLOY_TASK = "model-deploy"  # GCPC's ModelDeployOp in pipelines/pipeline.py
+
+
+def job_state_getter(
+    name: str,
+    location: str,
+    api_endpoint: str = "",
+    deploy_timeout_s: float | None = None,
+    progress: Callable[[str], None] = print,
+) -> Callable[[], tuple]:
+    """`get_state` for `wait_for_job`: GET the job with the Vertex AI SDK's client.
+
+    With `deploy_timeout_s`, the job is cancelled (once) when its deploy task has run longer:
+    GCPC's deploy launcher waits for its operation without a bound, so a deploy that never
+    becomes ready (a GPU stockout) would hold the run; the cancel reaches the launcher as
+    SIGTERM, it cancels the operation, and the exit handler cleans up.
+    """
+    import datetime as dt
+
     from google.api_core import retry
     from google.cloud import aiplatform_v1
 
@@ -97,9 +114,26 @@ def job_state_getter(name: str, location: str, api_endpoint: str = "") -> Callab
     client = aiplatform_v1.PipelineServiceClient(**client_kwargs(location, api_endpoint))
     # A long wait outlives a blip: retry transient errors (429, 500, 503) for a while.
     transient = retry.Retry(predicate=retry.if_transient_error, timeout=300)
+    cancelled = False
+
+    def deploy_overdue(job) -> float:
+        for task in job.job_detail.task_details:
+            if task.task_name == DEPLOY_TASK and task.state.name == "RUNNING" and task.start_time:
+                ran = (dt.datetime.now(dt.UTC) - task.start_time).total_seconds()
+                if ran > deploy_timeout_s:
+                    return ran
+        return 0.0
 
     def get_state() -> tuple[str, str]:
+        nonlocal cancelled
         job = client.get_pipeline_job(name=name, retry=transient)
+        if deploy_timeout_s and not cancelled and (ran := deploy_overdue(job)):
+            progress(
+                f"{DEPLOY_TASK} still running after {ran:.0f}s (deploy timeout "
+                f"{deploy_timeout_s:g}s): cancelling the job; its exit handler cleans up"
+            )
+            client.cancel_pipeline_job(name=name, retry=transient)
+            cancelled = True
         return job.state.name, job.error.message
 
     return get_state
