@@ -51,22 +51,11 @@ def _stop_tasks(grace_s: float = 10.0) -> None:
     afterwards is not touched."""
     import psutil
 
+    from emulator.processes import terminate_then_kill
+
     running = psutil.Process().children(recursive=True)
-    for proc in running:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-
-    def kill_rest():
-        _, alive = psutil.wait_procs(running, timeout=grace_s)
-        for proc in alive:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-
-    threading.Thread(target=kill_rest, daemon=True).start()
+    # in a thread: the caller is a signal handler, and the exit handler must not wait
+    threading.Thread(target=terminate_then_kill, args=(running, grace_s), daemon=True).start()
 
 
 def _install_shims(job: dict, job_dir: Path) -> None:

@@ -22,6 +22,22 @@ import psutil
 GRACE_S = 5.0
 
 
+def terminate_then_kill(procs: list[psutil.Process], grace_s: float) -> None:
+    """SIGTERM each process, wait up to `grace_s` for them all, SIGKILL the ones left.
+    Processes that are gone already are skipped."""
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

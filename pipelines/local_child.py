@@ -28,17 +28,9 @@ def stop_descendants_and_exit() -> None:
         procs = psutil.Process().children(recursive=True)
     except psutil.Error:
         procs = []
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=STOP_GRACE_S)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    from emulator.processes import terminate_then_kill
+
+    terminate_then_kill(procs, STOP_GRACE_S)
     os._exit(1)
 
 
