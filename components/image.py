@@ -23,8 +23,6 @@ IMAGE_RE = re.compile(
 )
 _COMPONENT_MODULES = (
     "components.cleanup",
-    "components.create_endpoint",
-    "components.deploy_model",
     "components.load_test",
     "components.make_labels",
     "components.slo_gate",

@@ -13,14 +13,14 @@ import sys
 
 # Order is the order `deploytest --help` lists them in.
 SUBCOMMAND_MODULES = (
-    "pipelines.cli_run",
-    "pipelines.cli_compile",
-    "pipelines.cli_submit",
-    "pipelines.cli_upload",
-    "pipelines.cli_cleanup",
-    "history.cli_verdict",
-    "history.cli_history",
-    "pipelines.cli_loadtest",
+    "deploytest.commands.run",
+    "deploytest.commands.compile",
+    "deploytest.commands.submit",
+    "deploytest.commands.upload",
+    "deploytest.commands.cleanup",
+    "deploytest.commands.verdict",
+    "deploytest.commands.history",
+    "deploytest.commands.loadtest",
     "emulator.cli",
     "serving.cli",
     "serving.demo_model_cli",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def compile_pipeline(target: str, output: str | Path, component_image: str = "") -> Path:
-    """Compile the `target` op set ("vertex" or "local") to `output` and return its path.
+def compile_pipeline(output: str | Path, component_image: str = "") -> Path:
+    """Compile the pipeline to `output` and return its path.
 
     `component_image` pins the image our components run in on Vertex (see
     components/image.py); it must be given before the components are first imported.
@@ -21,5 +21,5 @@ def compile_pipeline(target: str, output: str | Path, component_image: str = "")
 
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(target), package_path=str(out))
+    compiler.Compiler().compile(build_pipeline(), package_path=str(out))
     return out

@@ -1,4 +1,4 @@
-"""The pipeline graph: one factory, two op sets.
+"""The pipeline graph: one graph, the one that goes to Vertex AI and runs offline too.
 
     import model ─┐  import locustfile ─┐  make labels ─┐
                   ▼                     ▼               ▼
@@ -8,19 +8,20 @@
                                 ▼ always: success, failure, cancel
                   clean up every endpoint labelled with this run
 
-`vertex` uses Google Cloud Pipeline Components for create and deploy; `local` uses our
-SDK-based components, which talk to the embedded emulator. Both take the same pipeline
-parameters and give the same graph.
+Google Cloud Pipeline Components create the endpoint and deploy the model; our components
+(components/) load-test, record, gate and clean up. `deploytest run` submits this very graph
+to the embedded Vertex AI's Pipelines (emulator/pipeline_jobs.py), which runs GCPC's own
+launchers, so the offline run is the production path.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 from kfp import dsl
 
-TARGETS = ("vertex", "local")
 PIPELINE_NAME = "deploytest"
 EXIT_HANDLER_NAME = "Deploy & test model"
+# The task name of GCPC's ModelDeployOp in the compiled spec: callers bound its run time.
+DEPLOY_TASK = "model-deploy"
 
 # Pipeline parameters and their defaults: one table that compile, submit and run share.
 DEFAULTS: dict[str, Any] = {
@@ -71,59 +72,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class OpSet:
-    """How the two steps that differ between Vertex and local are built."""
-
-    target: str
-
-    def create_endpoint(
-        self, project, location, display_name, labels, api_endpoint, encryption_spec_key_name
-    ):
-        if self.target == "vertex":
-            from google_cloud_pipeline_components.v1.endpoint import EndpointCreateOp
-
-            return EndpointCreateOp(
-                project=project,
-                location=location,
-                display_name=display_name,
-                labels=labels,
-                encryption_spec_key_name=encryption_spec_key_name,
-            )
-        # The emulator has no CMEK: the local op set ignores the key.
-        from components.create_endpoint import create_endpoint
-
-        return create_endpoint(
-            project=project,
-            location=location,
-            display_name=display_name,
-            labels=labels,
-            api_endpoint=api_endpoint,
-        )
-
-    def deploy_model(self, model, endpoint, api_endpoint, resources: dict, deploy_timeout_s):
-        if self.target == "vertex":
-            from google_cloud_pipeline_components.v1.endpoint import ModelDeployOp
-
-            return ModelDeployOp(
-                model=model, endpoint=endpoint, traffic_split={"0": 100}, **resources
-            )
-        from components.deploy_model import deploy_model
-
-        return deploy_model(
-            model=model,
-            endpoint=endpoint,
-            api_endpoint=api_endpoint,
-            deploy_timeout_s=deploy_timeout_s,
-            **resources,
-        )
-
-
-def build_pipeline(target: str):
-    """Return the pipeline function for `target` ("vertex" or "local")."""
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+def build_pipeline():
+    """Return the pipeline function."""
     from google_cloud_pipeline_components.types.artifact_types import VertexModel
+    from google_cloud_pipeline_components.v1.endpoint import EndpointCreateOp, ModelDeployOp
 
     from components.cleanup import cleanup_endpoints
     from components.load_test import locust_load_test
@@ -131,16 +83,11 @@ def build_pipeline(target: str):
     from components.record_run import record_run
     from components.slo_gate import slo_gate
 
-    ops = OpSet(target)
     d = DEFAULTS
     # The run label's source when no run id is given: the job's resource name, whose last
-    # segment is unique (components/labels.py). kfp.local, which runs the `local` op set
-    # (always with an explicit run id), cannot resolve that placeholder and fails on it.
-    job = (
-        dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER
-        if target == "vertex"
-        else dsl.PIPELINE_JOB_NAME_PLACEHOLDER
-    )
+    # segment (the pipelineJobId) is unique in the location; the display name is not
+    # (components/labels.py).
+    job = dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -219,28 +166,24 @@ def build_pipeline(target: str):
         ).set_display_name("clean up")
 
         with dsl.ExitHandler(cleanup, name=EXIT_HANDLER_NAME):
-            create = ops.create_endpoint(
-                project,
-                location,
-                endpoint_display_name,
-                labels.output,
-                api_endpoint,
-                encryption_spec_key_name,
+            create = EndpointCreateOp(
+                project=project,
+                location=location,
+                display_name=endpoint_display_name,
+                labels=labels.output,
+                encryption_spec_key_name=encryption_spec_key_name,
             ).set_display_name("create endpoint")
             endpoint = create.outputs["endpoint"]
-            deploy = ops.deploy_model(
-                model_import.output,
-                endpoint,
-                api_endpoint,
-                {
-                    "deployed_model_display_name": endpoint_display_name,
-                    "dedicated_resources_machine_type": machine_type,
-                    "dedicated_resources_accelerator_type": accelerator_type,
-                    "dedicated_resources_accelerator_count": accelerator_count,
-                    "dedicated_resources_min_replica_count": min_replicas,
-                    "dedicated_resources_max_replica_count": max_replicas,
-                },
-                deploy_timeout_s,
+            deploy = ModelDeployOp(
+                model=model_import.output,
+                endpoint=endpoint,
+                traffic_split={"0": 100},
+                deployed_model_display_name=endpoint_display_name,
+                dedicated_resources_machine_type=machine_type,
+                dedicated_resources_accelerator_type=accelerator_type,
+                dedicated_resources_accelerator_count=accelerator_count,
+                dedicated_resources_min_replica_count=min_replicas,
+                dedicated_resources_max_replica_count=max_replicas,
             ).set_display_name("deploy model")
             load_test = (
                 locust_load_test(

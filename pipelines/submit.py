@@ -99,7 +99,7 @@ def compiled_vertex_spec() -> dict:
     from pipelines.compile import compile_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = compile_pipeline("vertex", Path(tmp) / "pipeline.yaml")
+        path = compile_pipeline(Path(tmp) / "pipeline.yaml")
         return yaml.safe_load(path.read_text())
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.google_offline import TOKEN, OfflineGoogleAuth
 from tests.processes import processes_mentioning
 
 pytestmark = pytest.mark.slow
@@ -50,20 +49,6 @@ def test_a_usual_vertex_style_locustfile_passes_unmodified(tmp_path, cache_dir):
     assert metrics["ttft_p50_ms"] is None and "goodput" in metrics["llm_unavailable"]
     log = (run_dir / "pipeline.log").read_text()
     assert "https://us-central1-aiplatform.googleapis.com" in log  # Vertex AI's own host
-
-
-def test_a_vertex_style_locustfile_on_the_local_op_set(tmp_path, cache_dir):
-    """`--pipeline local` tests the emulator's plain URL: the user's file still asks
-    google.auth.default() for a token, here from an offline token server."""
-    fast = ["--duration", "4s", "--users", "2", "--spawn-rate", "2", "--pipeline", "local"]
-    with OfflineGoogleAuth(tmp_path) as google:
-        code, out, run_dir = run(
-            tmp_path, cache_dir, "byo-local", "--locustfile", str(VERTEX_STYLE), *fast,
-            env=google.env,
-        )  # fmt: skip
-        assert google.refreshes >= 1, out
-    assert code == 0, out
-    assert TOKEN  # the emulator accepts any bearer token; the user's file sent one
 
 
 def test_a_sweep_reports_the_knee_on_the_tiny_model(tmp_path, cache_dir):

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from components.vertex_clients import endpoint_client
-from tests.e2e.test_local_run import FAST, LOCATION, PROJECT, run, serving_processes
+from tests.e2e.test_run import FAST, LOCATION, PROJECT, run, serving_processes
 from tests.processes import processes_mentioning
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from deploytest.run.demo_model import ensure_demo_model, register_model
 from emulator.launcher import EmulatorProcess
 from pipelines.compile import compile_pipeline
-from pipelines.local_model import ensure_demo_model, register_model
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def world(tmp_path_factory):
     """An emulator, the compiled vertex YAML, the demo model registered, the locustfile in
     Cloud Storage and the pipeline root's bucket (what infra/ creates on Google Cloud)."""
     tmp = tmp_path_factory.mktemp("vertex")
-    template = compile_pipeline("vertex", tmp / "vertex.yaml")
+    template = compile_pipeline(tmp / "vertex.yaml")
     model_dir = ensure_demo_model(tmp_path_factory.mktemp("cache"), "tiny", lambda _: None)
     with EmulatorProcess(tmp / "emulator") as emu:
         yield emu, template, model_dir

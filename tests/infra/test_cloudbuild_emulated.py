@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def test_compile_upload_and_submit_run_against_the_emulator(builds, tmp_path, monkeypatch):  # noqa: F811
     from google.cloud import storage
 
-    from pipelines.local_model import ensure_demo_model
+    from deploytest.run.demo_model import ensure_demo_model
 
     settings = InfraSettings()
     values = {**trigger_values(settings, "merge"), "_LOAD_TEST": "true"}

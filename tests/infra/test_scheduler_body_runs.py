@@ -48,8 +48,8 @@ def test_the_scheduler_body_runs_to_succeeded(synth, tmp_path, monkeypatch):
     from google.cloud import storage
     from kfp.registry import RegistryClient
 
+    from deploytest.run.demo_model import ensure_demo_model
     from pipelines.compile import compile_pipeline
-    from pipelines.local_model import ensure_demo_model
 
     settings = synth.settings
     job = regression_job(synth)
@@ -68,7 +68,7 @@ def test_the_scheduler_body_runs_to_succeeded(synth, tmp_path, monkeypatch):
                 client.create_bucket(bucket)
         bucket, _, name = values["locustfile"][len("gs://") :].partition("/")
         client.bucket(bucket).blob(name).upload_from_filename(str(LOCUSTFILE))
-        template = compile_pipeline("vertex", tmp_path / "vertex.yaml")
+        template = compile_pipeline(tmp_path / "vertex.yaml")
         host, _, ref = body["templateUri"].rpartition("/deploytest/")
         RegistryClient(host=host).upload_pipeline(file_name=str(template), tags=[ref])
         _register_model(emu, values["model"], model_dir)

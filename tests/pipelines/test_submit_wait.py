@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pipelines.job_wait import WaitTimeout, wait_for_job
+from deploytest.job_wait import WaitTimeout, wait_for_job
 
 from .fake_pipeline_service import FakePipelineService
 

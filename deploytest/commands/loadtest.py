@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from components.load_options import LoadOptions
     from components.locust_run import LocustRunError, run_locust, validate_inputs
     from components.metrics_schema import evaluate_checks, format_slo_table, parse_check
-    from pipelines.local_runner import default_locustfile
+    from deploytest.run.orchestrator import default_locustfile
 
     locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()
     checks = list(args.slo)

@@ -8,12 +8,11 @@ import argparse
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "compile",
-        help="compile the pipeline to KFP YAML (Vertex AI or local op set)",
-        description="Compile the deploy-and-load-test pipeline with the KFP compiler. "
-        "--target vertex uses Google Cloud Pipeline Components for create and deploy; "
-        "--target local uses the SDK-based components that talk to the emulator.",
+        help="compile the pipeline to KFP YAML",
+        description="Compile the deploy-and-load-test pipeline with the KFP compiler: the "
+        "YAML that goes to Vertex AI Pipelines (Google Cloud Pipeline Components create the "
+        "endpoint and deploy) and that `deploytest run` runs in the embedded Vertex AI.",
     )
-    p.add_argument("--target", choices=("vertex", "local"), default="vertex")
     p.add_argument("-o", "--output", required=True, help="YAML file to write")
     p.add_argument(
         "--component-image",
@@ -40,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        out = compile_pipeline(args.target, args.output, args.component_image)
+        out = compile_pipeline(args.output, args.component_image)
     except ValueError as exc:
         print(f"deploytest compile: {exc}", file=sys.stderr)
         return 2
-    print(f"compiled {args.target} pipeline to {out}")
+    print(f"compiled the pipeline to {out}")
     return 0

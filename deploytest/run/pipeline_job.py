@@ -1,11 +1,10 @@
-"""`deploytest run --pipeline vertex`: the production path against the embedded Vertex AI.
+"""The pipeline job of `deploytest run`, in the embedded Vertex AI.
 
-The very `vertex` YAML that Cloud Build and the Scheduler submit, submitted with the code of
-`deploytest submit` (pipelines/submit.py) to the emulator's Vertex AI Pipelines, which runs
-GCPC's launchers and our components with the emulator's client environment. This module
-holds the steps that differ from the kfp.local path: staging the locustfile in Cloud
-Storage, submitting, following the job's task states as progress, cancelling it, and
-fetching its outputs from the pipeline root for the summary.
+The very YAML that Cloud Build and the Scheduler submit goes, with the code of `deploytest
+submit` (pipelines/submit.py), to the emulator's Vertex AI Pipelines, which runs GCPC's
+launchers and our components with the emulator's client environment. This module stages the
+locustfile in Cloud Storage, follows the job's task states, cancels it, and fetches its
+outputs from the pipeline root for the summary.
 """
 
 from __future__ import annotations
@@ -33,8 +32,7 @@ def check_job_id(run_id: str) -> str:
     """The run id is the pipeline job id (so the run label is both): Vertex's id syntax."""
     if not _JOB_ID.match(run_id):
         raise ValueError(
-            f"--run-id {run_id!r} cannot be a pipeline job id with --pipeline vertex: "
-            "[a-z][a-z0-9-]{0,127}"
+            f"--run-id {run_id!r} cannot be a pipeline job id: [a-z][a-z0-9-]{{0,127}}"
         )
     return run_id
 

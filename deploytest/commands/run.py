@@ -1,4 +1,5 @@
-"""`deploytest run`: the whole pipeline, locally, against the embedded Vertex AI emulator."""
+"""`deploytest run`: the whole pipeline, offline, against the embedded Vertex AI (the steps
+are in deploytest/run/orchestrator.py)."""
 
 from __future__ import annotations
 
@@ -23,19 +24,20 @@ def _cache_dir() -> Path:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from pipelines.cli_args import add_pipeline_options
-    from pipelines.local_runner import FAULTS
+    from deploytest.commands.options import add_pipeline_options
+    from deploytest.run.orchestrator import FAULTS
 
     p = subparsers.add_parser(
         "run",
         help="run the whole pipeline locally, against the embedded Vertex AI",
         description="Start the embedded Vertex AI emulator (or use --api-endpoint), register "
-        "the demo GPT-2 model unless --model is given, and run the vertex pipeline YAML on "
-        "the emulator's Vertex AI Pipelines (or, with --pipeline local, the local op set with "
-        "kfp.local): create endpoint, deploy, Locust load test, SLO gate, and the clean-up "
-        "exit task. Prints a summary; exits 0 only if the gate passed and clean-up left "
-        "nothing. On Ctrl-C or SIGTERM it cancels the job (its exit handler cleans up), "
-        "cleans up by the run's label itself too, and exits 130 or 143. "
+        "the demo GPT-2 model unless --model is given, and submit the pipeline YAML that goes "
+        "to Vertex AI, as `deploytest submit` does, to the emulator's Vertex AI Pipelines: "
+        "GCPC's launchers create the endpoint and deploy, then the Locust load test, the SLO "
+        "gate, and the clean-up exit task. Progress shows the job's tasks. Prints a summary "
+        "(also in the run folder's summary.json); exits 0 only if the gate passed and "
+        "clean-up left nothing. On Ctrl-C or SIGTERM it cancels the job (its exit handler "
+        "cleans up), cleans up by the run's label itself too, and exits 130 or 143. "
         "Use `deploytest submit` for Vertex AI. Every input is checked before anything is "
         "created (exit 2): numbers must be finite and within sane maxima (users <= 10000, "
         "spawn rate <= 10000/s, duration <= 24h, max new tokens 1-4096, timeouts 1 s-24 h, "
@@ -93,24 +95,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the run's id and label; a run folder that exists already is refused "
         "(default: generated)",
     )
-    p.add_argument(
-        "--pipeline",
-        choices=("local", "vertex"),
-        default="vertex",
-        help="vertex (default): the vertex YAML that goes to Vertex AI, submitted like "
-        "`deploytest submit` to the emulator's Vertex AI Pipelines (GCPC's launchers create "
-        "and deploy; the run id is the pipeline job id); local: the local op set with "
-        "kfp.local (our SDK create and deploy components)",
-    )
     add_pipeline_options(p, LOCAL_DEFAULTS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from components.labels import label_value
+    from deploytest.commands.options import pipeline_parameters
+    from deploytest.run.orchestrator import LocalRun, RunOptions, default_locustfile, new_run_id
+    from deploytest.run.pipeline_job import check_job_id
     from pipelines import validation as check
-    from pipelines.cli_args import pipeline_parameters
-    from pipelines.local_runner import LocalRun, RunOptions, default_locustfile, new_run_id
 
     try:
         params = pipeline_parameters(args)
@@ -136,13 +130,10 @@ def run(args: argparse.Namespace) -> int:
         )
         run_id = label_value(args.run_id) if args.run_id else new_run_id()
         check.check(bool(run_id), f"invalid --run-id {args.run_id!r}")
-        if args.pipeline == "vertex":
-            from pipelines.vertex_run import check_job_id
-
-            try:
-                check_job_id(run_id)
-            except ValueError as exc:
-                raise check.InputError(str(exc)) from None
+        try:
+            check_job_id(run_id)  # the run id is the pipeline job id
+        except ValueError as exc:
+            raise check.InputError(str(exc)) from None
         output_dir = check.output_dir(args.output_dir)
         check.check(
             not (output_dir / run_id).exists(),
@@ -163,6 +154,5 @@ def run(args: argparse.Namespace) -> int:
         fault=args.fault,
         parameters=params,
         run_id=run_id,
-        pipeline=args.pipeline,
     )
     return LocalRun(options).execute()

@@ -7,7 +7,7 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from pipelines.cli_args import add_pipeline_options
+    from deploytest.commands.options import add_pipeline_options
 
     p = subparsers.add_parser(
         "submit",
@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pipeline-file",
         default="",
-        help="a pipeline YAML compiled by `deploytest compile --target vertex` (instead of "
+        help="a pipeline YAML compiled by `deploytest compile` (instead of "
         "a template or compiling here)",
     )
     p.add_argument("--display-name", default="deploytest", help="the pipeline job's name")
@@ -92,7 +92,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.cli_args import pipeline_parameters
+    from deploytest.commands.options import pipeline_parameters
     from pipelines.submit import SubmitRequest, build_job_body, dumps, to_pipeline_job
     from pipelines.validation import InputError, check, key_values
 
@@ -201,8 +201,8 @@ def _submit(args: argparse.Namespace, body: dict) -> int:
 
 def _preflight(args: argparse.Namespace, body: dict) -> None:
     """The model and the locustfile exist; a template tag becomes its sha256: version."""
+    from deploytest.job_wait import model_exists_getter, wait_for_model
     from pipelines import templates
-    from pipelines.job_wait import model_exists_getter, wait_for_model
     from pipelines.submit import check_locustfile_exists
     from pipelines.validation import InputError
 
@@ -223,7 +223,7 @@ def _follow(args: argparse.Namespace, name: str, deploy_timeout_s: float | None 
     deploy timeout gets the job cancelled (job_wait.job_state_getter)."""
     from google.api_core import exceptions
 
-    from pipelines.job_wait import SUCCEEDED, WaitTimeout, job_state_getter, wait_for_job
+    from deploytest.job_wait import SUCCEEDED, WaitTimeout, job_state_getter, wait_for_job
 
     get_state = job_state_getter(
         name,

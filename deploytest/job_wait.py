@@ -87,9 +87,6 @@ def model_exists_getter(name: str, location: str, api_endpoint: str = "") -> Cal
     return exists
 
 
-DEPLOY_TASK = "model-deploy"  # GCPC's ModelDeployOp in pipelines/pipeline.py
-
-
 def job_state_getter(
     name: str,
     location: str,
@@ -110,6 +107,7 @@ def job_state_getter(
     from google.cloud import aiplatform_v1
 
     from components.vertex_clients import client_kwargs
+    from pipelines.pipeline import DEPLOY_TASK
 
     client = aiplatform_v1.PipelineServiceClient(**client_kwargs(location, api_endpoint))
     # A long wait outlives a blip: retry transient errors (429, 500, 503) for a while.

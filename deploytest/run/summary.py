@@ -1,0 +1,114 @@
+"""A run's verdict (kept in summary.json) and the lines that tell it to a person."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+GATE_TASK = "slo-gate"
+OUTPUT_FILES = ("report.html", "metrics.json", "run.json", "cleanup.json", "pipeline.log")
+
+
+def slo_checks(metrics: dict[str, Any] | None, params: dict[str, Any]) -> list:
+    """The gate's checks on the run's metrics, as the gate task makes them (none without
+    metrics)."""
+    from components.metrics_schema import evaluate_checks, evaluate_slo
+
+    if not metrics:
+        return []
+    _, checks = evaluate_slo(
+        metrics, params["slo_p95_ms"], params["max_failure_ratio"], params["min_rps"]
+    )
+    return checks + evaluate_checks(metrics, params.get("slo_checks", []))
+
+
+def judge(results: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """PASS only if every task succeeded, the SLO gate passed, clean-up finished and
+    nothing was left behind; else FAIL with the reasons."""
+    metrics = results.get("metrics")
+    cleanup = results.get("cleanup") or results.get("fallback_cleanup")
+    tasks = results.get("tasks", {})
+    checks = slo_checks(metrics, params)
+    gate_passed = bool(metrics) and all(c.passed for c in checks)
+    failed = [t for t, s in tasks.items() if s != "SUCCESS"]
+    reasons = []
+    if failed:
+        reasons.append(f"{', '.join(failed)} failed")
+    elif not (gate_passed and tasks.get(GATE_TASK) == "SUCCESS"):
+        reasons.append("the SLO gate did not pass")
+    if not (cleanup and cleanup.get("ok", False)):
+        reasons.append("clean-up did not finish")
+    left = results.get("left") or {}
+    if left.get("endpoints") or left.get("processes"):
+        reasons.append("resources were left behind")
+    return {
+        "verdict": "FAIL" if reasons else "PASS",
+        "reasons": reasons,
+        "failed_tasks": failed,
+        "checks": [c._asdict() for c in checks],
+    }
+
+
+def lines(results: dict[str, Any], params: dict[str, Any], run_dir: Path) -> list[str]:
+    """The summary a person reads at the end of a run (the same facts as summary.json)."""
+    from components.llm_metrics import summary_lines
+    from components.metrics_schema import format_slo_table
+
+    metrics = results.get("metrics")
+    cleanup = results.get("cleanup") or results.get("fallback_cleanup")
+    outcome = results["outcome"]
+    out = ["", f"deploytest run {results['run_id']}"]
+    if metrics:
+        checks = slo_checks(metrics, params)
+        out += [
+            f"  latency      p50 {metrics['p50_ms']:.0f} ms   p90 {metrics['p90_ms']:.0f} ms"
+            f"   p95 {metrics['p95_ms']:.0f} ms   p99 {metrics['p99_ms']:.0f} ms"
+            f"   mean {metrics['mean_ms']:.1f} ms",
+            f"  throughput   {metrics['rps']:.1f} requests/s, "
+            f"{metrics['output_tokens_per_s']:.0f} output tokens/s",
+            f"  failures     {metrics['failures']} of {metrics['requests']} "
+            f"({metrics['failure_ratio']:.2%})",
+            *summary_lines(metrics),
+            "  SLO gate:",
+            *("    " + row for row in format_slo_table(checks).splitlines()),
+        ]
+    else:
+        out.append("  load test    did not run (see the failed task above)")
+    if outcome["failed_tasks"]:
+        out.append(f"  failed tasks {', '.join(outcome['failed_tasks'])}")
+    if cleanup:
+        deleted = sum(e["deleted"] for e in cleanup["endpoints"])
+        undeployed = sum(len(e["undeployed_models"]) for e in cleanup["endpoints"])
+        out.append(
+            f"  clean-up     {deleted} endpoint(s) deleted, {undeployed} model(s) undeployed "
+            f"in {cleanup['seconds']:.1f}s"
+        )
+    else:
+        out.append("  clean-up     no record (the exit task did not run)")
+    if results.get("cost"):
+        from components.cost import describe
+
+        out.append(f"  cost         {describe(results['cost'])}")
+    left = results["left"]
+    out.append(
+        f"  left behind  {len(left['endpoints'])} endpoint(s), "
+        f"{len(left['processes'])} model-server process(es)"
+    )
+    verdict_file = run_dir / "verdict.json"
+    if verdict_file.is_file():
+        from history.recorder import regression_mode
+
+        judged = json.loads(verdict_file.read_text())
+        mode = regression_mode(params["regression"], params["trigger"])
+        out.append(
+            f"  regression   {judged['overall']} against {judged['history_runs']} earlier "
+            f"run(s) of the series (mode {mode})"
+        )
+    for name in OUTPUT_FILES:
+        if (run_dir / name).exists():
+            out.append(f"  {name:<12} {run_dir / name}")
+    reasons = "; ".join(outcome["reasons"])
+    shown = f"FAIL ({reasons})" if reasons else "PASS"
+    out.append(f"  verdict      {shown} in {results['seconds']:.1f}s")
+    return out
