@@ -35,8 +35,8 @@ def cleanup_endpoints(
     import json
 
     from components.cost import billing_id_from_environment, describe, run_cost
-    from components.endpoint_cleanup import CleanupIncomplete, cleanup_run
-    from components.labels import run_label
+    from components.runtime.cleanup import CleanupIncomplete, cleanup_run
+    from components.runtime.make_labels import run_label
 
     result = cleanup_run(
         project=project,

@@ -140,7 +140,7 @@ def billing_id_from_environment() -> str:
     `gcp_labels_util.attach_system_labels`); empty outside Vertex."""
     import os
 
-    from components.labels import BILLING_LABEL_KEY
+    from components.runtime.make_labels import BILLING_LABEL_KEY
 
     try:
         labels = json.loads(os.environ.get("VERTEX_AI_PIPELINES_RUN_LABELS", "{}"))

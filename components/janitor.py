@@ -6,7 +6,7 @@ expiry, it is older than the maximum age. Each one found is a leak: a run that d
 clean up after itself, which is a bug. It is logged as one JSON line on stdout
 (`"event": "deploytest-leak"`) that Cloud Logging parses into `jsonPayload` for the
 log-based metric and alert in `infra/` (Cloud Run writes a JSON stdout line as a
-structured entry), then cleaned the way a run's exit task cleans (`endpoint_cleanup`).
+structured entry), then cleaned the way a run's exit task cleans (`components/runtime/cleanup.py`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from components.endpoint_cleanup import (
+from components.runtime.cleanup import (
     CleanupRecord,
     clean_endpoint,
     list_run_endpoints,
     unix_seconds,
     with_retries,
 )
-from components.labels import EXPIRES_LABEL_KEY, MANAGED_LABEL_KEY, RUN_LABEL_KEY
+from components.runtime.make_labels import EXPIRES_LABEL_KEY, MANAGED_LABEL_KEY, RUN_LABEL_KEY
 from components.vertex_clients import endpoint_client, location_path
 
 LEAK_EVENT = "deploytest-leak"

@@ -1,14 +1,14 @@
 """KFP v2 component: load-test a Vertex AI endpoint with real Locust.
 
 The `endpoint` input is the `google.VertexEndpoint` artifact made upstream (GCPC's
-EndpointCreateOp on Vertex, our SDK op locally); it is typed as a generic `Artifact`, which any
+EndpointCreateOp); it is typed as a generic `Artifact`, which any
 artifact type may feed (tests/components/test_load_test_kfp.py compiles that wiring). Only
 `endpoint.metadata["resourceName"]` (`projects/P/locations/L/endpoints/E`) is read.
 
 Host: `api_endpoint` when non-empty (the local emulator, e.g. `http://127.0.0.1:PORT`, no auth),
 else `https://{location}-aiplatform.googleapis.com` with a Google access token.
 
-The body imports only plain-Python modules (components.locust_run, components.metrics_schema):
+The work is components/runtime/load_test.py. The body imports only plain-Python modules:
 inside a running component `kfp.dsl` is the slim runtime module, so this module (which
 decorates with `dsl.component`) cannot be imported there.
 
@@ -88,8 +88,8 @@ def locust_load_test(
     import shutil
 
     from components.load_options import LoadOptions
-    from components.locust_run import output_files, predict_target, run_locust
     from components.metrics_schema import LLM_LOGGED_METRICS, LOGGED_METRICS, SCHEMA_VERSION
+    from components.runtime.load_test import output_files, predict_target, run_locust
 
     host, path, auth = predict_target(
         endpoint.metadata.get("resourceName", ""), api_endpoint, location

@@ -27,12 +27,12 @@ def make_labels(
         cleanup_timeout_s: the clean-up's bound; part of the expiry.
 
     Returns:
-        The label dict for `EndpointCreateOp` and our local create op.
+        The label dict for `EndpointCreateOp`.
     """
     import time
 
-    from components.labels import expires_at, resource_labels
-    from components.locust_run import parse_duration
+    from components.runtime.load_test import parse_duration
+    from components.runtime.make_labels import expires_at, resource_labels
 
     expires = expires_at(time.time(), deploy_timeout_s, parse_duration(duration), cleanup_timeout_s)
     labels = resource_labels(run_id, job_id, cost_labels, expires)

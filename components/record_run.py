@@ -2,8 +2,8 @@
 
 Runs after the load test ended and before the gate: a run cancelled earlier records nothing, and
 a failing gate still leaves the record in the history. Never fails on a verdict; it returns the
-verdict (JSON) for the gate, which applies `regression` (fail, warn, off). The body is
-history.recorder (plain Python) and reports.run_report.
+verdict (JSON) for the gate, which applies `regression` (fail, warn, off). The work is
+components/runtime/record_run.py.
 """
 
 # No `from __future__ import annotations` here: KFP reads the real annotation objects.
@@ -71,58 +71,34 @@ def record_run(
     Returns:
         verdict.json's text, or "" when there was no history to judge against.
     """
-    import json
-    import os
+    from components.runtime.record_run import record_and_report
 
-    from components.labels import run_label
-    from history.recorder import record_and_judge, regression_mode
-    from reports.run_report import build_report
-
-    os.makedirs(record.path, exist_ok=True)
-    parameters = {
-        "machine_type": machine_type,
-        "accelerator_type": accelerator_type,
-        "accelerator_count": accelerator_count,
-        "min_replicas": min_replicas,
-        "max_replicas": max_replicas,
-        "users": users,
-        "spawn_rate": spawn_rate,
-        "duration": duration,
-        "max_new_tokens": max_new_tokens,
-    }
-    rec, metrics, series, verdict = record_and_judge(
+    verdict = record_and_report(
         stats_dir=stats.path,
-        out_dir=record.path,
+        stats_uri=stats.uri,
+        record_dir=record.path,
+        report_path=report.path,
+        model_resource=model.metadata.get("resourceName", ""),
         history=history,
-        run_id=run_label(run_id, job_id),
-        pipeline_job="" if "{{" in job_id else job_id,  # kfp.local leaves it unresolved
-        model=model.metadata.get("resourceName", ""),
-        template=template,
+        regression=regression,
         trigger=trigger,
-        parameters=parameters,
+        template=template,
+        run_id=run_id,
+        job_id=job_id,
         location=location,
         api_endpoint=api_endpoint,
-        log=lambda line: print(line, flush=True),
-    )
-    page = build_report(
-        rec.run_id,
-        stats_dir=stats.path,
-        record=rec,
-        metrics=metrics,
-        series=series,
-        verdict=verdict,
+        parameters={
+            "machine_type": machine_type,
+            "accelerator_type": accelerator_type,
+            "accelerator_count": accelerator_count,
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            "users": users,
+            "spawn_rate": spawn_rate,
+            "duration": duration,
+            "max_new_tokens": max_new_tokens,
+        },
         slo=(slo_p95_ms, max_failure_ratio, min_rps),
-        regression_mode=regression_mode(regression, trigger),
-        cleanup_note="The clean-up runs after this report, in the exit handler: its record is the "
-        "output of the `clean up` task.",
-        locust_report_link=stats.uri.rstrip("/") + "/report.html",
     )
-    os.makedirs(os.path.dirname(report.path) or ".", exist_ok=True)
-    with open(report.path, "w", encoding="utf-8") as f:
-        f.write(page)
-    record.metadata["series_key"] = rec.series.key()
-    record.metadata["history"] = history
-    if verdict is None:
-        return ""
-    record.metadata["verdict"] = verdict.overall
-    return json.dumps(verdict.to_dict())
+    record.metadata.update(verdict.pop("metadata"))
+    return verdict["text"]

@@ -2,8 +2,7 @@
 
 Reads the numbers the load test logged into its Metrics artifact, prints a verdict table and
 returns "PASS", or raises RuntimeError naming every missed threshold, which fails the run after
-the load test already wrote its report. The decision itself is
-components.metrics_schema.evaluate_slo, shared with the CLI summary.
+the load test already wrote its report. The work is components/runtime/slo_gate.py.
 """
 
 # No `from __future__ import annotations` here: KFP reads the real annotation objects.
@@ -44,24 +43,15 @@ def slo_gate(
     Returns:
         "PASS"; raises RuntimeError naming every missed threshold otherwise.
     """
-    from components.metrics_schema import evaluate_checks, evaluate_slo, format_slo_table
-    from history.recorder import gate_failed, regression_mode
+    from components.runtime.slo_gate import judge
 
-    passed, checks = evaluate_slo(dict(metrics.metadata), max_p95_ms, max_failure_ratio, min_rps)
-    checks += evaluate_checks(dict(metrics.metadata), list(extra_checks))
-    passed = all(check.passed for check in checks)
-    print(format_slo_table(checks), flush=True)
-    problems = []
-    if not passed:
-        missed = "; ".join(check.describe() for check in checks if not check.passed)
-        problems.append(f"SLO missed: {missed}")
-    mode = regression_mode(regression, trigger)
-    regressed, overall = gate_failed(regression_verdict)
-    print(f"regression verdict: {overall} (mode {mode})", flush=True)
-    if regressed and mode == "fail":
-        problems.append("regression against the history of this series (see the run report)")
-    elif regressed and mode == "warn":
-        print("WARNING: regression against the history of this series (mode warn)", flush=True)
-    if problems:
-        raise RuntimeError("; ".join(problems))
-    return "PASS"
+    return judge(
+        dict(metrics.metadata),
+        max_p95_ms,
+        max_failure_ratio,
+        min_rps,
+        regression_verdict,
+        regression,
+        trigger,
+        list(extra_checks),
+    )

@@ -51,11 +51,11 @@ def _stop_tasks(grace_s: float = 10.0) -> None:
     afterwards is not touched."""
     import psutil
 
-    from emulator.processes import terminate_then_kill
+    from procgroup import stop_processes
 
     running = psutil.Process().children(recursive=True)
     # in a thread: the caller is a signal handler, and the exit handler must not wait
-    threading.Thread(target=terminate_then_kill, args=(running, grace_s), daemon=True).start()
+    threading.Thread(target=stop_processes, args=(running, grace_s), daemon=True).start()
 
 
 def _install_shims(job: dict, job_dir: Path) -> None:

@@ -7,6 +7,7 @@ group and kills it after a grace period.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -20,22 +21,6 @@ from pathlib import Path
 import psutil
 
 GRACE_S = 5.0
-
-
-def terminate_then_kill(procs: list[psutil.Process], grace_s: float) -> None:
-    """SIGTERM each process, wait up to `grace_s` for them all, SIGKILL the ones left.
-    Processes that are gone already are skipped."""
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -88,23 +73,21 @@ class ModelProcess:
 
     def stop(self, grace_s: float = GRACE_S) -> None:
         """SIGTERM the process group, SIGKILL it after `grace_s`; reap our child."""
-        if not self.alive():
-            if self.popen is not None:
-                self.popen.wait()
-            _kill_group(self.pid, signal.SIGKILL)  # stray grandchildren of a dead leader
-            return
-        _kill_group(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        _kill_group(self.pid, signal.SIGKILL)
+        from procgroup import stop_group
+
         if self.popen is not None:
-            self.popen.wait(timeout=10)
-        else:
-            try:
-                psutil.Process(self.pid).wait(timeout=10)
-            except psutil.Error:
-                pass
+            stop_group(self.popen, grace_s)
+            return
+        try:
+            leader = psutil.Process(self.pid)
+            if leader.create_time() != self.create_time:
+                return  # the pid was reused: not ours
+        except psutil.Error:
+            # a dead leader: SIGKILL its group's stray members
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            return
+        stop_group(leader, grace_s)
 
     def log_tail(self, max_chars: int = 2000) -> str:
         """The last characters of the process's log."""
@@ -121,13 +104,6 @@ def tail(path: Path, max_chars: int = 2000) -> str:
             return fh.read().decode("utf-8", "replace")[-max_chars:]
     except OSError:
         return ""
-
-
-def _kill_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def start(

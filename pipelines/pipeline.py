@@ -86,7 +86,7 @@ def build_pipeline():
     d = DEFAULTS
     # The run label's source when no run id is given: the job's resource name, whose last
     # segment (the pipelineJobId) is unique in the location; the display name is not
-    # (components/labels.py).
+    # (components/runtime/make_labels.py).
     job = dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER
 
     @dsl.pipeline(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.labels import MANAGED_LABEL_KEY, validate_labels
+from components.runtime.make_labels import MANAGED_LABEL_KEY, validate_labels
 from components.vertex_clients import resource_uri
 from pipelines import validation as check
 
@@ -115,8 +115,8 @@ def to_pipeline_job(body: dict):
 
 def new_job_id(display_name: str) -> str:
     """A unique `pipelineJobId`: the display name's slug, the UTC time and 24 random bits.
-    The run label is this id (components/labels.py), so it must not repeat; Vertex AI's own
-    default and the SDK's (`{pipeline}-{YYYYmmddHHMMSS}`) can, within one second."""
+    The run label is this id (components/runtime/make_labels.py), so it must not repeat;
+    Vertex AI's own default and the SDK's (`{pipeline}-{YYYYmmddHHMMSS}`) can, within one second."""
     import re
     import secrets
     import time

@@ -122,7 +122,7 @@ def replicas(min_count: int, max_count: int) -> None:
 
 
 def load(users: int, spawn_rate: float, duration: str, processes: int) -> None:
-    from components.locust_run import parse_duration
+    from components.runtime.load_test import parse_duration
 
     within(users, 1, LIMITS["users"], "users")
     within(spawn_rate, 0, LIMITS["spawn_rate"], "spawn rate", low_open=True)
@@ -166,7 +166,7 @@ def history(uri: str, regression: str, trigger: str, template: str) -> None:
 def pipeline_parameters(params: dict) -> None:
     """Check the deploy, load, SLO and label parameters of one run (see pipeline.DEFAULTS)."""
     from components.cost import validate_prices
-    from components.labels import validate_labels
+    from components.runtime.make_labels import validate_labels
     from pipelines.pipeline import DEFAULTS
 
     unknown = set(params) - set(DEFAULTS)

@@ -271,8 +271,8 @@ def build_report(
 
     `slo` is (max p95 ms, max failure ratio, min requests/s), judged as the SLO gate judges.
     """
-    from components.locust_run import output_files
     from components.metrics_schema import evaluate_slo
+    from components.runtime.load_test import output_files
 
     checks = []
     if metrics and slo:

@@ -49,9 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from components.endpoint_cleanup import cleanup_run, list_run_endpoints
-    from components.labels import MANAGED_LABEL_KEY, RUN_LABEL_KEY, label_value
-    from components.locust_run import parse_duration
+    from components.runtime.cleanup import cleanup_run, list_run_endpoints
+    from components.runtime.load_test import parse_duration
+    from components.runtime.make_labels import MANAGED_LABEL_KEY, RUN_LABEL_KEY, label_value
     from components.vertex_clients import endpoint_client
     from pipelines import validation as check
 

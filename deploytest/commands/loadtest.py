@@ -1,6 +1,6 @@
 """`deploytest loadtest`: the pipeline's Locust load test against any running endpoint.
 
-No pipeline, nothing deployed or deleted: the same component code (components/locust_run.py)
+No pipeline, nothing deployed or deleted: the same component code (components/runtime/load_test.py)
 runs against a Vertex AI endpoint (`--endpoint`, the regional host with a Google access
 token, or the emulator with `--api-endpoint`) or any URL with the predict contract (`--url`
 and `--predict-path`), and writes Locust's report, its stats and metrics.json into `-o DIR`.
@@ -77,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _target(args: argparse.Namespace) -> tuple[str, str, str]:
     """(host, path, auth); ValueError on bad input."""
-    from components.locust_run import predict_target
+    from components.runtime.load_test import predict_target
 
     if args.endpoint:
         location = args.endpoint.split("/")[3] if args.endpoint.count("/") >= 5 else ""
@@ -95,8 +95,8 @@ def _target(args: argparse.Namespace) -> tuple[str, str, str]:
 def run(args: argparse.Namespace) -> int:
     from components import llm_metrics
     from components.load_options import LoadOptions
-    from components.locust_run import LocustRunError, run_locust, validate_inputs
     from components.metrics_schema import evaluate_checks, format_slo_table, parse_check
+    from components.runtime.load_test import LocustRunError, run_locust, validate_inputs
     from deploytest.run.orchestrator import default_locustfile
 
     locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()

@@ -46,8 +46,10 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     "--deploy-timeout-s": (
         "deploy_timeout_s",
         int,
-        "how long the deploy may take (local op set only: GCPC's ModelDeployOp takes no "
-        "timeout, so on Vertex a run waits as long as Vertex AI's deploy operation runs)",
+        "how long the deploy may take: GCPC's ModelDeployOp takes no timeout, so `deploytest "
+        "run` and `deploytest submit --wait` cancel the job when its deploy task runs longer "
+        "(a job submitted without --wait, or by Cloud Scheduler, waits as long as Vertex AI's "
+        "deploy operation runs)",
     ),
     "--cleanup-timeout-s": ("cleanup_timeout_s", int, "bound on the whole clean-up"),
     "--history": ("history", str, "run history: a folder or gs://BUCKET/PREFIX (empty: none)"),

@@ -100,7 +100,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from components.labels import label_value
+    from components.runtime.make_labels import label_value
     from deploytest.commands.options import pipeline_parameters
     from deploytest.run.orchestrator import LocalRun, RunOptions, default_locustfile, new_run_id
     from deploytest.run.pipeline_job import check_job_id

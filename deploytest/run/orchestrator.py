@@ -317,8 +317,8 @@ class LocalRun:
 
     def _left_behind(self, known_endpoints: list[str] = ()) -> dict[str, list]:
         """Endpoints labelled with this run, and model servers still running for it."""
-        from components.endpoint_cleanup import list_run_endpoints
-        from components.labels import run_label
+        from components.runtime.cleanup import list_run_endpoints
+        from components.runtime.make_labels import run_label
         from components.vertex_clients import endpoint_client
 
         client = endpoint_client(self.o.location, self.api_endpoint)
@@ -332,8 +332,8 @@ class LocalRun:
         return {"endpoints": endpoints, "processes": processes}
 
     def _cleanup(self):
-        from components.endpoint_cleanup import cleanup_run
-        from components.labels import run_label
+        from components.runtime.cleanup import cleanup_run
+        from components.runtime.make_labels import run_label
 
         return cleanup_run(
             project=self.o.project,

@@ -9,8 +9,8 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import aiplatform_v1
 
-import components.endpoint_cleanup as cleanup
-from components.labels import resource_labels
+import components.runtime.cleanup as cleanup
+from components.runtime.make_labels import resource_labels
 from components.vertex_clients import endpoint_client, location_path, model_client
 from tests.emulator.conftest import FAKE_SERVER
 

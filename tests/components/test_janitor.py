@@ -12,7 +12,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import aiplatform_v1
 
 from components.janitor import LEAK_EVENT, clean_expired
-from components.labels import resource_labels
+from components.runtime.make_labels import resource_labels
 from components.vertex_clients import endpoint_client, location_path, model_client
 from tests.components.test_cleanup import deploy, upload
 

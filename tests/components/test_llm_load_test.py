@@ -8,8 +8,8 @@ import math
 import pytest
 
 from components.load_options import LoadOptions
-from components.locust_run import output_files, run_locust
 from components.metrics_schema import LoadTestMetrics
+from components.runtime.load_test import output_files, run_locust
 from tests.components.conftest import LOCUSTFILE, REPO
 from tests.components.stream_server import StreamServer
 

@@ -15,7 +15,8 @@ import time
 import psutil
 import pytest
 
-from components.locust_run import (
+from components.metrics_schema import LoadTestMetrics
+from components.runtime.load_test import (
     LocustRunError,
     output_files,
     parse_duration,
@@ -23,7 +24,6 @@ from components.locust_run import (
     run_locust,
     validate_inputs,
 )
-from components.metrics_schema import LoadTestMetrics
 from tests.components.conftest import LOCUSTFILE, PREDICT_PATH, REPO
 from tests.components.predict_server import PredictServer
 from tests.processes import gone
@@ -232,7 +232,7 @@ def test_broken_locustfile_is_a_clear_error(tmp_path):
 _CHILD = textwrap.dedent(
     """
     import sys
-    from components.locust_run import run_locust
+    from components.runtime.load_test import run_locust
     run_locust(sys.argv[1], sys.argv[2], sys.argv[3], users=2, spawn_rate=2,
                duration="60s", processes=int(sys.argv[4]), out_dir=sys.argv[5])
     """

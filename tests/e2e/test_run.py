@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from components.endpoint_cleanup import list_run_endpoints
+from components.runtime.cleanup import list_run_endpoints
 from components.vertex_clients import endpoint_client
 from tests.processes import processes_mentioning
 

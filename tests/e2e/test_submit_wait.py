@@ -14,7 +14,7 @@ def test_submit_wait_cancels_a_deploy_that_outlives_its_timeout(tmp_path, cache_
 
     from google.cloud import storage
 
-    from components.endpoint_cleanup import list_run_endpoints
+    from components.runtime.cleanup import list_run_endpoints
     from components.vertex_clients import endpoint_client
     from deploytest.run.demo_model import ensure_demo_model, register_model
     from emulator.launcher import EmulatorProcess

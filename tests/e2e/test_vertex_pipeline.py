@@ -33,11 +33,8 @@ def world(tmp_path_factory):
         yield emu, template, model_dir
 
 
-@pytest.fixture
-def sdk(world, monkeypatch):
-    """The SDK with the emulator's environment only; after each test: no endpoint, no model
-    server."""
-    emu, template, model_dir = world
+def sdk_for(emu, monkeypatch):
+    """The SDK with `emu`'s client environment only, and the buckets infra/ creates."""
     from google.cloud import aiplatform, storage
     from google.cloud.aiplatform import initializer
 
@@ -50,6 +47,15 @@ def sdk(world, monkeypatch):
         if client.lookup_bucket(bucket) is None:
             client.create_bucket(bucket)
     client.bucket("tests").blob("locustfile.py").upload_from_filename(str(LOCUSTFILE))
+    return aiplatform
+
+
+@pytest.fixture
+def sdk(world, monkeypatch):
+    """The SDK with the emulator's environment only; after each test: no endpoint, no model
+    server."""
+    emu, template, model_dir = world
+    aiplatform = sdk_for(emu, monkeypatch)
     model = register_model(PROJECT, LOCATION, "", model_dir, "tiny")
     yield aiplatform, emu, template, model
     assert aiplatform.Endpoint.list() == []
@@ -133,3 +139,54 @@ def test_cancel_during_the_load_test_runs_the_clean_up(sdk):
     assert by_task["cleanup-endpoints"] == "SUCCEEDED"
     assert "slo-gate" not in by_task or by_task["slo-gate"] == "CANCELLED"
     assert took < 15, f"cancel to CANCELLED took {took:.1f} s"
+
+
+def test_an_emulator_killed_mid_job_fails_it_and_the_janitor_removes_its_endpoint(
+    world, tmp_path, monkeypatch
+):
+    """SIGKILL of the emulator during the load test: the job's runner and tasks end with it
+    (the exit handler cannot run), the restarted emulator reports the job FAILED with the
+    reason, the endpoint the job created is left, and the janitor takes it down with its
+    model server: no process is orphaned."""
+    import httpx
+
+    from components.janitor import clean_expired
+    from tests.processes import processes_mentioning
+
+    _, template, model_dir = world
+    state = tmp_path / "emulator"
+    emu = EmulatorProcess(state).start()
+    try:
+        aiplatform = sdk_for(emu, monkeypatch)
+        model = register_model(PROJECT, LOCATION, "", model_dir, "tiny")
+        job = submit(aiplatform, template, model, duration="120s")
+        wait(
+            aiplatform, job.resource_name, until=lambda s, t: t.get("locust-load-test") == "RUNNING"
+        )
+        job_dir = str(state / "pipelines" / job.resource_name.rsplit("/", 1)[1])
+        assert processes_mentioning(job_dir)
+        emu.crash()
+        deadline = time.monotonic() + 15
+        while processes_mentioning(job_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_mentioning(job_dir) == []
+    finally:
+        emu.stop(check=False)
+    with EmulatorProcess(state) as again:
+        job = httpx.get(f"{again.url}/v1/{job.resource_name}").json()
+        assert job["state"] == "PIPELINE_STATE_FAILED"
+        assert "restarted" in job["error"]["message"]
+        endpoints = httpx.get(f"{again.url}/v1/projects/{PROJECT}/locations/{LOCATION}/endpoints")
+        assert len(endpoints.json().get("endpoints", [])) == 1  # the exit handler never ran
+        # the janitor's run after the endpoint's expiry
+        expired, record = clean_expired(
+            PROJECT, LOCATION, api_endpoint=again.url, now=time.time() + 7 * 24 * 3600
+        )
+        assert len(expired) == 1 and record.left == [] and record.endpoints[0].deleted
+        endpoints = httpx.get(f"{again.url}/v1/projects/{PROJECT}/locations/{LOCATION}/endpoints")
+        assert endpoints.json().get("endpoints", []) == []
+        assert again.processes() == []
+    # no model server of the demo model outlived the two emulators
+    assert [
+        p for p in processes_mentioning(str(model_dir)) if "-m serving" in " ".join(p.cmdline())
+    ] == []

@@ -52,6 +52,16 @@ def test_what_each_dockerfile_copies_exists(name) -> None:
         assert (CONTEXT[name] / source).exists(), f"{name}: COPY {source}"
 
 
+def test_the_components_image_copies_every_package_it_installs() -> None:
+    """`pip install .` fails in the image on a package of pyproject.toml it lacks."""
+    import tomllib
+
+    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    top = {name.split(".")[0] for name in packages["packages"]}
+    copied = set(copy_sources(DOCKERFILES["components"].read_text()))
+    assert top <= copied, top - copied
+
+
 @pytest.mark.parametrize("name", ["components", "serving"])
 def test_images_install_the_pinned_torch_from_a_chosen_index(name) -> None:
     text = DOCKERFILES[name].read_text()

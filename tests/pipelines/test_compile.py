@@ -8,7 +8,7 @@ from pipelines.compile import compile_pipeline
 from pipelines.pipeline import DEFAULTS, DEPLOY_TASK, EXIT_HANDLER_NAME
 
 GUARDED = {"endpoint-create", DEPLOY_TASK, "locust-load-test", "record-run", "slo-gate"}
-# the job's resource name, whose last segment is unique (components/labels.py)
+# the job's resource name, whose last segment is unique (components/runtime/make_labels.py)
 JOB_PLACEHOLDER = "{{$.pipeline_job_resource_name}}"
 
 

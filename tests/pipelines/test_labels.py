@@ -1,6 +1,12 @@
 import pytest
 
-from components.labels import label_value, resource_labels, run_filter, run_label, validate_labels
+from components.runtime.make_labels import (
+    label_value,
+    resource_labels,
+    run_filter,
+    run_label,
+    validate_labels,
+)
 
 
 def test_run_label_prefers_the_explicit_run_id():
@@ -47,7 +53,7 @@ def test_invalid_cost_labels_are_refused_with_every_offender():
 
 
 def test_endpoints_carry_an_expiry_made_of_the_runs_own_bounds():
-    from components.labels import EXPIRY_SLACK_S, expires_at
+    from components.runtime.make_labels import EXPIRY_SLACK_S, expires_at
 
     when = expires_at(1_000_000, deploy_timeout_s=1800, load_s=20, cleanup_timeout_s=900)
     assert when == 1_000_000 + 1800 + 20 + 900 + EXPIRY_SLACK_S

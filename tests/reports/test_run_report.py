@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from components.locust_run import output_files, run_locust
+from components.runtime.load_test import output_files, run_locust
 from history.verdict import judge
 from reports.run_report import build_report
 from tests.components.conftest import (  # noqa: F401 (a fixture)

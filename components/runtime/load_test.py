@@ -19,7 +19,6 @@ Files written into `out_dir`:
 from __future__ import annotations
 
 import collections
-import contextlib
 import csv
 import datetime
 import json
@@ -165,7 +164,13 @@ def output_files(out_dir: str | os.PathLike) -> dict[str, Path]:
     }
 
 
-NETWORK_PLUGIN = Path(__file__).resolve().parents[1] / "loadtests" / "http_user_network.py"
+def _network_plugin() -> Path:
+    import loadtests  # data only: its folder, not its code
+
+    return Path(loadtests.__file__).with_name("http_user_network.py")
+
+
+NETWORK_PLUGIN = _network_plugin()
 
 
 def build_command(
@@ -241,20 +246,9 @@ def _locust_version() -> str:
 
 def _kill_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
     """SIGTERM Locust's whole process group (master and --processes workers), then SIGKILL."""
-    if proc.poll() is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # stray workers of a master that already exited
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
+    from procgroup import stop_group
+
+    stop_group(proc, grace_s)
 
 
 class _Terminated(BaseException):

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from components.labels import BILLING_LABEL_KEY, RUN_LABEL_KEY, label_filter
+from components.runtime.make_labels import BILLING_LABEL_KEY, RUN_LABEL_KEY, label_filter
 from components.vertex_clients import endpoint_client, location_path
 
 DEPLOY_METADATA = "DeployModelOperationMetadata"
