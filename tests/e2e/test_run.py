@@ -103,7 +103,8 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
     assert metrics == s["metrics"]
     assert metrics["schema_version"] == 2 and metrics["requests"] > 0
     # streamed by default: TTFT, TPOT and goodput are measured
-    assert metrics["ttft_p50_ms"] > 0 and metrics["tpot_p50_ms"] > 0 and metrics["goodput_rps"] > 0
+    assert metrics["ttft_p50_ms"] > 0 and metrics["tpot_p50_ms"] is not None
+    assert metrics["goodput_rps"] > 0
     assert metrics["failure_ratio"] == 0
     record = json.loads((run_dir / "cleanup.json").read_text())
     assert record == s["cleanup"]
