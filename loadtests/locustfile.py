@@ -39,6 +39,12 @@ writes their summary to --llm-stats-file when it quits. Locust's own report show
 and output tokens per request as rows of type "LLM" under their own names (ITL, one value
 per token, is in metrics.json only); these rows bypass the "Aggregated" row, so request
 counts and requests/s are those of real requests. A request's size is its bytes again.
+
+On the wire (loadtests/wire.py): a request's head is built once (per body length) and sent
+on the connections of the user's own FastHttpSession (its TLS, proxy and timeouts), not through
+`self.client.post`, whose per-request machinery was most of the load generator's CPU
+(benchmarks/locust_client.py); the body is read as it arrives. The request event is fired
+here, once per request. No redirects, cookies or compression: a predict endpoint needs none.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ import time
 from pathlib import Path
 
 from locust import FastHttpUser, constant, events, task
+from locust.exception import CatchResponseError
 
 from loadtests.llm_stats import LlmStats, Sample, StreamError, read_sse_stream
 from loadtests.plan import SHAPES, check_plan
@@ -62,6 +69,7 @@ from loadtests.shapes import (
     DeploytestShape,  # noqa: F401  (Locust picks the shape up from here)
     knee,
 )
+from loadtests.wire import Wire, body_reader
 
 logger = logging.getLogger("deploytest.locustfile")
 
@@ -396,6 +404,7 @@ class PredictUser(FastHttpUser):
     wait_time = constant(0)
     network_timeout = 120.0
     connection_timeout = 120.0
+    _wire: Wire | None = None  # this user's predict URL on its session's connections
 
     def _fail(self, reason: str) -> None:
         for stats in RUN.collectors():
@@ -426,57 +435,71 @@ class PredictUser(FastHttpUser):
         stream = bool(o and o.stream)
         if len(BODIES) != len(PROMPTS):  # no init event ran (a library user)
             BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens if o else 16, stream)
-        headers = {"Content-Type": "application/json"}
+        path = o.predict_path if o else "/predict"
+        authorization = None
         if _token is not None:
             try:
-                headers["Authorization"] = _token.header()
+                authorization = _token.header()
             except Exception as exc:  # a failed refresh counts as a failed request, then backs off
                 self._fail(f"token refresh failed ({type(exc).__name__})")
                 time.sleep(1)
                 return
+        wire = self._wire
+        if wire is None or wire.path != path:
+            wire = self._wire = Wire(self.client, path)
+        data = wire.request_bytes(random.choice(BODIES), authorization)
+        start_time = time.time()
         started = time.perf_counter()
-        with self.client.post(
-            o.predict_path if o else "/predict",
-            data=random.choice(BODIES),
-            headers=headers,
-            name=REQUEST_NAME,
-            catch_response=True,
-            stream=stream,
-        ) as response:
+        response = None
+        try:
+            response = wire.send(data)
             reason, sample = self._read(response, started, stream)
-            if reason is not None:
-                for stats in RUN.collectors():
-                    stats.failed()
-                response.failure(reason)
-                return
+        except Exception as exc:  # no answer at all: refused, reset, timed out
+            reason, sample = f"no response ({type(exc).__name__})", None
+        finally:
+            if response is not None:
+                response.release()  # closes the connection unless the body was read to its end
+        if sample is None:
             for stats in RUN.collectors():
-                stats.add(sample)
-            _log_llm(self.environment, sample)
-            response.request_meta["response_time"] = sample.e2e_ms
-            response.request_meta["response_length"] = sample.bytes
-            response.success()
+                stats.failed()
+            elapsed = (time.perf_counter() - started) * 1000
+            self._report(start_time, elapsed, 0, response, CatchResponseError(reason))
+            return
+        for stats in RUN.collectors():
+            stats.add(sample)
+        _log_llm(self.environment, sample)
+        self._report(start_time, sample.e2e_ms, sample.bytes, response, None)
+
+    def _report(self, start_time, response_time, length, response, exception) -> None:
+        """Locust's request event, with what FastHttpSession would have given it."""
+        self.environment.events.request.fire(
+            request_type="POST",
+            name=REQUEST_NAME,
+            response_time=response_time,
+            response_length=length,
+            exception=exception,
+            context=self.context(),
+            start_time=start_time,
+            url=self._wire.url,
+            response=response,
+        )
 
     @staticmethod
-    def _read(response, started: float, stream: bool) -> tuple[str | None, Sample | None]:
-        """(failure reason, None) or (None, the request's sample). Never raises."""
-        if not response.status_code:  # no HTTP answer at all
-            error = response.request_meta.get("exception")
-            return f"no response ({type(error).__name__})", None
+    def _read(response, started: float, stream: bool) -> tuple[str, None] | tuple[None, Sample]:
+        """(failure reason, None) or (None, the request's sample) from an HTTP answer; network
+        errors propagate."""
         if response.status_code != 200:
             return f"HTTP {response.status_code}", None
+        read = body_reader(response)
         if stream:
-            # FastResponse.iter_content reads fixed-size blocks and would hold a chunk back
-            # until a block fills; geventhttpclient's readline hands each SSE event (up to
-            # its blank line) over as soon as it is there.
-            raw = response._response
             try:
-                return None, read_sse_stream(lambda: raw.readline(b"\n\n"), started)
+                return None, read_sse_stream(read, started)
             except StreamError as exc:
                 return str(exc), None
             except Exception as exc:  # timeouts, resets: the stream broke off
                 return f"stream broken ({type(exc).__name__})", None
         try:
-            content = response.content or b""
+            content = b"".join(iter(read, b""))
             tokens = count_output_tokens(json.loads(content))
         except json.JSONDecodeError:
             return "body is not JSON", None
