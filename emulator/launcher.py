@@ -168,14 +168,10 @@ class EmulatorProcess:
         """SIGTERM, wait, SIGKILL; then make sure no process it started is left. Idempotent."""
         if self.popen is None:
             return
+        from procgroup import stop_group
+
         self._remember_children()
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
+        stop_group(self.popen, timeout_s)  # its own session: the group is the emulator
         self.popen = None
         self._close_owner_fd()
         leftovers = self._leftovers()

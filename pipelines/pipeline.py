@@ -61,7 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "cleanup_timeout_s": 900,
     # USD per hour by machine or accelerator type, over components/prices.json
     "prices": {},
-    # CMEK for the endpoint (Vertex op set; `submit --kms-key-name` sets it). Empty: Google-managed.
+    # CMEK for the endpoint (`submit --kms-key-name` sets it; the emulator ignores it).
+    # Empty: Google-managed.
     "encryption_spec_key_name": "",
     # Run history (history/): where records go, what a regression does ("" = fail for
     # scheduled runs, warn otherwise), what started the run, and the template it came from.

@@ -91,7 +91,7 @@ def build_job_body(request: SubmitRequest, pipeline_spec: dict | None = None) ->
 
 
 def compiled_vertex_spec() -> dict:
-    """Compile the Vertex op set and return the pipeline spec as a dict."""
+    """Compile the pipeline and return its spec as a dict."""
     import tempfile
 
     import yaml

@@ -12,7 +12,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "submit",
         help="submit the pipeline to Vertex AI Pipelines (--dry-run prints the request)",
-        description="Compile the Vertex op set (or use a template in Artifact Registry) and "
+        description="Compile the pipeline (or use a template in Artifact Registry) and "
         "create a PipelineJob. Every input is checked, and the locustfile must exist in "
         "Cloud Storage, before anything is created; a template tag is resolved to its "
         "sha256: version first. --dry-run prints the PipelineJob REST body and touches "
