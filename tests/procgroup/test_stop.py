@@ -13,11 +13,13 @@ from procgroup import stop_group, stop_processes
 # then waits; with `stubborn` the leader ignores SIGTERM too.
 GROUP = """
 import signal, subprocess, sys, time
-member = subprocess.Popen([sys.executable, "-c",
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
-print(member.pid, flush=True)
 if sys.argv[1] == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+member = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True);"
+    " time.sleep(600)"], stdout=subprocess.PIPE)
+member.stdout.readline()  # it ignores SIGTERM from now on
+print(member.pid, flush=True)
 time.sleep(600)
 """
 
