@@ -190,3 +190,28 @@ def test_an_emulator_killed_mid_job_fails_it_and_the_janitor_removes_its_endpoin
     assert [
         p for p in processes_mentioning(str(model_dir)) if "-m serving" in " ".join(p.cmdline())
     ] == []
+
+
+def test_a_hung_deploy_of_a_job_nobody_waits_for_is_ended_by_the_janitor(sdk):
+    """A job from Cloud Scheduler has no waiter to keep the deploy timeout, and GCPC's deploy
+    launcher waits for its operation without a bound. The janitor does: once the endpoint's
+    expiry has passed it cancels the deploy in flight and deletes the endpoint; the deploy
+    task then fails and the exit handler runs."""
+    from components.janitor import clean_expired
+
+    aiplatform, emu, template, model = sdk
+    emu.set_faults({"deploy": "hang"})
+    try:
+        job = submit(aiplatform, template, model)
+        wait(aiplatform, job.resource_name, until=lambda s, t: t.get("model-deploy") == "RUNNING")
+        time.sleep(2)  # the launcher is polling its deploy operation
+        expired, record = clean_expired(
+            PROJECT, LOCATION, api_endpoint=emu.url, now=time.time() + 7 * 24 * 3600
+        )
+        assert len(expired) == 1 and record.left == [], record
+        state, by_task = wait(aiplatform, job.resource_name, timeout=60)
+    finally:
+        emu.clear_faults()
+    assert state == "PIPELINE_STATE_FAILED", by_task
+    assert by_task["model-deploy"] == "FAILED" and "locust-load-test" not in by_task
+    assert by_task["cleanup-endpoints"] == "SUCCEEDED"
