@@ -111,7 +111,14 @@ def test_resource_manager_answers_the_sdks_bucket_ownership_check(aiplatform):
 
 
 def test_sdk_pipeline_job_runs_to_succeeded_with_the_exit_handler(aiplatform, emulator, template):
-    job = submit(template, seconds=0.1)
+    job = aiplatform.PipelineJob(
+        display_name="run-and-wait",
+        template_path=str(template),
+        pipeline_root="gs://bucket/root",
+        parameter_values={"seconds": 0.1},
+        enable_caching=False,
+    )
+    job.run()  # the SDK's own submit and wait: it raises unless the job SUCCEEDED
     done = wait_for(job.resource_name, {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"})
     assert done.state.name == "PIPELINE_STATE_SUCCEEDED", tasks(done)
     assert tasks(done) == {"identity": "SUCCEEDED", "step": "SUCCEEDED", "after-all": "SUCCEEDED"}
