@@ -21,7 +21,6 @@ Three thin shims adapt kfp.local to Vertex AI's behaviour, each in one place bel
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import signal
@@ -30,16 +29,14 @@ import threading
 import time
 from pathlib import Path
 
+from emulator.resources import now
+
 _cancelled = threading.Event()
 _events_lock = threading.Lock()
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _event(job_dir: Path, task: str, state: str, **extra) -> None:
-    line = json.dumps({"task": task, "state": state, "time": _now(), **extra})
+    line = json.dumps({"task": task, "state": state, "time": now(), **extra})
     with _events_lock, open(job_dir / "events.jsonl", "a") as fh:
         fh.write(line + "\n")
 
@@ -152,7 +149,7 @@ def main(argv: list[str]) -> int:
     ok = False
     error = ""
     try:
-        outputs = pipeline_orchestrator.run_local_pipeline(
+        pipeline_orchestrator.run_local_pipeline(
             pipeline_spec=spec, arguments=job["parameterValues"]
         )
         # kfp.local answers {} for a failed DAG (raise_on_error=False); a pipeline without
@@ -161,7 +158,6 @@ def main(argv: list[str]) -> int:
         ok = not failed
         if failed:
             error = f"The DAG failed because some tasks failed: {', '.join(sorted(set(failed)))}."
-        del outputs
     except Exception as exc:  # a spec kfp.local cannot run: the job fails with the reason
         error = f"{type(exc).__name__}: {exc}"
     result = {"ok": ok, "cancelled": _cancelled.is_set(), "error": error}

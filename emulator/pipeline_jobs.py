@@ -33,6 +33,7 @@ from emulator import validation as check
 from emulator.errors import ApiError, failed_precondition, invalid, not_found
 from emulator.operations import Operations
 from emulator.store import Store
+from procgroup import stop_group
 
 log = logging.getLogger("emulator.pipelines")
 
@@ -90,7 +91,7 @@ def check_spec(spec: dict, values: dict, images: tuple[str, ...]) -> dict:
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     if not isinstance(spec, dict) or not spec:
-        raise invalid("pipelineJob.pipelineSpec is required (templateUri is not emulated).")
+        raise invalid("pipelineJob.pipelineSpec or pipelineJob.templateUri is required.")
     try:
         json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
     except json_format.ParseError as exc:
@@ -423,7 +424,7 @@ class PipelineJobs:
         with self._lock:
             children = dict(self._children)
         for name, child in children.items():
-            _stop_group(child)
+            stop_group(child, STOP_GRACE_S)
             self._update(
                 name, state="PIPELINE_STATE_FAILED", endTime=res.now(),
                 error={"code": 14, "message": reason},
@@ -466,9 +467,3 @@ class PipelineJobs:
                     task["endTime"] = event["time"]
         out["jobDetail"] = {"taskDetails": list(tasks.values())}
         return out
-
-
-def _stop_group(child: subprocess.Popen) -> None:
-    from procgroup import stop_group
-
-    stop_group(child, STOP_GRACE_S)
