@@ -3,8 +3,9 @@ a Cloud Build step goes red when the gate or the clean-up fails."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
 FAILED_STATES = frozenset({"PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"})
@@ -87,6 +88,32 @@ def model_exists_getter(name: str, location: str, api_endpoint: str = "") -> Cal
     return exists
 
 
+def deploy_overrun(tasks: Iterable[tuple[str, str, dt.datetime | None]], timeout_s: float) -> float:
+    """Seconds the deploy task has been RUNNING, if more than `timeout_s`; else 0.
+
+    `tasks`: (task name, state name, start time) from the job's `jobDetail.taskDetails`.
+    The one rule behind `deploytest run`'s and `deploytest submit --wait`'s deploy timeout:
+    GCPC's deploy launcher waits for its operation without a bound.
+    """
+    from pipelines.pipeline import DEPLOY_TASK
+
+    for task, state, started in tasks:
+        if task == DEPLOY_TASK and state == "RUNNING" and started:
+            ran = (dt.datetime.now(dt.UTC) - started).total_seconds()
+            if ran > timeout_s:
+                return ran
+    return 0.0
+
+
+def deploy_cancel_message(ran: float, timeout_s: float) -> str:
+    from pipelines.pipeline import DEPLOY_TASK
+
+    return (
+        f"{DEPLOY_TASK} still running after {ran:.0f}s (deploy timeout {timeout_s:g}s): "
+        "cancelling the job; its exit handler cleans up"
+    )
+
+
 def job_state_getter(
     name: str,
     location: str,
@@ -101,35 +128,22 @@ def job_state_getter(
     becomes ready (a GPU stockout) would hold the run; the cancel reaches the launcher as
     SIGTERM, it cancels the operation, and the exit handler cleans up.
     """
-    import datetime as dt
-
     from google.api_core import retry
     from google.cloud import aiplatform_v1
 
     from components.vertex_clients import client_kwargs
-    from pipelines.pipeline import DEPLOY_TASK
 
     client = aiplatform_v1.PipelineServiceClient(**client_kwargs(location, api_endpoint))
     # A long wait outlives a blip: retry transient errors (429, 500, 503) for a while.
     transient = retry.Retry(predicate=retry.if_transient_error, timeout=300)
     cancelled = False
 
-    def deploy_overdue(job) -> float:
-        for task in job.job_detail.task_details:
-            if task.task_name == DEPLOY_TASK and task.state.name == "RUNNING" and task.start_time:
-                ran = (dt.datetime.now(dt.UTC) - task.start_time).total_seconds()
-                if ran > deploy_timeout_s:
-                    return ran
-        return 0.0
-
     def get_state() -> tuple[str, str]:
         nonlocal cancelled
         job = client.get_pipeline_job(name=name, retry=transient)
-        if deploy_timeout_s and not cancelled and (ran := deploy_overdue(job)):
-            progress(
-                f"{DEPLOY_TASK} still running after {ran:.0f}s (deploy timeout "
-                f"{deploy_timeout_s:g}s): cancelling the job; its exit handler cleans up"
-            )
+        tasks = ((t.task_name, t.state.name, t.start_time) for t in job.job_detail.task_details)
+        if deploy_timeout_s and not cancelled and (ran := deploy_overrun(tasks, deploy_timeout_s)):
+            progress(deploy_cancel_message(ran, deploy_timeout_s))
             client.cancel_pipeline_job(name=name, retry=transient)
             cancelled = True
         return job.state.name, job.error.message

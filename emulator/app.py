@@ -3,7 +3,7 @@ and the admin API.
 
 Admin (not Vertex AI): `GET|PUT /deploytest/v1/faults`, `GET /deploytest/v1/processes`,
 `GET /deploytest/v1/healthz`, `GET /deploytest/v1/client-env` (the `--env-file` variables),
-`GET /deploytest/v1/pipeline-logs/{job id}` (a pipeline job's task log).
+`GET /deploytest/v1/pipeline-logs/{job id}[?offset=BYTES]` (a pipeline job's task log).
 """
 
 from __future__ import annotations
@@ -297,12 +297,18 @@ def build_app(
         return JSONResponse({"env": env})
 
     async def admin_pipeline_log(request: Request) -> Response:
-        # A pipeline job's task log (kfp.local's), for `deploytest run`'s run folder.
+        # A pipeline job's task log (kfp.local's) from byte `offset` on: a follower asks only
+        # for what it has not seen; `deploytest run` keeps the whole log in its run folder.
         job_id = request.path_params["job_id"]
         path = pipelines.log_path(job_id) if pipelines is not None else None
         if path is None or not path.is_file():
             return JSONResponse(not_found(f"pipeline job log {job_id}").body(), status_code=404)
-        return Response(path.read_bytes(), media_type="text/plain; charset=utf-8")
+        offset = request.query_params.get("offset", "0")
+        if not offset.isdigit():
+            return JSONResponse(invalid(f"offset {offset!r}: not a byte count").body(), 400)
+        with open(path, "rb") as log:
+            log.seek(int(offset))
+            return Response(log.read(), media_type="text/plain; charset=utf-8")
 
     async def admin_healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "recovering": vertex.deployments.recovering})

@@ -85,18 +85,17 @@ class EmulatorAdmin:
         """The environment that points Google's clients at this emulator (emulator/envfile.py)."""
         return self._call("/deploytest/v1/client-env")["env"]
 
-    def pipeline_log(self, job_id: str) -> str:
-        """A pipeline job's task log ("" if there is none)."""
+    def pipeline_log(self, job_id: str, offset: int = 0) -> bytes:
+        """A pipeline job's task log from byte `offset` on (b"" if there is none)."""
         import urllib.error
         import urllib.request
 
+        url = f"{self.url}/deploytest/v1/pipeline-logs/{job_id}?offset={offset}"
         try:
-            with urllib.request.urlopen(
-                f"{self.url}/deploytest/v1/pipeline-logs/{job_id}", timeout=30
-            ) as resp:
-                return resp.read().decode("utf-8", "replace")
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                return resp.read()
         except urllib.error.HTTPError:
-            return ""
+            return b""
 
     def health(self) -> dict:
         """Liveness, and how many deployed models are still being recovered after a start."""

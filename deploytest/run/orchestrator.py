@@ -257,8 +257,8 @@ class LocalRun:
     def _follow(self, name: str) -> None:
         """Show task states and the tasks' log lines until the job ends; keep the run's
         deploy timeout, which GCPC's deploy launcher does not, by cancelling the job."""
+        from deploytest.job_wait import deploy_cancel_message
         from deploytest.run.pipeline_job import JobFollower
-        from pipelines.pipeline import DEPLOY_TASK
 
         self.job = JobFollower(self.api_endpoint, name, self.say, self.progress.task_line)
         deploy_timeout = self.params["deploy_timeout_s"]
@@ -266,9 +266,9 @@ class LocalRun:
 
         def deploy_watchdog(follower: JobFollower) -> None:
             nonlocal timed_out
-            if not timed_out and follower.running_for(DEPLOY_TASK) > deploy_timeout:
+            if not timed_out and (ran := follower.deploy_overrun(deploy_timeout)):
                 timed_out = True
-                self.say(f"{DEPLOY_TASK} still running after {deploy_timeout}s: cancelling")
+                self.say(deploy_cancel_message(ran, deploy_timeout))
                 follower.cancel()
 
         job = self.job.wait(timeout_s=7 * 24 * 3600, on_poll=deploy_watchdog)
@@ -276,15 +276,13 @@ class LocalRun:
 
     def _fetch_outputs(self, env: dict[str, str]) -> None:
         from deploytest.run import pipeline_job
-        from deploytest.run.results import collect_results
         from emulator.client import EmulatorAdmin
 
         with pipeline_job.client_environment(env):
             pipeline_job.fetch_outputs(self.job.job["name"], self.run_dir / "kfp")
         log = EmulatorAdmin(self.api_endpoint).pipeline_log(self.o.run_id)  # tasks' output
         if log:
-            (self.run_dir / "pipeline.log").write_text(log)
-        collect_results(self.run_dir)
+            (self.run_dir / "pipeline.log").write_bytes(log)
 
     # -- results ----------------------------------------------------------------------
 
@@ -396,9 +394,9 @@ class LocalRun:
 
     def _cancel_job(self) -> None:
         """Cancel the job and wait (bounded) for its exit handler."""
-        from deploytest.run.pipeline_job import TERMINAL
+        from deploytest.job_wait import TERMINAL_STATES
 
-        if self.job is None or self.job.job.get("state") in TERMINAL:
+        if self.job is None or self.job.job.get("state") in TERMINAL_STATES:
             return
         self.say("cancelling the pipeline job; its exit handler cleans up")
         try:

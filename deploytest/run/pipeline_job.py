@@ -10,6 +10,7 @@ outputs from the pipeline root for the summary.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import time
@@ -18,12 +19,14 @@ from pathlib import Path
 
 import httpx
 
+from deploytest.job_wait import TERMINAL_STATES
+from emulator.client import EmulatorAdmin
+
 # Buckets in the emulator's Cloud Storage (on Google Cloud, infra/ creates their twins).
 PIPELINE_BUCKET = "deploytest-local-pipeline-root"
 LOADTEST_BUCKET = "deploytest-local-loadtests"
 RUNNER_ACCOUNT = "deploytest-runner@{project}.iam.gserviceaccount.com"
 _JOB_ID = re.compile(r"^[a-z][a-z0-9-]{0,127}$")
-TERMINAL = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 # Task states as kfp.local's log names them: the summary reads this vocabulary.
 _TASK_STATUS = {"SUCCEEDED": "SUCCESS", "FAILED": "FAILURE", "CANCELLED": "CANCELLED"}
 
@@ -83,6 +86,10 @@ def fetch_outputs(job_name: str, dest: Path) -> int:
     return count
 
 
+def _time(rfc3339: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(rfc3339) if rfc3339 else None
+
+
 def task_states(job: dict) -> dict[str, str]:
     """{task name: SUCCESS | FAILURE | CANCELLED | RUNNING ...} from `jobDetail`."""
     details = (job.get("jobDetail") or {}).get("taskDetails") or []
@@ -102,27 +109,22 @@ class JobFollower:
         self.url = f"{api_endpoint.rstrip('/')}/v1/{job_name}"
         self.say = say
         self.seen: dict[str, str] = {}
-        self.started_at: dict[str, float] = {}
         self.job: dict = {}
         # The emulator's task log (kfp.local's), whose new lines go to `task_output`:
         # Locust's progress, the clean-up's steps. Vertex AI has Cloud Logging instead.
         self.task_output = task_output
-        self._log_url = (
-            f"{api_endpoint.rstrip('/')}/deploytest/v1/pipeline-logs/{job_name.rsplit('/', 1)[-1]}"
-        )
-        self._log_seen = 0
+        self._admin = EmulatorAdmin(api_endpoint)
+        self._job_id = job_name.rsplit("/", 1)[-1]
+        self._log_seen = 0  # bytes of the log already shown
 
     def _tail_log(self) -> None:
         if self.task_output is None:
             return
-        resp = httpx.get(self._log_url, timeout=30)
-        if resp.status_code != 200:
-            return
-        text = resp.text
-        end = text.rfind("\n") + 1  # whole lines only
-        for line in text[self._log_seen : end].splitlines():
+        new = self._admin.pipeline_log(self._job_id, self._log_seen)
+        end = new.rfind(b"\n") + 1  # whole lines only: the rest comes with the next poll
+        for line in new[:end].decode("utf-8", "replace").splitlines():
             self.task_output(line)
-        self._log_seen = max(self._log_seen, end)
+        self._log_seen += end
 
     def poll(self) -> dict:
         """GET the job once; say each task that started, then the log's new lines, then
@@ -133,7 +135,6 @@ class JobFollower:
             if self.seen.get(task) == state:
                 continue
             if task not in self.seen:
-                self.started_at[task] = time.monotonic()
                 self.say(f"▶ {task}")
             if state != "RUNNING":
                 ended.append((task, state))
@@ -143,11 +144,14 @@ class JobFollower:
             self.say(f"{'✔' if state == 'SUCCESS' else '✘'} {task}: {state}")
         return self.job
 
-    def running_for(self, task: str) -> float:
-        """Seconds `task` has been RUNNING (0 if it is not running)."""
-        if self.seen.get(task) != "RUNNING":
-            return 0.0
-        return time.monotonic() - self.started_at[task]
+    def deploy_overrun(self, timeout_s: float) -> float:
+        """Seconds the deploy task has run, if more than `timeout_s` (else 0), by the task's
+        start time in the job (deploytest.job_wait.deploy_overrun)."""
+        from deploytest.job_wait import deploy_overrun
+
+        details = (self.job.get("jobDetail") or {}).get("taskDetails") or []
+        tasks = ((t["taskName"], t.get("state", ""), _time(t.get("startTime"))) for t in details)
+        return deploy_overrun(tasks, timeout_s)
 
     def cancel(self) -> None:
         """Ask Vertex AI Pipelines to cancel (the exit handler still runs)."""
@@ -160,7 +164,7 @@ class JobFollower:
         deadline = time.monotonic() + timeout_s
         while True:
             job = self.poll()
-            if job.get("state") in TERMINAL or time.monotonic() > deadline:
+            if job.get("state") in TERMINAL_STATES or time.monotonic() > deadline:
                 return job
             if on_poll is not None:
                 on_poll(self)

@@ -53,14 +53,14 @@ def judge(results: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 def lines(results: dict[str, Any], params: dict[str, Any], run_dir: Path) -> list[str]:
     """The summary a person reads at the end of a run (the same facts as summary.json)."""
     from components.llm_metrics import summary_lines
-    from components.metrics_schema import format_slo_table
+    from components.metrics_schema import SloCheck, format_slo_table
 
     metrics = results.get("metrics")
     cleanup = results.get("cleanup") or results.get("fallback_cleanup")
     outcome = results["outcome"]
     out = ["", f"deploytest run {results['run_id']}"]
     if metrics:
-        checks = slo_checks(metrics, params)
+        checks = [SloCheck(**check) for check in outcome["checks"]]
         out += [
             f"  latency      p50 {metrics['p50_ms']:.0f} ms   p90 {metrics['p90_ms']:.0f} ms"
             f"   p95 {metrics['p95_ms']:.0f} ms   p99 {metrics['p99_ms']:.0f} ms"

@@ -131,6 +131,15 @@ def test_sdk_pipeline_job_runs_to_succeeded_with_the_exit_handler(aiplatform, em
     assert storage.Client().bucket("bucket").blob(out).download_as_text() == job.resource_name
     listed = httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs").json()["pipelineJobs"]
     assert job.resource_name in [j["name"] for j in listed]
+    # The task log, whole or from a byte offset (what a follower has not seen yet).
+    from emulator.client import EmulatorAdmin
+
+    job_id = job.resource_name.rsplit("/", 1)[1]
+    whole = EmulatorAdmin(emulator.url).pipeline_log(job_id)
+    assert b"exit handler ran: bye" in whole
+    assert EmulatorAdmin(emulator.url).pipeline_log(job_id, 10) == whole[10:]
+    logs = f"{emulator.url}/deploytest/v1/pipeline-logs/{job_id}"
+    assert httpx.get(f"{logs}?offset=-1").status_code == 400
 
 
 def test_a_failing_task_fails_the_job_and_the_exit_handler_still_runs(aiplatform, template):
