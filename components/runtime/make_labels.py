@@ -36,10 +36,13 @@ _KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 
 
+def _lowercase_dashed(raw: str) -> str:
+    return _INVALID.sub("-", raw.strip().lower()).strip("-")
+
+
 def label_value(raw: str) -> str:
     """Return `raw` as a valid label value (lowercased, invalid runs become `-`, cut to 63)."""
-    value = _INVALID.sub("-", raw.strip().lower()).strip("-")
-    return value[:MAX_LABEL_LENGTH].rstrip("-")
+    return _lowercase_dashed(raw)[:MAX_LABEL_LENGTH].rstrip("-")
 
 
 def job_id_of(job: str) -> str:
@@ -53,7 +56,7 @@ def run_label(run_id: str, job: str) -> str:
     raw = run_id or job_id_of(job)
     if "{{" in raw:  # an unresolved placeholder would label every run the same
         raise ValueError(f"the pipeline job's name was not substituted: {raw!r}")
-    value = _INVALID.sub("-", raw.strip().lower()).strip("-")
+    value = _lowercase_dashed(raw)
     if len(value) > MAX_LABEL_LENGTH:
         digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
         value = value[: MAX_LABEL_LENGTH - 9].rstrip("-") + "-" + digest
