@@ -384,6 +384,9 @@ class PipelineJobs:
             self._publish(job_dir / "job.json")
         except Exception as exc:  # the job's outcome stands; its files stay on disk
             log.warning("pipeline job %s: outputs not published to Cloud Storage: %s", name, exc)
+        # The error codes (1 CANCELLED, 9 FAILED_PRECONDITION; 14 UNAVAILABLE when the
+        # emulator stops) are the emulator's choice: Vertex AI does not document which
+        # google.rpc code a failed or cancelled job's `error` carries (unverified).
         if job["state"] == "PIPELINE_STATE_CANCELLING" or result.get("cancelled"):
             state, error = "PIPELINE_STATE_CANCELLED", {"code": 1, "message": "Cancelled."}
         elif result.get("ok"):
