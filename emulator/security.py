@@ -31,6 +31,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.errors import ApiError
+from httpbounds import DRAIN_MAX_BYTES, discard_body, is_json, worth_draining
 
 # Google's API front end (observed, not documented for Vertex AI specifically).
 MAX_API_BODY_BYTES = 10_485_760
@@ -59,13 +60,6 @@ def allowed_host(host: str) -> bool:
     return name in _LOOPBACK_HOSTS or name.endswith(_GOOGLE_HOST_SUFFIXES)
 
 
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
 def refusal(headers: dict[str, str], method: str, own_origins: set[str]) -> ApiError | None:
     """Why a request with these (lowercased) headers is refused, or None to let it in."""
     origin = headers.get("origin")
@@ -91,7 +85,7 @@ def refusal(headers: dict[str, str], method: str, own_origins: set[str]) -> ApiE
     if method in _MUTATING:
         content_type = headers.get("content-type", "")
         empty = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
-        if not _is_json(content_type) and not (empty and not content_type):
+        if not is_json(content_type) and not (empty and not content_type):
             return ApiError(
                 "INVALID_ARGUMENT",
                 f"Unsupported Content-Type {content_type[:100]!r}: send application/json.",
@@ -149,6 +143,10 @@ class RequestGuard:
         except ValueError:
             declared = 0
         if declared > limit:
+            # Drain first (bounded), so that a client still uploading reads the 400
+            # instead of a connection reset (httpbounds/drain.py).
+            if worth_draining(headers):
+                await discard_body(receive)
             await _answer(send, too_large(limit))
             return
         # Read the whole body here, bounded, before the app sees it: an oversized body is
@@ -160,11 +158,13 @@ class RequestGuard:
                 return
             chunk = message.get("body", b"")
             received += len(chunk)
+            more = message.get("more_body", False)
             if received > limit:
+                if more and worth_draining(headers):
+                    await discard_body(receive, DRAIN_MAX_BYTES - received)
                 await _answer(send, too_large(limit))
                 return
             chunks.append(chunk)
-            more = message.get("more_body", False)
         body = b"".join(chunks)
         replayed = False
 

@@ -15,19 +15,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from httpbounds import DRAIN_MAX_BYTES, discard_body, is_json, worth_draining
+
 # Vertex AI online prediction refuses bodies over 1.5 MB before they reach us; match it.
 MAX_BODY_BYTES = 1_500_000
 # Deeper than any predict body needs; json.loads would recurse (and fail with a 500) far
 # deeper down.
 MAX_JSON_DEPTH = 32
-
-
-def is_json(content_type: str) -> bool:
-    """`application/json` (any parameters) or a `+json` media type."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
@@ -54,13 +48,14 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     return False
 
 
-async def _read_bounded(request: Request) -> bytes:
+async def _read_bounded(request: Request) -> bytes | None:
+    """The body, or None once it grew past MAX_BODY_BYTES (the rest is left unread)."""
     # Read in chunks so an oversized body is refused without buffering all of it.
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            return None
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -75,6 +70,12 @@ async def read_json_body(request: Request, timeout_s: float):
         body = await asyncio.wait_for(_read_bounded(request), timeout_s)
     except TimeoutError:
         raise HTTPException(408, f"request body not received within {timeout_s:g} s") from None
+    if body is None:
+        # Drain what the client is still sending (bounded) so it reads the 413 instead of
+        # a connection reset (httpbounds/drain.py).
+        if worth_draining(request.headers):
+            await discard_body(request.receive, DRAIN_MAX_BYTES - MAX_BODY_BYTES)
+        raise HTTPException(413, f"body larger than {MAX_BODY_BYTES} bytes")
     if json_depth_exceeds(body, MAX_JSON_DEPTH):
         raise HTTPException(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:

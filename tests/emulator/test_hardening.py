@@ -8,9 +8,11 @@ one state folder has one emulator.
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ from google.api_core import exceptions as gexc
 
 from emulator.launcher import EmulatorProcess
 from tests.emulator.conftest import upload_fake
+from tests.raw_http import upload_then_read
 
 PARENT = "v1/projects/p/locations/us-central1"
 JSON = {"content-type": "application/json"}
@@ -164,6 +167,42 @@ def test_request_bodies_are_bounded(emulator, aiplatform):
     resp = httpx.post(predict, content=b"[" + b" " * 1_600_000 + b"]", headers=JSON)
     assert resp.status_code == 400 and "1500000" in resp.json()["error"]["message"]
     assert httpx.get(f"{url}/{PARENT}/endpoints").json().get("endpoints", []) == []
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_client_still_uploading_an_oversized_body_reads_the_400(emulator, chunked):
+    # The client sends all 11 MB before it reads: the emulator must not close (and so
+    # reset) the connection under it, or the 400 is lost (issue 17).
+    status, answer = upload_then_read(f"{emulator.url}/{PARENT}/endpoints", 11_000_000, chunked)
+    assert status == 400
+    assert answer["error"]["status"] == "INVALID_ARGUMENT"
+    assert "Request payload size exceeds the limit: 10485760 bytes." in answer["error"]["message"]
+    assert httpx.get(f"{emulator.url}/{PARENT}/endpoints").json().get("endpoints", []) == []
+
+
+def test_a_stalled_oversized_upload_is_answered_within_the_drain_bound(emulator):
+    # A client that declares an oversized body and stops sending cannot hold the
+    # connection: the emulator answers once the drain deadline passes.
+    from urllib.parse import urlsplit
+
+    from httpbounds import DRAIN_MAX_SECONDS
+
+    parts = urlsplit(emulator.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=60) as sock:
+        sock.sendall(
+            f"POST /{PARENT}/endpoints HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 11000000\r\n\r\n".encode()
+            + b"x" * 1000
+        )
+        started = time.monotonic()
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"payload size exceeds the limit" in answer
+    # closed by the emulator after its bound, not held open (60 s would be the socket's)
+    assert DRAIN_MAX_SECONDS - 1 <= waited < DRAIN_MAX_SECONDS + 20
 
 
 def test_deploys_are_capped_per_endpoint(emulator, aiplatform):

@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from tests.raw_http import upload_then_read
 from tests.serving.conftest import free_port, serving_cmd
 
 BODY = {"instances": [{"text": "hello"}], "parameters": {"max_new_tokens": 2}}
@@ -83,3 +84,13 @@ def test_stalled_clients_get_408_while_others_are_served(server):
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert time.monotonic() - started < 15  # cut by the 2 s deadline, not by us
     assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_client_still_uploading_an_oversized_body_reads_the_413(server, chunked):
+    # The client sends all 2 MB before it reads: the server must not close (and so reset)
+    # the connection under it, or the 413 is lost (issue 17).
+    status, answer = upload_then_read(f"{server.url}/predict", 2_000_000, chunked)
+    assert status == 413
+    assert answer["error"] == {"code": 413, "message": "body larger than 1500000 bytes"}
+    assert httpx.post(f"{server.url}/predict", json=BODY, timeout=10).status_code == 200
