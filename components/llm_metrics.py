@@ -99,7 +99,24 @@ def llm_fields(summary: dict[str, Any] | None, requests: int, duration_s: float)
     if isinstance(cpu, int | float) and requests:
         fields["client_cpu_ms_per_request"] = cpu * 1000 / requests
     fields["llm_unavailable"] = unavailable
+    fields["api"] = str(summary.get("api") or "deploytest")
+    fields["output_tokens_source"] = token_source(counts)
     return fields
+
+
+def token_source(counts: dict[str, Any]) -> str:
+    """How the successful requests' output tokens were counted (metrics.json's
+    `output_tokens_source`): one source, or each source's share of the requests."""
+    from loadtests.apis import TOKEN_SOURCES
+
+    shares = {s: int(counts.get(f"tokens_from_{s}", 0)) for s in TOKEN_SOURCES}
+    total = sum(shares.values())
+    if not total:
+        return "none"
+    used = [(s, n) for s, n in shares.items() if n]
+    if len(used) == 1:
+        return used[0][0]
+    return ", ".join(f"{s} {n / total:.0%}" for s, n in used)
 
 
 def output_tokens(summary: dict[str, Any] | None) -> int:
@@ -132,6 +149,8 @@ def describe(m: dict[str, Any]) -> str:
         parts.append(f"knee {m['knee_rps']:g} req/s")
     if m.get("client_cpu_ms_per_request") is not None:
         parts.append(f"client CPU {m['client_cpu_ms_per_request']:.2f} ms/request")
+    if m.get("output_tokens_source") not in (None, "answer", "none"):
+        parts.append(f"output tokens counted by {m['output_tokens_source']}")
     missing = m.get("llm_unavailable") or {}
     if missing:
         reasons = sorted(set(missing.values()))

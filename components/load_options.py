@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from loadtests.apis import AUTO, check_api
 from loadtests.plan import check_plan, planned_seconds
 
 
@@ -21,7 +22,7 @@ class LoadOptions:
         f"DEPLOYTEST_{name}"
         for name in (
             "STREAM LOAD_SHAPE RATE MAX_CONCURRENCY STEPS SWEEP_RATES STAGE_S SLO_TTFT_MS "
-            "SLO_TPOT_MS SLO_P95_MS MAX_FAILURE_RATIO SEED"
+            "SLO_TPOT_MS SLO_P95_MS MAX_FAILURE_RATIO SEED API TOKENIZER"
         ).split()
     )
 
@@ -37,9 +38,13 @@ class LoadOptions:
     slo_p95_ms: float | None = None  # the sweep's E2E target
     max_failure_ratio: float = 0.01
     seed: int | None = None
+    # The serving API (loadtests/apis.py); `auto` is resolved before the load starts.
+    api: str = "deploytest"
+    tokenizer: str = ""  # the model's tokenizer.json, for answers that carry no count
 
     def validate(self, processes: int = 1) -> None:
         """ValueError naming the first bad option; nothing is created before this passes."""
+        check_api(self.api, self.stream)
         if self.max_concurrency < 1:
             raise ValueError(f"--max-concurrency must be >= 1, got {self.max_concurrency}")
         if not self.stage_s > 0:
@@ -60,7 +65,10 @@ class LoadOptions:
 
     def environment(self) -> dict[str, str]:
         """DEPLOYTEST_* variables for the locustfile (unset options are left out)."""
+        if self.api == AUTO:
+            raise ValueError("the serving API must be resolved before the load test (not auto)")
         env = {
+            "DEPLOYTEST_API": self.api,
             "DEPLOYTEST_STREAM": "true" if self.stream else "false",
             "DEPLOYTEST_LOAD_SHAPE": self.load_shape,
             "DEPLOYTEST_MAX_CONCURRENCY": str(self.max_concurrency),
@@ -75,6 +83,7 @@ class LoadOptions:
             "DEPLOYTEST_SLO_TPOT_MS": self.slo_tpot_ms,
             "DEPLOYTEST_SLO_P95_MS": self.slo_p95_ms,
             "DEPLOYTEST_SEED": self.seed,
+            "DEPLOYTEST_TOKENIZER": self.tokenizer or None,
         }
         env.update(
             {

@@ -55,6 +55,8 @@ def locust_load_test(
     slo_tpot_ms: float = 0.0,
     slo_p95_ms: float = 0.0,
     max_failure_ratio: float = 0.01,
+    api: str = "deploytest",
+    tokenizer_uri: str = "",
 ):
     """Runs Locust headless against the endpoint's predict URL and records report and metrics.
 
@@ -80,6 +82,9 @@ def locust_load_test(
         slo_tpot_ms: per-request TPOT target for goodput (0: none).
         slo_p95_ms: the sweep's E2E p95 target (0: none).
         max_failure_ratio: the sweep's failure-ratio target.
+        api: the serving API to speak (loadtests/apis.py; resolved upstream, never auto).
+        tokenizer_uri: the model artifact's folder (local or gs://); its tokenizer.json counts
+            the output tokens of answers that carry no count (empty: estimated).
         report: Locust's HTML report.
         metrics: latency percentiles, requests/s, failure ratio, output tokens/s.
         stats: folder with Locust's CSV/JSON stats, its log and `metrics.json`.
@@ -89,14 +94,20 @@ def locust_load_test(
 
     from components.load_options import LoadOptions
     from components.metrics_schema import LLM_LOGGED_METRICS, LOGGED_METRICS, SCHEMA_VERSION
-    from components.runtime.load_test import output_files, predict_target, run_locust
+    from components.runtime.load_test import (
+        fetch_tokenizer,
+        output_files,
+        predict_target,
+        run_locust,
+    )
 
     host, path, auth = predict_target(
-        endpoint.metadata.get("resourceName", ""), api_endpoint, location
+        endpoint.metadata.get("resourceName", ""), api_endpoint, location, api, stream
     )
-    if stream:  # Vertex AI relays a token stream only through :streamRawPredict
-        path = path.removesuffix(":predict") + ":streamRawPredict"
+    os.makedirs(stats.path, exist_ok=True)
     load = LoadOptions(
+        api=api,
+        tokenizer=fetch_tokenizer(api, tokenizer_uri, stats.path),
         stream=stream,
         load_shape=load_shape,
         rate=rate or None,
@@ -111,7 +122,6 @@ def locust_load_test(
     )
     if not os.path.isfile(locustfile.path):
         raise FileNotFoundError(f"locustfile artifact {locustfile.uri} is not a file here")
-    os.makedirs(stats.path, exist_ok=True)
     result = run_locust(
         locustfile=locustfile.path,
         host=host,

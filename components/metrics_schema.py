@@ -14,9 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-SCHEMA_VERSION = 2
-# Version 1 files (no LLM fields) still read: the fields added in 2 take their defaults.
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+# Older files still read: version 1 (no LLM fields) and version 2 (no serving API) take the
+# defaults of the fields added after them.
+READABLE_VERSIONS = (1, 2, 3)
 
 # LLM serving metrics (version 2, components/llm_metrics.py): percentiles of per-request values.
 LLM_SERIES: dict[str, str] = {
@@ -80,6 +81,12 @@ FIELD_UNITS: dict[str, str] = {
     "knee_rps": "requests per second (sweep: highest offered rate meeting every SLO)",
     "client_cpu_ms_per_request": "milliseconds of load-generator CPU per request",
     "llm_unavailable": "object: LLM metric -> why it was not measured",
+    "api": "the serving API the load test spoke (loadtests/apis.py)",
+    "output_tokens_source": (
+        "how output tokens were counted: answer (the server's own count), tokenizer (the "
+        "model's), chunks (one per streamed chunk: an estimate), estimate (UTF-8 bytes / 4), "
+        "or a mix such as 'answer 90%, estimate 10%'; none without successful requests"
+    ),
 }
 
 # The numbers a KFP Metrics artifact gets (`metrics.log_metric(name, value)`).
@@ -146,6 +153,9 @@ class LoadTestMetrics:
     knee_rps: float | None = None
     client_cpu_ms_per_request: float | None = None
     llm_unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+    # -- version 3: the serving API -------------------------------------------------------
+    api: str = "deploytest"
+    output_tokens_source: str = "answer"
     # The LLM_SERIES x LLM_STATS numbers (llm_field names); flat at the top level of the JSON.
     llm: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
@@ -221,8 +231,14 @@ class LoadTestMetrics:
         llm = {name: data.pop(name) for name in LLM_FIELDS if name in data}
         fields = dataclasses.fields(cls)
         names = {f.name for f in fields} - {"llm"}
-        # Version 1 has none of the version-2 fields; version 2 must have them all.
-        required = {f.name for f in fields if f.name in V1_FIELDS or version >= 2} - {"llm"}
+        # Each version must have the fields it introduced and those before, none after.
+        required = {
+            f.name
+            for f in fields
+            if f.name in V1_FIELDS
+            or (version >= 2 and f.name not in V3_FIELDS)
+            or version >= 3
+        } - {"llm"}
         missing = sorted(required - data.keys())
         unknown = sorted(data.keys() - names)
         if version >= 2 and len(llm) != len(LLM_FIELDS):
@@ -250,6 +266,10 @@ V1_FIELDS = frozenset(
         : [f.name for f in dataclasses.fields(LoadTestMetrics)].index("stream")
     ]
 )
+
+
+# The fields added in schema version 3.
+V3_FIELDS = frozenset({"api", "output_tokens_source"})
 
 
 # Logged into the KFP Metrics artifact when measured (the gate can then check any of them).

@@ -25,12 +25,32 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadtests.apis import (
+    APIS,
+    SOURCE_ANSWER,
+    SOURCE_CHUNKS,
+    SOURCE_TOKENIZER,
+    TOKEN_SOURCES,
+    Api,
+)
+
+DEFAULT_API = APIS["deploytest"]
 PERCENTILES = (50, 90, 95, 99)
 _decoder = json.JSONDecoder()
 _decode = _decoder.decode  # json.loads minus its per-call encoding sniffing
 _scan = json.scanner.make_scanner(_decoder)  # the C scanner: one value at an index
 METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "normalized_ms", "output_tokens")
-COUNTS = ("requests", "failures", "samples", "good", "scheduled", "sent", "delayed", "dropped")
+COUNTS = (
+    "requests",
+    "failures",
+    "samples",
+    "good",
+    "scheduled",
+    "sent",
+    "delayed",
+    "dropped",
+    *(f"tokens_from_{source}" for source in TOKEN_SOURCES),
+)
 
 
 class StreamError(ValueError):
@@ -46,6 +66,7 @@ class Sample:
     ttft_ms: float | None = None
     itl_ms: list[float] = field(default_factory=list)
     bytes: int = 0
+    token_source: str = SOURCE_ANSWER  # loadtests/apis.py TOKEN_SOURCES
 
     @property
     def tpot_ms(self) -> float | None:
@@ -55,20 +76,40 @@ class Sample:
         return (self.e2e_ms - self.ttft_ms) / (self.output_tokens - 1)
 
 
-def read_sse_stream(read: Callable[[], bytes], started: float, clock=time.perf_counter):
-    """Read an OpenAI-style completions stream (`data: {...}` lines, `data: [DONE]`) and time it.
+def read_sse_stream(
+    read: Callable[[], bytes],
+    started: float,
+    clock=time.perf_counter,
+    api: Api | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+) -> Sample:
+    """Read a server-sent-events token stream (`data: {...}` lines) and time it.
 
     `read` returns the next piece of the body as it arrives (any size: part of a line, one
     event, several; b"" at the end); a line gets the time the piece that completes it arrived.
-    `started` is the `clock()` value when the request was sent. Returns a `Sample`; raises
-    StreamError for an error event, a chunk that does not parse, an end without `[DONE]`, or
-    zero tokens. One chunk with non-empty `choices` is one token unless a `usage` chunk gives
-    `completion_tokens`. Network errors propagate to the caller.
+    `started` is the `clock()` value when the request was sent. `api` (loadtests/apis.py,
+    default our own server's) says which chunks carry content and whether the stream must
+    end with `data: [DONE]`; `count_tokens` (the model's tokenizer) counts the tokens of a
+    chunk whose API does not promise one token a chunk.
+
+    TTFT is the first chunk with content (a role-only or empty chunk is not a token). A
+    chunk that brings k tokens after a gap of g ms adds k inter-token latencies of g/k
+    (tokens that arrive together are spread evenly over the gap before them; the first
+    chunk's extra tokens add none, their time is in TTFT). Without a tokenizer, a chunk of
+    an API that does not promise one token a chunk counts as one token for ITL. Output
+    tokens come from a `usage` chunk when one comes, else from those counts.
+
+    Returns a `Sample`; raises StreamError for an error event, a chunk that does not parse or
+    has the wrong shape, an end without `[DONE]` where the API's servers send it, or zero
+    tokens. Network errors (a cut stream) propagate to the caller.
     """
+    api = api or DEFAULT_API
+    per_chunk = None if api.one_token_per_chunk else count_tokens
+    chunk_of = api.chunk
     ttft = None
     last = now = 0.0
     itl: list[float] = []
-    chunks = 0
+    tokens = 0
     usage_tokens = None
     size = 0
     tail = b""  # a line not yet complete
@@ -94,34 +135,52 @@ def read_sse_stream(read: Callable[[], bytes], started: float, clock=time.perf_c
             if not line.startswith(b"data:"):
                 continue  # blank separators, SSE comments, event/id fields
             if line.endswith(b"[DONE]") and line[5:].strip() == b"[DONE]":
-                if chunks == 0:
-                    raise StreamError("zero tokens in the stream")
-                tokens = usage_tokens if usage_tokens is not None else chunks
-                return Sample((now - started) * 1000, max(tokens, chunks), ttft, itl, size)
+                elapsed = now - started
+                return _finished(api, per_chunk, tokens, usage_tokens, elapsed, ttft, itl, size)
             event = _parse_data(line)
             if not isinstance(event, dict):
                 raise StreamError("a chunk is not a JSON object")
             if "error" in event:
                 raise StreamError("error event in the stream")
-            choices = event.get("choices")
-            if not isinstance(choices, list):
-                raise StreamError("a chunk has no choices list")
-            usage = event.get("usage")
-            if usage and isinstance(usage, dict):
-                completion = usage.get("completion_tokens")
-                if isinstance(completion, int):
-                    usage_tokens = completion
-            if not choices:
+            try:
+                text, usage = chunk_of(event)
+            except ValueError as exc:  # AnswerError: the chunk's shape is wrong
+                raise StreamError(str(exc)) from None
+            if usage is not None:
+                usage_tokens = usage
+            if text is None:
                 continue
-            chunks += 1
+            k = max(per_chunk(text), 1) if per_chunk is not None else 1
+            tokens += k
             if ttft is None:
                 ttft = (now - started) * 1000
             else:
-                itl.append((now - last) * 1000)
+                gap = (now - last) * 1000
+                if k == 1:
+                    itl.append(gap)
+                else:
+                    itl.extend([gap / k] * k)
             last = now
-    if chunks == 0:
+    if tokens == 0:
         raise StreamError("stream ended before the first token")
-    raise StreamError("stream ended without [DONE]")
+    if api.stream_needs_done:
+        raise StreamError("stream ended without [DONE]")
+    elapsed = now - started
+    return _finished(api, per_chunk, tokens, usage_tokens, elapsed, ttft, itl, size)
+
+
+def _finished(api, per_chunk, tokens, usage_tokens, elapsed_s, ttft, itl, size) -> Sample:
+    if tokens == 0:
+        raise StreamError("zero tokens in the stream")
+    if usage_tokens is not None:
+        # The server's own count; our server's chunks are one token each, so never fewer.
+        count = max(usage_tokens, tokens) if api.one_token_per_chunk else usage_tokens
+        source = SOURCE_ANSWER
+    elif api.one_token_per_chunk:
+        count, source = tokens, SOURCE_ANSWER
+    else:
+        count, source = tokens, SOURCE_TOKENIZER if per_chunk is not None else SOURCE_CHUNKS
+    return Sample(elapsed_s * 1000, count, ttft, itl, size, source)
 
 
 def _parse_data(data: bytes) -> Any:
@@ -236,6 +295,7 @@ class LlmStats:
         good = self.is_good(sample)
         self.counts["requests"] += 1
         self.counts["samples"] += 1
+        self.counts[f"tokens_from_{sample.token_source}"] += 1
         self.counts["good"] += good
         return good
 

@@ -10,6 +10,11 @@ Options (declared through Locust's `init_command_line_parser`, so Locust parses 
 each falls back to the environment variable in brackets, which `deploytest` sets):
 
     --predict-path      [DEPLOYTEST_PREDICT_PATH] default /predict (a bare model server)
+    --api               [DEPLOYTEST_API] the serving API: deploytest (default),
+                        openai-completions, openai-chat, vertex-vllm, tgi,
+                        hf-inference-toolkit (loadtests/apis.py: body, answer, stream)
+    --tokenizer         [DEPLOYTEST_TOKENIZER] the model's tokenizer.json (or its folder), to
+                        count output tokens of answers that carry no count
     --max-new-tokens    [DEPLOYTEST_MAX_NEW_TOKENS] tokens requested per request (16)
     --stream            [DEPLOYTEST_STREAM] send "stream": true and read server-sent events:
                         measures TTFT, ITL and TPOT (use the endpoint's :streamRawPredict)
@@ -27,10 +32,11 @@ each falls back to the environment variable in brackets, which `deploytest` sets
 
 The host is Locust's --host, else DEPLOYTEST_PREDICT_HOST.
 
-Correctness counts, not only speed: a request is a failure unless the answer is HTTP 200 with a
-non-empty `predictions` list whose items all carry `generated_text` (str) and `output_tokens`
-(int), or, streaming, a stream of parseable chunks with at least one token that ends with
-`data: [DONE]` (loadtests/llm_stats.py names each failure's reason).
+Correctness counts, not only speed: a request is a failure unless the answer is HTTP 200 in
+the API's shape (for our server a non-empty `predictions` list whose items all carry
+`generated_text` (str) and `output_tokens` (int); loadtests/apis.py for the others), or,
+streaming, a stream of parseable chunks with at least one token that ends as the API's
+servers end it (`data: [DONE]`; loadtests/llm_stats.py names each failure's reason).
 
 LLM metrics (loadtests/llm_stats.py): per request TTFT, ITL, TPOT, E2E, output tokens and
 normalized latency go into histograms that every worker sends to the master with its stats
@@ -61,7 +67,16 @@ from pathlib import Path
 from locust import FastHttpUser, constant, events, task
 from locust.exception import CatchResponseError
 
-from loadtests.llm_stats import LlmStats, Sample, StreamError, read_sse_stream
+from loadtests.apis import (
+    API_NAMES,
+    APIS,
+    SOURCE_ANSWER,
+    SOURCE_ESTIMATE,
+    SOURCE_TOKENIZER,
+    Api,
+    check_api,
+)
+from loadtests.llm_stats import DEFAULT_API, LlmStats, Sample, StreamError, read_sse_stream
 from loadtests.plan import SHAPES, check_plan
 from loadtests.shapes import (
     RUN,
@@ -69,6 +84,7 @@ from loadtests.shapes import (
     DeploytestShape,  # noqa: F401  (Locust picks the shape up from here)
     knee,
 )
+from loadtests.tokens import estimate, load_counter
 from loadtests.wire import Wire, body_reader
 
 logger = logging.getLogger("deploytest.locustfile")
@@ -126,43 +142,47 @@ PREDICT_HOST = os.environ.get("DEPLOYTEST_PREDICT_HOST", "").strip() or None
 PROMPTS: list[str] = list(_BUILTIN_PROMPTS)
 BODIES: list[str] = []  # one encoded request per prompt: no JSON encoding per request
 OPTIONS = None
+API: Api = DEFAULT_API  # the serving API (--api), set in the init event
+COUNT_TOKENS = None  # the model's tokenizer (--tokenizer): text -> tokens, or None
 
 
-def request_bodies(prompts: list[str], max_new_tokens: int, stream: bool) -> list[str]:
-    """The predict body for each prompt, JSON-encoded once."""
-    bodies = []
-    for prompt in prompts:
-        body: dict = {
-            "instances": [{"text": prompt}],
-            "parameters": {"max_new_tokens": max_new_tokens},
-        }
-        if stream:
-            body["stream"] = True
-        bodies.append(json.dumps(body))
-    return bodies
+def request_bodies(
+    prompts: list[str], max_new_tokens: int, stream: bool, api: Api = DEFAULT_API
+) -> list[str]:
+    """The request body for each prompt in `api`'s shape, JSON-encoded once."""
+    return [json.dumps(api.body(prompt, max_new_tokens, stream)) for prompt in prompts]
 
 
-def count_output_tokens(payload: object) -> int:
-    """Checks a predict answer and returns its output tokens; ValueError says what is wrong.
+def answer_tokens(api: Api, payload: object, count_tokens=None) -> tuple[int, str]:
+    """Checks a whole (non-streamed) answer; (its output tokens, how they were counted).
 
-    Messages are short and fixed so Locust groups failures into a few rows.
-    """
-    if not isinstance(payload, dict):
-        raise ValueError("body is not a JSON object")
-    predictions = payload.get("predictions")
-    if not isinstance(predictions, list) or not predictions:
-        raise ValueError("no predictions list (or it is empty)")
-    tokens = 0
-    for item in predictions:
-        if not isinstance(item, dict):
-            raise ValueError("a prediction is not an object")
-        if not isinstance(item.get("generated_text"), str):
-            raise ValueError("a prediction lacks generated_text (str)")
-        count = item.get("output_tokens")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise ValueError("a prediction lacks output_tokens (int)")
-        tokens += count
-    return tokens
+    AnswerError (a ValueError) says what is wrong, in a short fixed message so Locust groups
+    failures into a few rows. The count is the answer's own, else the tokenizer's, else an
+    estimate (loadtests/apis.py)."""
+    text, count = api.answer(payload)
+    if count is not None:
+        return count, SOURCE_ANSWER
+    if count_tokens is not None:
+        return count_tokens(text), SOURCE_TOKENIZER
+    return estimate(text), SOURCE_ESTIMATE
+
+
+def _error_message(read, limit: int = 8192) -> str:
+    """ ": <the error's message>" from an error answer's JSON (first 60 characters, so a
+    wrong --api shows why in one Locust failure row), or "" when there is none."""
+    body = b""
+    try:
+        while len(body) < limit and (piece := read()):
+            body += piece
+        payload = json.loads(body)
+    except Exception:  # not JSON, cut, or gone: the status alone says it
+        return ""
+    error = payload.get("error", payload) if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    if not isinstance(error, str) and isinstance(payload, dict):
+        error = payload.get("message")  # vLLM's ErrorResponse
+    return f": {' '.join(error.split())[:60]}" if isinstance(error, str) and error else ""
 
 
 class BearerToken:
@@ -225,6 +245,8 @@ def _add_options(parser):
         parser.add_argument(flag, env_var=f"DEPLOYTEST_{env}", **kwargs)
 
     add("--predict-path", "PREDICT_PATH", default="/predict", help="predict path")
+    add("--api", "API", choices=API_NAMES, default="deploytest", help="serving API")
+    add("--tokenizer", "TOKENIZER", default="", help="tokenizer.json (or its folder)")
     add("--max-new-tokens", "MAX_NEW_TOKENS", type=_positive(int), default=16)
     add("--stream", "STREAM", action="store_true", default=False, help="stream tokens (SSE)")
     add("--prompts", "PROMPTS", default="", help="prompts file, one per line")
@@ -247,6 +269,7 @@ def _add_options(parser):
 def _check_options(o) -> None:
     if not o.predict_path.startswith("/"):
         o.predict_path = "/" + o.predict_path
+    check_api(o.api, o.stream)
     slos = (o.slo_p95_ms, o.slo_ttft_ms, o.slo_tpot_ms)
     check_plan(o.load_shape, o.rate, o.steps, o.sweep_rates, slos, getattr(o, "processes", 1))
 
@@ -283,14 +306,16 @@ def _use_environment_network(host_url: str) -> None:
 @events.init.add_listener
 def _on_init(environment, **_kwargs):
     """Runs once per process (master and every forked worker): options, auth, fail fast."""
-    global _token, PROMPTS, OPTIONS
+    global _token, PROMPTS, OPTIONS, API, COUNT_TOKENS
     o = environment.parsed_options
     if o is None:  # a library user without a parser: nothing of ours to set up
         return
     _check_options(o)
     OPTIONS = o
+    API = APIS[o.api]
+    COUNT_TOKENS = load_counter(o.tokenizer) if o.tokenizer else None
     PROMPTS = load_prompts(o.prompts)
-    BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens, o.stream)
+    BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens, o.stream, API)
     RUN.options = o
     RUN.arrivals = Arrivals(o.seed)
     RUN.total = LlmStats(o.slo_ttft_ms, o.slo_tpot_ms)
@@ -308,9 +333,12 @@ def _on_init(environment, **_kwargs):
     else:
         _token = None
     logger.info(
-        "predict %s%s, max_new_tokens=%d, stream=%s, shape=%s, %d prompts, auth=%s",
+        "predict %s%s, api=%s, tokenizer=%s, max_new_tokens=%d, stream=%s, shape=%s, "
+        "%d prompts, auth=%s",
         environment.host or PREDICT_HOST or "<--host>",
         o.predict_path,
+        o.api,
+        o.tokenizer or "none",
         o.max_new_tokens,
         o.stream,
         o.load_shape,
@@ -364,6 +392,7 @@ def _on_quitting(environment, **_kwargs):
     summary = RUN.total.summary()
     own_cpu = time.process_time() - RUN.cpu_started
     summary.update(
+        api=o.api,
         stream=o.stream,
         load_shape=o.load_shape,
         rate=o.rate,
@@ -434,7 +463,7 @@ class PredictUser(FastHttpUser):
             return
         stream = bool(o and o.stream)
         if len(BODIES) != len(PROMPTS):  # no init event ran (a library user)
-            BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens if o else 16, stream)
+            BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens if o else 16, stream, API)
         path = o.predict_path if o else "/predict"
         authorization = None
         if _token is not None:
@@ -488,19 +517,19 @@ class PredictUser(FastHttpUser):
     def _read(response, started: float, stream: bool) -> tuple[str, None] | tuple[None, Sample]:
         """(failure reason, None) or (None, the request's sample) from an HTTP answer; network
         errors propagate."""
-        if response.status_code != 200:
-            return f"HTTP {response.status_code}", None
         read = body_reader(response)
+        if response.status_code != 200:
+            return f"HTTP {response.status_code}{_error_message(read)}", None
         if stream:
             try:
-                return None, read_sse_stream(read, started)
+                return None, read_sse_stream(read, started, api=API, count_tokens=COUNT_TOKENS)
             except StreamError as exc:
                 return str(exc), None
             except Exception as exc:  # timeouts, resets: the stream broke off
                 return f"stream broken ({type(exc).__name__})", None
         try:
             content = b"".join(iter(read, b""))
-            tokens = count_output_tokens(json.loads(content))
+            tokens, source = answer_tokens(API, json.loads(content), COUNT_TOKENS)
         except json.JSONDecodeError:
             return "body is not JSON", None
         except ValueError as exc:
@@ -508,4 +537,6 @@ class PredictUser(FastHttpUser):
         except Exception as exc:
             return f"body unreadable ({type(exc).__name__})", None
         e2e = (time.perf_counter() - started) * 1000
-        return None, Sample(e2e_ms=e2e, output_tokens=tokens, bytes=len(content))
+        return None, Sample(
+            e2e_ms=e2e, output_tokens=tokens, bytes=len(content), token_source=source
+        )

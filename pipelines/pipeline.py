@@ -1,7 +1,7 @@
 """The pipeline graph: one graph, the one that goes to Vertex AI and runs offline too.
 
-    import model ─┐  import locustfile ─┐  make labels ─┐
-                  ▼                     ▼               ▼
+    import model ─┐  import locustfile ─┐  make labels ─┐  serving API ─┐
+                  ▼                     ▼               ▼               ▼
     ┌────────── ExitHandler("Deploy & test model") ─────────────┐
     │ create endpoint ─► deploy model ─► Locust load test ─► gate │
     └───────────────────────────┬───────────────────────────────┘
@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "slo_ttft_ms": 0.0,
     "slo_tpot_ms": 0.0,
     "slo_checks": [],
+    # The serving API the load test speaks (loadtests/apis.py); auto: from the model's
+    # containerSpec, decided before the endpoint is created.
+    "api": "auto",
     "deploy_timeout_s": 1800,
     "cleanup_timeout_s": 900,
     # USD per hour by machine or accelerator type, over components/prices.json
@@ -82,6 +85,7 @@ def build_pipeline():
     from components.load_test import locust_load_test
     from components.make_labels import make_labels
     from components.record_run import record_run
+    from components.serving_api import serving_api
     from components.slo_gate import slo_gate
 
     d = DEFAULTS
@@ -128,6 +132,7 @@ def build_pipeline():
         slo_ttft_ms: float = d["slo_ttft_ms"],
         slo_tpot_ms: float = d["slo_tpot_ms"],
         slo_checks: list = d["slo_checks"],
+        api: str = d["api"],
         deploy_timeout_s: int = d["deploy_timeout_s"],
         cleanup_timeout_s: int = d["cleanup_timeout_s"],
         prices: dict = d["prices"],
@@ -155,6 +160,11 @@ def build_pipeline():
             cleanup_timeout_s=cleanup_timeout_s,
         ).set_display_name("labels")
 
+        # Before anything is created: a container no rule knows costs no deploy.
+        serving = serving_api(
+            model=model, api=api, stream=stream, location=location, api_endpoint=api_endpoint
+        ).set_display_name("serving API")
+
         # Declared first; takes plain strings only (an exit task may not depend on tasks).
         cleanup = cleanup_endpoints(
             project=project,
@@ -174,6 +184,7 @@ def build_pipeline():
                 labels=labels.output,
                 encryption_spec_key_name=encryption_spec_key_name,
             ).set_display_name("create endpoint")
+            create.after(serving)
             endpoint = create.outputs["endpoint"]
             deploy = ModelDeployOp(
                 model=model_import.output,
@@ -208,6 +219,8 @@ def build_pipeline():
                     slo_tpot_ms=slo_tpot_ms,
                     slo_p95_ms=slo_p95_ms,
                     max_failure_ratio=max_failure_ratio,
+                    api=serving.output,
+                    tokenizer_uri=model_uri,
                 )
                 .after(deploy)
                 .set_display_name("load test")
@@ -249,8 +262,8 @@ def build_pipeline():
             ).set_display_name("gate")
 
         # A cached create or deploy would skip the very resources the run must prove.
-        tasks = (model_import, locustfile_import, labels, cleanup, create, deploy, load_test, gate)
-        for task in (*tasks, record):
+        tasks = (model_import, locustfile_import, labels, serving, cleanup, create, deploy)
+        for task in (*tasks, load_test, record, gate):
             task.set_caching_options(False)
 
     return deploytest_pipeline

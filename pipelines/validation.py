@@ -230,6 +230,7 @@ def options_from_parameters(p: dict):
         slo_tpot_ms=float(p["slo_tpot_ms"]) or None,
         slo_p95_ms=float(p["slo_p95_ms"]) or None,
         max_failure_ratio=float(p["max_failure_ratio"]),
+        api=str(p["api"]),
     )
 
 

@@ -37,6 +37,7 @@ from typing import Any
 from components import llm_metrics, sweep_chart
 from components.load_options import LoadOptions
 from components.metrics_schema import LoadTestMetrics
+from loadtests.apis import get_api
 
 CSV_PREFIX = "locust"
 JSON_STEM = "locust_stats"  # Locust appends ".json"
@@ -119,11 +120,19 @@ def validate_inputs(
     return seconds
 
 
-def predict_target(resource_name: str, api_endpoint: str, location: str) -> tuple[str, str, str]:
+def predict_target(
+    resource_name: str,
+    api_endpoint: str,
+    location: str,
+    api: str = "deploytest",
+    stream: bool = False,
+) -> tuple[str, str, str]:
     """(host, path, auth) for an endpoint resource name; ValueError on bad input.
 
     `api_endpoint` (e.g. the emulator's http://127.0.0.1:PORT) wins, without auth; otherwise the
-    regional Vertex AI host with a Google access token.
+    regional Vertex AI host with a Google access token. The path is the Vertex AI method the
+    serving API `api` goes through (loadtests/apis.py: `:predict`, `:rawPredict`,
+    `:streamRawPredict`, or v1beta1 `chat/completions`).
     """
     match = re.fullmatch(
         r"projects/([^/]+)/locations/([^/]+)/endpoints/([^/:]+)", (resource_name or "").strip()
@@ -134,7 +143,7 @@ def predict_target(resource_name: str, api_endpoint: str, location: str) -> tupl
             f"projects/P/locations/L/endpoints/E, got {resource_name!r}"
         )
     resource_location = match.group(2)
-    path = f"/v1/{match.group(0)}:predict"
+    path = get_api(api).vertex_path(match.group(0), stream)
     api_endpoint = (api_endpoint or "").strip().rstrip("/")
     if api_endpoint:
         if not re.match(r"^https?://", api_endpoint):
@@ -146,6 +155,32 @@ def predict_target(resource_name: str, api_endpoint: str, location: str) -> tupl
             f"location {location!r} differs from the endpoint's location {resource_location!r}"
         )
     return f"https://{location}-aiplatform.googleapis.com", path, "google"
+
+
+def fetch_tokenizer(api: str, model_uri: str, out_dir: str | os.PathLike) -> str:
+    """A local tokenizer.json for an API whose answers carry no token count (and to spread
+    multi-token chunks): the model artifact's own, copied from `model_uri` (a folder, local
+    or gs://) into `out_dir`. "" when none is needed or there is none (then counts are
+    marked as estimated in metrics.json)."""
+    from loadtests.tokens import TOKENIZER_FILE, tokenizer_file
+
+    if api == "deploytest" or not model_uri:
+        return ""  # our server counts its own tokens, one chunk each
+    target = Path(out_dir) / TOKENIZER_FILE
+    try:
+        if model_uri.startswith("gs://"):
+            from google.cloud import storage
+
+            blob = storage.Blob.from_string(model_uri.rstrip("/") + "/" + TOKENIZER_FILE)
+            blob.download_to_filename(str(target), client=storage.Client())
+        else:
+            target.write_bytes(tokenizer_file(model_uri).read_bytes())
+    except Exception as exc:  # no tokenizer is a fact to report, not a failed load test
+        print(f"{LINE_PREFIX}no tokenizer at {model_uri} ({exc}): token counts estimated")
+        target.unlink(missing_ok=True)
+        return ""
+    print(f"{LINE_PREFIX}counting tokens with {model_uri}/{TOKENIZER_FILE}", flush=True)
+    return str(target)
 
 
 def output_files(out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -12,8 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
+# Without any SLO a load test still fails past this share of failed requests: a run whose
+# every request failed (a wrong --api, a broken server) must not exit 0.
+DEFAULT_MAX_FAILURE_RATIO = 0.01
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from loadtests.apis import API_NAMES, AUTO
     from loadtests.plan import SHAPES
 
     p = subparsers.add_parser(
@@ -21,8 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="load-test a running endpoint (Vertex AI or any URL); no pipeline",
         description="Run the pipeline's Locust load test against an endpoint that is already "
         "serving, and write report.html, Locust's stats and metrics.json into -o DIR. "
-        "Exits 0, 1 when a given SLO is missed or Locust failed, 2 for bad input (before "
-        "anything is created).",
+        "Exits 0, 1 when a given SLO is missed, more than --max-failure-ratio of the "
+        f"requests failed (default {DEFAULT_MAX_FAILURE_RATIO}, SLO or not) or Locust "
+        "failed, 2 for bad input (before anything is created).",
     )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument(
@@ -41,6 +47,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("none", "google"),
         default="none",
         help="with --url: send a Google access token (default: none)",
+    )
+    p.add_argument(
+        "--api",
+        choices=(AUTO, *API_NAMES),
+        default=AUTO,
+        help="the serving API to speak (loadtests/apis.py). auto: with --endpoint, from the "
+        "deployed model's containerSpec (refused when no rule knows the container); with "
+        "--url, from the predict path (/v1/completions, /v1/chat/completions), else our "
+        "server's (default: auto)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        default="",
+        help="the model's tokenizer.json (or its folder), to count output tokens of answers "
+        "that carry no count (default: none, counts then estimated and marked so)",
     )
     p.add_argument("-o", "--output-dir", required=True, help="where the results go")
     p.add_argument("--locustfile", default="", help="default: loadtests/locustfile.py")
@@ -63,7 +84,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     slo.add_argument("--slo-tpot-ms", type=float, default=None, help="per-request TPOT target")
     slo.add_argument("--slo-p95-ms", type=float, default=None, help="E2E p95 target")
     slo.add_argument(
-        "--max-failure-ratio", type=float, default=0.01, help="default: 0.01 (sweep stages)"
+        "--max-failure-ratio",
+        type=float,
+        default=DEFAULT_MAX_FAILURE_RATIO,
+        help="most failed/total requests; checked with or without other SLOs, and per sweep "
+        f"stage (default: {DEFAULT_MAX_FAILURE_RATIO})",
     )
     slo.add_argument(
         "--slo",
@@ -75,16 +100,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _target(args: argparse.Namespace) -> tuple[str, str, str]:
+def _serving_api(args: argparse.Namespace) -> tuple[str, str]:
+    """(api, why); ValueError when auto finds no rule or the API cannot stream."""
+    from components.runtime.serving_api import resolve
+    from loadtests.apis import AUTO, auto_api
+
+    if args.api == AUTO and args.locustfile:
+        return "deploytest", "auto: a locustfile of your own speaks its own API (given :predict)"
+    if args.api == AUTO and args.url:
+        try:
+            return auto_api({"predictRoute": args.predict_path}, args.stream)
+        except ValueError:  # no container to read: our own server's contract
+            return "deploytest", "auto: no rule for the predict path, our server's API"
+    return resolve(args.api, args.stream, lambda: _deployed_container_spec(args))
+
+
+def _deployed_container_spec(args: argparse.Namespace) -> dict:
+    """The containerSpec of the model that takes most of the endpoint's traffic."""
+    from components.runtime.serving_api import container_spec
+    from components.vertex_clients import endpoint_client
+
+    location = args.endpoint.split("/")[3]
+    endpoint = endpoint_client(location, args.api_endpoint).get_endpoint(name=args.endpoint)
+    deployed = list(endpoint.deployed_models)
+    if not deployed:
+        raise ValueError(f"--api auto: {args.endpoint} has no deployed model: give --api")
+    split = dict(endpoint.traffic_split)
+    main = max(deployed, key=lambda d: split.get(d.id, 0))
+    return container_spec(main.model, location, args.api_endpoint)
+
+
+def _target(args: argparse.Namespace, api: str) -> tuple[str, str, str]:
     """(host, path, auth); ValueError on bad input."""
     from components.runtime.load_test import predict_target
 
     if args.endpoint:
         location = args.endpoint.split("/")[3] if args.endpoint.count("/") >= 5 else ""
-        host, path, auth = predict_target(args.endpoint, args.api_endpoint, location)
-        if args.stream:
-            path = path.removesuffix(":predict") + ":streamRawPredict"
-        return host, path, auth
+        return predict_target(args.endpoint, args.api_endpoint, location, api, args.stream)
     if not args.predict_path:
         raise ValueError("--url needs --predict-path, e.g. /predict")
     if args.api_endpoint:
@@ -100,12 +152,27 @@ def run(args: argparse.Namespace) -> int:
     from deploytest.run.orchestrator import default_locustfile
 
     locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()
+    from google.api_core import exceptions as google_errors
+
+    from loadtests.tokens import tokenizer_file
+
     checks = list(args.slo)
     if args.slo_p95_ms is not None:
         checks.append(f"p95_ms<={args.slo_p95_ms}")
+    checks.append(f"failure_ratio<={args.max_failure_ratio}")
     try:
-        host, path, auth = _target(args)
+        if args.endpoint and args.endpoint.count("/") < 5:
+            raise ValueError(
+                "--endpoint must look like projects/P/locations/L/endpoints/E, "
+                f"got {args.endpoint!r}"
+            )
+        if args.tokenizer:
+            tokenizer_file(args.tokenizer)
+        api, why = _serving_api(args)
+        host, path, auth = _target(args, api)
         load = LoadOptions(
+            api=api,
+            tokenizer=str(Path(args.tokenizer).resolve()) if args.tokenizer else "",
             stream=args.stream,
             load_shape=args.load_shape,
             rate=args.rate,
@@ -129,7 +196,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"deploytest loadtest: {exc}", file=sys.stderr)
         return 2
+    except google_errors.GoogleAPICallError as exc:  # --api auto could not read the model
+        print(f"deploytest loadtest: --api auto: {exc.message}", file=sys.stderr)
+        return 2
     out = Path(args.output_dir)
+    print(f"serving API: {api} ({why})", flush=True)
     print(f"load test of {host}{path}: results in {out}", flush=True)
     try:
         metrics = run_locust(
@@ -152,6 +223,12 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"  report.html  {out / 'report.html'}\n  metrics.json {out / 'metrics.json'}")
     results = evaluate_checks(metrics, checks)
-    if results:
-        print(format_slo_table(results))
+    print(format_slo_table(results))
+    if metrics["requests"] and metrics["failures"] == metrics["requests"]:
+        print(
+            f"deploytest loadtest: every request failed ({metrics['failures']}): see "
+            f"{out / 'locust_failures.csv'} for why (a wrong --api? the answers' shape is "
+            f"checked as {api} answers)",
+            file=sys.stderr,
+        )
     return 0 if all(check.passed for check in results) else 1

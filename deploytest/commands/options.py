@@ -30,6 +30,13 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     "--slo-p95-ms": ("slo_p95_ms", float, "gate: maximum p95 latency in ms"),
     "--max-failure-ratio": ("max_failure_ratio", float, "gate: maximum failed/total requests"),
     "--min-rps": ("min_rps", float, "gate: minimum requests per second"),
+    "--api": (
+        "api",
+        str,
+        "the serving API the load test speaks: auto (from the model's containerSpec, before "
+        "the deploy), deploytest, openai-completions, openai-chat, vertex-vllm, tgi, "
+        "hf-inference-toolkit",
+    ),
     "--load-shape": (
         "load_shape",
         str,

@@ -87,6 +87,7 @@ class LocalRun:
         self.api_endpoint = options.api_endpoint
         self.faults_injected = False
         self.job = None  # the pipeline job's follower, once submitted
+        self.api_choice: dict[str, str] = {}  # the serving API and why (summary.json)
         self.params = dict(options.parameters)
         if options.fault == "deploy-hang":
             self.params["deploy_timeout_s"] = min(
@@ -127,6 +128,7 @@ class LocalRun:
         self._make_run_dir()
         self._start_emulator()
         model = self.o.model or self._register_demo_model()
+        self._resolve_api(model)
         env = self.admin.client_env()
         root, locustfile = self._stage_locustfile(env)
         spec_path = self._compile()
@@ -205,6 +207,24 @@ class LocalRun:
         )
         self.say(f"registered the {self.o.demo_size} demo model as {name}")
         return name
+
+    def _resolve_api(self, model: str) -> None:
+        """The serving API, before anything is deployed (the pipeline's first task checks it
+        again): `auto` reads the model's containerSpec; a container no rule knows stops the
+        run here (exit 2)."""
+        from components.runtime.serving_api import container_spec, resolve
+
+        try:
+            api, why = resolve(
+                self.params["api"],
+                bool(self.params["stream"]),
+                lambda: container_spec(model, self.o.location, self.api_endpoint),
+            )
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+        self.params["api"] = api
+        self.api_choice = {"api": api, "why": why}
+        self.say(f"serving API: {api} ({why})")
 
     def _stage_locustfile(self, env: dict[str, str]) -> tuple[str, str]:
         from deploytest.run import pipeline_job
@@ -293,6 +313,7 @@ class LocalRun:
 
         results: dict[str, Any] = {"run_id": self.o.run_id, **collect_results(self.run_dir)}
         results["pipeline_job"] = self.job.job.get("name", "")
+        results["serving_api"] = self.api_choice
         results["tasks"] = task_states(self.job.job)
         known = [e["name"] for e in (results.get("cleanup") or {}).get("endpoints", [])]
         left = self._left_behind(known)

@@ -18,6 +18,14 @@ LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
 PREDICT_PATH = "/v1/projects/p/locations/l/endpoints/1:predict"
 
 
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory) -> Path:
+    """The tiny demo model (its tokenizer.json counts tokens), built once per session."""
+    from serving.demo_model import build_demo_model
+
+    return build_demo_model(tmp_path_factory.mktemp("components") / "tiny", size="tiny")
+
+
 @pytest.fixture
 def no_process_left_behind(tmp_path_factory):
     """Fails a test that leaves a child process, or a process mentioning this session's temp

@@ -113,7 +113,17 @@ def test_schema_round_trip_and_units():
     metrics = validate_metrics(_metrics())
     assert LoadTestMetrics.from_json(metrics.to_json()) == metrics
     assert set(FIELD_UNITS) == set(metrics.to_dict())
-    assert json.loads(metrics.to_json())["schema_version"] == 2
+    assert json.loads(metrics.to_json())["schema_version"] == 3
+
+
+def test_schema_2_files_read_without_the_serving_api_and_3_needs_it():
+    v2 = {k: v for k, v in _metrics().items() if k not in ("api", "output_tokens_source")}
+    old = validate_metrics({**v2, "schema_version": 2})
+    assert (old.api, old.output_tokens_source) == ("deploytest", "answer")
+    with pytest.raises(SchemaError, match="missing fields .*'api'"):
+        validate_metrics({**v2, "schema_version": 3})
+    new = validate_metrics(_metrics(api="openai-chat", output_tokens_source="tokenizer"))
+    assert new.to_dict()["api"] == "openai-chat"
 
 
 def test_schema_1_files_still_read_and_llm_fields_are_checked():
@@ -144,7 +154,7 @@ def test_extra_checks_gate_on_any_metric():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"schema_version": 3}, "unsupported schema_version"),
+        ({"schema_version": 4}, "unsupported schema_version"),
         ({"requests": "10"}, "requests must be an int"),
         ({"rps": -1.0}, "rps must be finite"),
         ({"p95_ms": float("inf")}, "p95_ms must be finite"),

@@ -119,3 +119,61 @@ def test_goodput_and_histograms():
     summary = stats.summary()
     assert summary["counts"]["good"] == 1 and summary["counts"]["requests"] == 2
     assert summary["ttft_ms"]["p50"] == 50 and summary["itl_ms"]["p50"] == 5
+
+
+def _chat(delta: dict, **extra) -> bytes:
+    chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}], **extra}
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+def _api_sample(pieces, times, api, count_tokens=None):
+    from loadtests.apis import APIS
+
+    read, clock = _read(pieces, times)
+    s = read_sse_stream(read, 0.0, clock=clock, api=APIS[api], count_tokens=count_tokens)
+    s.itl_ms = [round(v, 6) for v in s.itl_ms]
+    s.ttft_ms = round(s.ttft_ms, 6)
+    return s
+
+
+def test_a_multi_token_chunk_spreads_its_gap_over_its_tokens():
+    # vLLM may send several tokens in one chunk: 3 tokens 30 ms after the first are 3 ITLs
+    # of 10 ms, not one of 30 ms; the usage chunk's count is the output tokens, exactly.
+    words = lambda text: len(text.split())  # noqa: E731 (a stand-in tokenizer)
+    body = [
+        _event(" a"),
+        _event(" b c d"),
+        _event("", finish_reason="length"),  # the finish chunk carries no text: no token
+        b'data: {"choices": [], "usage": {"completion_tokens": 4}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    s = _api_sample(body, [100, 130, 131, 132, 133], "openai-completions", words)
+    assert (s.ttft_ms, s.itl_ms, s.output_tokens, s.token_source) == (
+        100,
+        [10, 10, 10],
+        4,
+        "answer",
+    )
+    # without a tokenizer: one ITL per chunk, the count still the server's
+    s = _api_sample(body, [100, 130, 131, 132, 133], "openai-completions")
+    assert (s.itl_ms, s.output_tokens) == ([30], 4)
+
+
+def test_a_chat_streams_role_only_first_chunk_is_not_a_token_and_done_is_optional():
+    body = [
+        _chat({"role": "assistant", "content": ""}),
+        _chat({"content": " hi"}),
+        _chat({"content": " there"}),
+        _chat({}, usage=None),
+    ]
+    s = _api_sample(body, [40, 100, 120, 121], "openai-chat")  # ends without [DONE]
+    assert (s.ttft_ms, s.itl_ms, s.output_tokens, s.token_source) == (100, [20], 2, "chunks")
+
+
+def test_a_completions_stream_still_needs_done_and_a_cut_chat_stream_needs_a_token():
+    with pytest.raises(StreamError, match=r"without \[DONE\]"):
+        _api_sample([_event(" a")], [1], "openai-completions")
+    with pytest.raises(StreamError, match="before the first token"):
+        _api_sample([_chat({"role": "assistant"})], [1], "openai-chat")
+    with pytest.raises(StreamError, match="delta is not an object"):
+        _api_sample([b'data: {"choices": [{"delta": "x"}]}\n\n'], [1], "openai-chat")

@@ -1,0 +1,33 @@
+"""Which serving API the load test speaks to a model (loadtests/apis.py), decided before
+anything is deployed: `auto` reads the model's `containerSpec` from the Model Registry and
+applies the one table of rules (`loadtests.apis.AUTO_RULES`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadtests.apis import AUTO, auto_api, check_api
+
+
+def container_spec(model: str, location: str, api_endpoint: str = "") -> dict[str, Any]:
+    """The model's `containerSpec` as REST JSON (camelCase), from the Model Registry."""
+    from google.cloud import aiplatform_v1
+
+    from components.vertex_clients import model_client
+
+    found = model_client(location, api_endpoint).get_model(name=model)
+    return aiplatform_v1.Model.to_dict(found, use_integers_for_enums=False).get(
+        "container_spec", {}
+    )
+
+
+def resolve(api: str, stream: bool, spec_of) -> tuple[str, str]:
+    """(api, why): `api` itself when given (checked), else the rule's pick for the
+    container spec `spec_of()` returns. ValueError says why a run cannot go on."""
+    if api != AUTO:
+        check_api(api, stream)
+        return api, "given"
+    spec = spec_of()
+    name, why = auto_api(spec, stream)
+    check_api(name, stream)
+    return name, f"auto: {why}"
