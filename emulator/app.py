@@ -216,6 +216,12 @@ def build_app(
 
         return await forward_stream(request, vertex, faults)
 
+    async def chat_completions(request: Request) -> Response:
+        from emulator.streaming import CHAT_ROUTE
+        from emulator.streaming import stream_raw_predict as forward_stream
+
+        return await forward_stream(request, vertex, faults, route=CHAT_ROUTE)
+
     async def _forward(request: Request, raw: bool) -> Response:
         p = request.path_params
         name = f"projects/{p['project']}/locations/{p['location']}/endpoints/{p['endpoint']}"
@@ -326,6 +332,7 @@ def build_app(
             Route(ep + ":predict", predict, methods=["POST"]),
             Route(ep + ":rawPredict", raw_predict, methods=["POST"]),
             Route(ep + ":streamRawPredict", stream_raw_predict, methods=["POST"]),
+            Route("/v1beta1" + ep[3:] + "/chat/completions", chat_completions, methods=["POST"]),
             Route("/deploytest/v1/faults", admin_faults, methods=["GET", "PUT"]),
             Route("/deploytest/v1/processes", admin_processes, methods=["GET"]),
             Route("/deploytest/v1/healthz", admin_healthz, methods=["GET"]),

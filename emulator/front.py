@@ -45,7 +45,7 @@ _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length
 _STORAGE_PATH = re.compile(
     r"^/(?:download/|upload/)?storage/v1/b/(?P<bucket>[^/]+)(?:/o(?:/(?P<object>[^/]+))?)?"
 )
-_NO_HOLD = (":predict", ":rawPredict", ":streamRawPredict", ":cancel", ":wait")
+_NO_HOLD = (":predict", ":rawPredict", ":streamRawPredict", "/chat/completions", ":cancel", ":wait")
 
 
 def service_of(host: str) -> str | None:

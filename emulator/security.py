@@ -43,7 +43,7 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 _GOOGLE_HOST_SUFFIXES = (".googleapis.com", ".pkg.dev")
 _MUTATING = {"POST", "PUT", "PATCH"}
 _ALLOWED_FETCH_SITES = {"same-origin", "none"}
-_PREDICT_SUFFIXES = (":predict", ":rawPredict", ":streamRawPredict")
+_PREDICT_SUFFIXES = (":predict", ":rawPredict", ":streamRawPredict", "/chat/completions")
 
 
 def _host_name(host: str) -> str:

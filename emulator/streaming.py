@@ -9,6 +9,11 @@ the same `X-Vertex-AI-*` headers as `:rawPredict` (an assumption, not a document
 The SDK's `Endpoint.stream_raw_predict` docstring says that for a custom model it is "only
 supported for dedicated endpoint" (the endpoint's own DNS name); the emulator serves it on
 the shared path for every endpoint, which Vertex AI may refuse for a non-dedicated one.
+
+`v1beta1/.../endpoints/E/chat/completions` (documented for Model Garden's vLLM and TGI
+containers: an OpenAI chat body, `model: ""`) is relayed the same way, to the container's
+`/v1/chat/completions`, the route vLLM's and TGI's OpenAI servers serve. Which route of the
+container Vertex AI forwards it to is not documented: that is this emulator's choice.
 """
 
 from __future__ import annotations
@@ -25,9 +30,14 @@ from emulator.errors import ApiError, status_for_http
 from emulator.faults import FaultState
 from emulator.service import Vertex
 
+CHAT_ROUTE = "/v1/chat/completions"
 
-async def stream_raw_predict(request: Request, vertex: Vertex, faults: FaultState) -> Response:
-    """Forward one `:streamRawPredict` call; errors before the stream starts are Status JSON."""
+
+async def stream_raw_predict(
+    request: Request, vertex: Vertex, faults: FaultState, route: str | None = None
+) -> Response:
+    """Forward one `:streamRawPredict` call (or, with `route`, a chat completions call to
+    that route); errors before the stream starts are Status JSON."""
     p = request.path_params
     name = f"projects/{p['project']}/locations/{p['location']}/endpoints/{p['endpoint']}"
     try:
@@ -42,7 +52,7 @@ async def stream_raw_predict(request: Request, vertex: Vertex, faults: FaultStat
         proc = vertex.deployments.process_for(name, row.id)
         if proc is None:
             raise ApiError("UNAVAILABLE", f"DeployedModel {row.id} has no running server.")
-        route = model.get("containerSpec", {}).get("predictRoute") or "/predict"
+        route = route or model.get("containerSpec", {}).get("predictRoute") or "/predict"
         headers = {"content-type": request.headers.get("content-type", "application/json")}
         client: httpx.AsyncClient = request.app.state.http
         upstream = client.build_request(

@@ -47,6 +47,7 @@ class ApiServer:
         done: bool = True,
         with_usage: bool = True,
         answer_as: str | None = None,
+        port: int = 0,
     ):
         self.api, self.chunk_tokens, self.itl_s = api, chunk_tokens, itl_s
         self.answer_as = answer_as or api  # a container that answers in another's shape
@@ -79,6 +80,9 @@ class ApiServer:
 
             def _event(self, payload) -> None:
                 self._chunk(f"data: {json.dumps(payload)}\n\n".encode())
+
+            def do_GET(self):  # the health route, whichever it is
+                self._json(200, {"status": "ok"})
 
             def do_POST(self):
                 length = int(self.headers.get("content-length") or 0)
@@ -130,7 +134,7 @@ class ApiServer:
                 self._chunk(b"")  # the body's clean end
                 server._count(text, n)
 
-        self._http = _Quiet(("127.0.0.1", 0), Handler)
+        self._http = _Quiet(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
 
@@ -200,3 +204,23 @@ class ApiServer:
         self._http.shutdown()
         self._http.server_close()
         self._thread.join(timeout=5)
+
+
+def main() -> None:
+    """A container command: `python -m tests.components.api_servers API` serves on
+    AIP_HTTP_PORT (as Vertex AI starts a custom container) until SIGTERM."""
+    import os
+    import signal
+    import sys
+
+    server = ApiServer(sys.argv[1], chunk_tokens=int(os.environ.get("CHUNK_TOKENS", "1")))
+    server._http.server_close()
+    server._http = _Quiet(
+        ("127.0.0.1", int(os.environ["AIP_HTTP_PORT"])), server._http.RequestHandlerClass
+    )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server._http.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
