@@ -458,7 +458,7 @@ class InfraSettings:
     @property
     def scheduler_uses_tag(self) -> bool:
         """Vertex AI resolves a tag itself, through its service agent (see registry.py)."""
-        return not TEMPLATE_VERSION_RE.match(self.scheduler_template_ref)
+        return self.scheduler_enabled and not TEMPLATE_VERSION_RE.match(self.scheduler_template_ref)
 
     @property
     def opt_in_label(self) -> tuple[str, str]:
