@@ -1,5 +1,6 @@
 # One door for people, CI and cloudbuild.yaml. `make install` is idempotent.
-PYTHON ?= python3
+# PYTHON=…: that interpreter; else the newest of python3.13, 3.12, 3.11 on PATH (3.11+).
+PYTHON ?= $(firstword $(foreach v,3.13 3.12 3.11,$(shell command -v python$(v) >/dev/null 2>&1 && python$(v) -c 'import sys' 2>/dev/null && echo python$(v))) python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV ?= .venv-checkov
@@ -15,7 +16,8 @@ TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "$(PYTHON) is Python %d.%d: deploytest needs 3.11 or later (3.11 to 3.13 tested); pass PYTHON=python3.11 (or 3.12, 3.13)" % sys.version_info[:2])'
+	@echo "make install: $$($(PYTHON) -c 'import sys; print(sys.executable, sys.version.split()[0])')"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(if $(TORCH_INDEX_URL),$(BIN)/pip install -q --index-url '$(TORCH_INDEX_URL)' '$(TORCH_PIN)')

@@ -1,8 +1,11 @@
 #!/usr/bin/env python
-"""CDKTF app: `make synth` (or `cdktf synth`) writes cdktf.out/stacks/<stack>/cdk.tf.json.
+"""CDKTF app: `make synth` (or `cdktf synth`) writes cdktf.out/stacks/<stack>/cdk.tf.json,
+one stack per environment (deploytest-dev, deploytest-test, …); `cdktf deploy <stack>`
+deploys one.
 
-Settings: defaults, overridden by the JSON file named in $DEPLOYTEST_INFRA_SETTINGS
-(see settings.example.json). Invalid settings stop here, before anything is synthesised.
+Settings: the JSON file named in $DEPLOYTEST_INFRA_SETTINGS (see settings.example.json:
+defaults and one entry per environment; a flat file of one environment works too); none:
+the defaults, one dev stack. Invalid settings stop here, before anything is synthesised.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from deploytest_infra import silence_node_warnings  # noqa: E402
-from deploytest_infra.settings import InfraSettings, SettingsError  # noqa: E402
+from deploytest_infra.environments import load_environments  # noqa: E402
+from deploytest_infra.settings import SettingsError  # noqa: E402
 
 
 def main() -> int:
     try:
-        settings = InfraSettings.load()
+        environments = load_environments()
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -31,13 +35,20 @@ def main() -> int:
     from deploytest_infra.submit_body import RequestBodyError
 
     app = App(outdir=os.environ.get("CDKTF_OUTDIR", str(HERE / "cdktf.out")))
-    try:
-        DeploytestStack(app, settings)
-    except RequestBodyError as exc:
-        print(f"cannot build the Scheduler request body: {exc}", file=sys.stderr)
-        return 2
+    for settings in environments:
+        try:
+            DeploytestStack(app, settings)
+        except RequestBodyError as exc:
+            print(
+                f"{settings.stack_name}: cannot build the Scheduler request body: {exc}",
+                file=sys.stderr,
+            )
+            return 2
     app.synth()
-    print(f"synthesised stack {settings.stack_name} to {app.outdir}/stacks/{settings.stack_name}")
+    for settings in environments:
+        print(
+            f"synthesised stack {settings.stack_name} to {app.outdir}/stacks/{settings.stack_name}"
+        )
     return 0
 
 

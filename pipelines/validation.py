@@ -10,8 +10,6 @@ from pathlib import Path
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 # Regions end in one or two digits: us-central1, europe-west10.
 _LOCATION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
-_MODEL = re.compile(r"^projects/[^/]+/locations/[^/]+/models/[^/]+$")
-_GCS = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?$")
 _SERVICE_ACCOUNT = re.compile(
     r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$"
 )
@@ -69,34 +67,95 @@ def output_dir(value: str) -> Path:
     return path
 
 
+def _id_rule(value: str, lo: int, hi: int, chars: str, allowed: str) -> str:
+    """The first rule a Google-style ID breaks (length, characters, first, last), or ''."""
+    if not lo <= len(value) <= hi:
+        return f"must be {lo} to {hi} characters long, not {len(value)}"
+    bad = sorted({c for c in value if c not in chars})
+    if bad:
+        return f"may contain only {allowed}, not {''.join(bad)!r}"
+    if not value[0].isalpha() or not value[0].islower():
+        return "must start with a lowercase letter"
+    if value.endswith("-"):
+        return "must not end with '-'"
+    return ""
+
+
+_LOWER_DIGITS_DASH = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+
+def _project_rule(value: str) -> str:
+    return _id_rule(value, 6, 30, _LOWER_DIGITS_DASH, "lowercase letters, digits and '-'")
+
+
 def project(value: str) -> str:
-    check(bool(_PROJECT.match(value)), f"invalid project id {value!r}")
+    rule = _project_rule(value)
+    check(not rule, f"invalid project id {value!r}: a project ID {rule}")
     return value
 
 
 def location(value: str) -> str:
-    check(bool(_LOCATION.match(value)), f"invalid location {value!r} (e.g. us-central1)")
+    check(
+        bool(_LOCATION.match(value)),
+        f"invalid location {value!r}: a region is lowercase words joined by '-' ending in one "
+        "or two digits (e.g. us-central1, europe-west10)",
+    )
     return value
 
 
 def model_resource(value: str) -> str:
-    check(
-        bool(_MODEL.match(value)),
-        f"invalid model {value!r}: expected projects/P/locations/L/models/ID",
-    )
+    parts = value.split("/")
+    names = ("projects", "locations", "models")
+    if len(parts) != 6 or tuple(parts[0::2]) != names:
+        rule = "expected projects/P/locations/L/models/ID, six parts joined by '/'"
+    else:
+        empty = [names[i] for i, part in enumerate(parts[1::2]) if not part]
+        rule = f"the {', '.join(empty)} part is empty" if empty else ""
+    check(not rule, f"invalid model {value!r}: {rule}")
     return value
 
 
+def _bucket_rule(bucket: str) -> str:
+    """Cloud Storage bucket naming: 3-63 characters (222 with dots, 63 between them),
+    lowercase letters, digits, '-', '_' and '.', starting and ending with a letter or digit."""
+    if "." in bucket:
+        if len(bucket) > 222 or any(not 1 <= len(c) <= 63 for c in bucket.split(".")):
+            return "a bucket name with dots is at most 222 characters, at most 63 between dots"
+    elif not 3 <= len(bucket) <= 63:
+        return f"a bucket name is 3 to 63 characters long, not {len(bucket)}"
+    bad = sorted({c for c in bucket if c not in _LOWER_DIGITS_DASH + "_."})
+    if bad:
+        allowed = "lowercase letters, digits, '-', '_' and '.'"
+        return f"a bucket name has only {allowed}, not {''.join(bad)!r}"
+    if not (bucket[0].isalnum() and bucket[-1].isalnum()):
+        return "a bucket name starts and ends with a letter or digit"
+    return ""
+
+
 def gcs_uri(value: str, what: str) -> str:
-    check(bool(_GCS.match(value)), f"invalid {what} {value!r}: expected gs://BUCKET/PATH")
+    if not value.startswith("gs://") or not value[5:].split("/", 1)[0]:
+        rule = "expected gs://BUCKET/PATH"
+    else:
+        rule = _bucket_rule(value[5:].split("/", 1)[0])
+    check(not rule, f"invalid {what} {value!r}: {rule}")
     return value
 
 
 def service_account(value: str) -> str:
-    check(
-        bool(_SERVICE_ACCOUNT.match(value)),
-        f"invalid service account {value!r}: expected NAME@PROJECT.iam.gserviceaccount.com",
-    )
+    name, at, domain = value.partition("@")
+    suffix = ".iam.gserviceaccount.com"
+    if not at or not name or not domain.endswith(suffix) or len(domain) == len(suffix):
+        rule = "expected NAME@PROJECT.iam.gserviceaccount.com"
+    else:
+        rule = _id_rule(name, 6, 30, _LOWER_DIGITS_DASH, "lowercase letters, digits and '-'")
+        rule = f"the account name {name!r} {rule}" if rule else ""
+        project_part = domain[: -len(suffix)]
+        if not rule and not _SERVICE_ACCOUNT.match(value):
+            rule = (
+                f"the project part {project_part!r} may contain only lowercase letters, "
+                "digits, '-' and '.'"
+            )
+    check(not rule, f"invalid service account {value!r}: {rule}")
     return value
 
 
@@ -104,13 +163,18 @@ def kms_key(value: str) -> str:
     """An empty string (Google-managed keys) or a Cloud KMS key name."""
     check(
         not value or bool(_KMS_KEY.match(value)),
-        f"invalid KMS key {value!r}: expected projects/P/locations/L/keyRings/R/cryptoKeys/K",
+        f"invalid KMS key {value!r}: expected projects/P/locations/L/keyRings/R/cryptoKeys/K, "
+        "each part non-empty and without '/'",
     )
     return value
 
 
 def accelerator(kind: str, count: int) -> None:
-    check(bool(_ACCELERATOR.match(kind)), f"invalid accelerator type {kind!r}")
+    check(
+        bool(_ACCELERATOR.match(kind)),
+        f"invalid accelerator type {kind!r}: NVIDIA_… or TPU_… in capitals, digits and '_' "
+        "(e.g. NVIDIA_TESLA_T4)",
+    )
     within(count, 0, LIMITS["accelerator_count"], "accelerator count")
     check(bool(kind) == (count > 0), "give an accelerator type and a count > 0 together")
 
@@ -174,7 +238,8 @@ def pipeline_parameters(params: dict) -> None:
     p = {**DEFAULTS, **params}
     check(
         bool(_MACHINE_TYPE.match(str(p["machine_type"]))),
-        f"invalid machine type {p['machine_type']!r}",
+        f"invalid machine type {p['machine_type']!r}: lowercase letters, digits and '-', "
+        "starting with a letter, at most 63 characters (e.g. n1-standard-8)",
     )
     accelerator(p["accelerator_type"], int(p["accelerator_count"]))
     replicas(int(p["min_replicas"]), int(p["max_replicas"]))

@@ -38,6 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a pipeline YAML compiled by `deploytest compile` (instead of "
         "a template or compiling here)",
     )
+    p.add_argument(
+        "--require-version",
+        action="store_true",
+        help="refuse a --template-uri that names a tag: only a pinned sha256: version "
+        "(promotion runs exactly the version the settings pin)",
+    )
     p.add_argument("--display-name", default="deploytest", help="the pipeline job's name")
     p.add_argument(
         "--label",
@@ -100,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
         check(
             not (args.pipeline_file and args.template_uri),
             "give --template-uri or --pipeline-file, not both",
+        )
+        check(
+            not args.require_version or args.template_uri.rsplit("/", 1)[-1].startswith("sha256:"),
+            f"--require-version: --template-uri {args.template_uri!r} must end in a sha256: "
+            "version, not a tag",
         )
         check(0.1 <= args.poll_s <= 600, "--poll-s must be within [0.1, 600]")
         check(args.wait_timeout_s > 0, "--wait-timeout-s must be > 0")

@@ -23,6 +23,7 @@ BUILD_CONFIG = "cloudbuild.yaml"  # merges to the main branch
 MODEL_BUILD_CONFIG = "cloudbuild-model.yaml"  # opted-in Model Registry uploads
 BUILDER_BUILD_CONFIG = "builder/cloudbuild.yaml"  # the builder image
 PR_BUILD_CONFIG = "cloudbuild-pr.yaml"  # a pull request, on a `/gcbrun` comment
+PROMOTE_BUILD_CONFIG = "cloudbuild-promote.yaml"  # test/prod: the pinned version, by hand
 PR_LOCUSTFILE_PREFIX = "locustfiles/pr/"  # per-commit locustfiles of PR runs (they expire)
 UPLOAD_METHODS = (
     "google.cloud.aiplatform.v1.ModelService.UploadModel",
@@ -72,6 +73,9 @@ def build_substitutions(settings: InfraSettings, runner_email: str) -> dict[str,
         "_MACHINE_TYPE": settings.machine_type,
         "_ACCELERATOR_TYPE": settings.serving_gpu_type,
         "_ACCELERATOR_COUNT": str(settings.serving_gpu_count),
+        "_SLO_P95_MS": f"{settings.slo_p95_ms:g}",
+        "_MAX_FAILURE_RATIO": f"{settings.max_failure_ratio:g}",
+        "_MIN_RPS": f"{settings.min_rps:g}",
         "_KMS_KEY_NAME": settings.kms_key_name,
         "_LABEL_TEAM": labels["team"],
         "_LABEL_ENVIRONMENT": labels["environment"],
@@ -92,11 +96,31 @@ def merge_substitutions(settings: InfraSettings, runner_email: str) -> dict[str,
     }
 
 
+def _pinned_run_substitutions(settings: InfraSettings, runner_email: str) -> dict[str, str]:
+    """Runs of an existing template: the source's KFP repository, the pin or main's tag."""
+    common = build_substitutions(settings, runner_email)
+    return {
+        **{k: v for k, v in common.items() if k not in {"_KFP_REPO", "_TEMPLATE_TAG"}},
+        "_TEMPLATE_HOST": settings.source_kfp_host,
+        "_TEMPLATE_REF": settings.run_template_ref,
+    }
+
+
 def model_upload_substitutions(settings: InfraSettings, runner_email: str) -> dict[str, str]:
     """cloudbuild-model.yaml's: the model comes from the audit-log entry."""
     return {
-        **build_substitutions(settings, runner_email),
+        **_pinned_run_substitutions(settings, runner_email),
         "_MODEL_RESOURCE_NAME": f"$(body.message.data.{MODEL_FIELD})",
+    }
+
+
+def promote_substitutions(settings: InfraSettings, runner_email: str) -> dict[str, str]:
+    """cloudbuild-promote.yaml's: the pinned version against the regression model."""
+    model, version = split_model(settings.regression_model)
+    return {
+        **_pinned_run_substitutions(settings, runner_email),
+        "_MODEL_RESOURCE_NAME": model,
+        "_MODEL_VERSION_ID": version,
     }
 
 

@@ -10,6 +10,9 @@
   pipeline; it tags and uploads nothing main's runs use);
 * builder: pushes to the main branch that change `builder/` rebuild the builder image.
 
+An environment has only the triggers its settings name (`triggers`); test and prod's
+promote trigger is promotion.py.
+
 The sink accepts the first or the last audit-log entry of `UploadModel` and the trigger
 reads the model from `protoPayload.resourceName` (see build_config.py for why).
 """
@@ -58,7 +61,62 @@ class BuildTriggers(Construct):
         branch = settings.main_branch
         kms = settings.kms_key_name or None
 
-        # Model Registry uploads -> audit log sink -> topic -> Cloud Build.
+        self._settings, self._build_account = settings, build_account
+        enabled = set(settings.triggers)
+        self.topic = self.sink = self.sink_publisher = None
+        self.merge = self.model_upload = self.pull_request = self.builder = None
+        on_push = {
+            "owner": settings.github_owner,
+            "name": settings.github_repo,
+            "push": {"branch": f"^{re.escape(branch)}$"},
+        }
+        if "model-upload" in enabled:
+            self._model_upload(settings, branch, kms, extra, depends_on)
+        # Every merge: images, tests, locustfile, compile, upload and tag the template;
+        # a run against the production (regression) model only if the settings say so.
+        if "merge" in enabled:
+            self.merge = self._trigger(
+                "merge",
+                f"deploytest: every push to {branch}",
+                depends_on,
+                github=on_push,
+                filename=BUILD_CONFIG,
+                include_build_logs="INCLUDE_BUILD_LOGS_WITH_STATUS",
+                substitutions={**merge_substitutions(settings, settings.runner_email), **extra},
+            )
+        # The expensive run of a pull request, only on a `/gcbrun` comment by an owner or
+        # collaborator (Cloud Build comment control), as the Vertex AI MLOps templates do.
+        if "pull-request" in enabled:
+            self.pull_request = self._trigger(
+                "pull-request",
+                f"deploytest: a pull request to {branch}, on a /gcbrun comment",
+                depends_on,
+                github={
+                    "owner": settings.github_owner,
+                    "name": settings.github_repo,
+                    "pull_request": {
+                        "branch": f"^{re.escape(branch)}$",
+                        "comment_control": "COMMENTS_ENABLED",
+                    },
+                },
+                filename=PR_BUILD_CONFIG,
+                include_build_logs="INCLUDE_BUILD_LOGS_WITH_STATUS",
+                substitutions={**pr_substitutions(settings, settings.runner_email), **extra},
+            )
+        # The image the other builds run in, rebuilt when its Dockerfile changes.
+        if "builder" in enabled:
+            self.builder = self._trigger(
+                "builder",
+                f"deploytest: the builder image, on pushes to {branch} that change it",
+                depends_on,
+                github=on_push,
+                included_files=["builder/**"],
+                filename=BUILDER_BUILD_CONFIG,
+                substitutions=builder_substitutions(settings),
+            )
+
+    def _model_upload(self, settings, branch, kms, extra, depends_on) -> None:
+        """Model Registry uploads -> audit log sink -> topic -> Cloud Build."""
         self.topic = PubsubTopic(
             self,
             "model-uploads",
@@ -92,25 +150,8 @@ class BuildTriggers(Construct):
             role="roles/pubsub.publisher",
             member=self.sink.writer_identity,
         )
-
-        self._settings, self._build_account = settings, build_account
-        on_push = {
-            "owner": settings.github_owner,
-            "name": settings.github_repo,
-            "push": {"branch": f"^{re.escape(branch)}$"},
-        }
-        # Every merge: images, tests, locustfile, compile, upload and tag the template;
-        # a run against the production (regression) model only if the settings say so.
-        self.merge = self._trigger(
-            "merge",
-            f"deploytest: every push to {branch}",
-            depends_on,
-            github=on_push,
-            filename=BUILD_CONFIG,
-            include_build_logs="INCLUDE_BUILD_LOGS_WITH_STATUS",
-            substitutions={**merge_substitutions(settings, settings.runner_email), **extra},
-        )
-        # Every opted-in model (version) in the Model Registry: a run with main's template.
+        # Every opted-in model (version) in the Model Registry: a run with main's template
+        # (in an environment with a template_source: its pinned version).
         self.model_upload = self._trigger(
             "model-upload",
             "deploytest: models uploaded to the Vertex AI Model Registry with "
@@ -134,34 +175,6 @@ class BuildTriggers(Construct):
             },
             # Belt and braces: only build for a model in this region.
             filter=model_trigger_filter(settings),
-        )
-        # The expensive run of a pull request, only on a `/gcbrun` comment by an owner or
-        # collaborator (Cloud Build comment control), as the Vertex AI MLOps templates do.
-        self.pull_request = self._trigger(
-            "pull-request",
-            f"deploytest: a pull request to {branch}, on a /gcbrun comment",
-            depends_on,
-            github={
-                "owner": settings.github_owner,
-                "name": settings.github_repo,
-                "pull_request": {
-                    "branch": f"^{re.escape(branch)}$",
-                    "comment_control": "COMMENTS_ENABLED",
-                },
-            },
-            filename=PR_BUILD_CONFIG,
-            include_build_logs="INCLUDE_BUILD_LOGS_WITH_STATUS",
-            substitutions={**pr_substitutions(settings, settings.runner_email), **extra},
-        )
-        # The image the other builds run in, rebuilt when its Dockerfile changes.
-        self.builder = self._trigger(
-            "builder",
-            f"deploytest: the builder image, on pushes to {branch} that change it",
-            depends_on,
-            github=on_push,
-            included_files=["builder/**"],
-            filename=BUILDER_BUILD_CONFIG,
-            substitutions=builder_substitutions(settings),
         )
 
     def _trigger(

@@ -87,6 +87,9 @@ OBJECT_PATH_RE = re.compile(r"^[^\s#?\[\]*]+\.py$")
 TEMPLATE_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 TEMPLATE_VERSION_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 TORCH_INDEX_RE = re.compile(r"^(cpu|cu[0-9]{3}|rocm[0-9.]+)$")
+# The Cloud Build triggers an environment may have (build_triggers.py, promotion.py).
+TRIGGER_NAMES = ("merge", "model-upload", "pull-request", "builder", "promote")
+DEFAULT_TRIGGERS = ("merge", "model-upload", "pull-request", "builder")
 
 
 class SettingsError(ValueError):
@@ -161,11 +164,34 @@ class InfraSettings:
     # cu128 covers T4, L4, A100, H100; older GPUs (P4, P100, V100) may need an older CUDA
     # index for torch 2.13: check PyTorch's release notes before choosing them.
     serving_torch_index: str = "cu128"
+    # ---- environments (issue 22; environments.py reads a file of several) -------------
+    # Whether this environment has the Scheduler's regression run (off: no job at all).
+    scheduler_enabled: bool = True
+    # Which Cloud Build triggers this environment has (TRIGGER_NAMES).
+    triggers: tuple[str, ...] = DEFAULT_TRIGGERS
+    # The environment whose merge builds upload the templates and images this one runs
+    # (test and prod: dev). Empty: its own merges upload them. With a source, every run
+    # here uses `template_version`, read from the source's KFP repository, so a promoted
+    # environment runs byte for byte what was tested before. The source's project and
+    # region: empty, taken from the source environment in the same settings file.
+    template_source: str = ""
+    template_source_project: str = ""
+    template_source_region: str = ""
+    # The sha256: version this environment's runs use (required with template_source).
+    template_version: str = ""
+    # Whether a run of the promote trigger waits for an approval in Cloud Build.
+    promote_requires_approval: bool = False
+    # This environment's gate (deploytest submit's defaults).
+    slo_p95_ms: float = 1000.0
+    max_failure_ratio: float = 0.01
+    min_rps: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_labels", dict(self.extra_labels))
         object.__setattr__(self, "prices", dict(self.prices))
         object.__setattr__(self, "janitor_alert_channels", tuple(self.janitor_alert_channels))
+        if isinstance(self.triggers, list | tuple):
+            object.__setattr__(self, "triggers", tuple(self.triggers))
         problems = self._problems()
         if problems:
             raise SettingsError(
@@ -176,6 +202,11 @@ class InfraSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> InfraSettings:
+        if "environments" in values:
+            raise SettingsError(
+                "invalid infra settings:\n  - this file holds several environments: read it "
+                "with deploytest_infra.environments.load_environments (main.py does)"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -275,6 +306,7 @@ class InfraSettings:
             p.append(f"state_bucket {self.state_bucket!r} is not a bucket name")
         p.extend(_janitor_problems(self))
         p.extend(self._day_one_problems())
+        p.extend(_environment_problems(self))
         if not p:  # derived names only make sense once the parts are valid
             for bucket in (self.pipeline_root_bucket, self.loadtest_bucket):
                 if not BUCKET_RE.match(bucket) or len(bucket) > 63:
@@ -378,18 +410,55 @@ class InfraSettings:
     def kfp_host(self) -> str:
         return f"https://{self.region}-kfp.pkg.dev/{self.project_id}/{self.kfp_repository}"
 
+    @property
+    def source_project(self) -> str:
+        return self.template_source_project if self.template_source else self.project_id
+
+    @property
+    def source_region(self) -> str:
+        return self.template_source_region if self.template_source else self.region
+
+    @property
+    def source_kfp_repository(self) -> str:
+        return (
+            f"deploytest-{self.template_source}-pipelines"
+            if self.template_source
+            else (self.kfp_repository)
+        )
+
+    @property
+    def source_docker_repository(self) -> str:
+        return (
+            f"deploytest-{self.template_source}-images"
+            if self.template_source
+            else (self.docker_repository)
+        )
+
+    @property
+    def source_kfp_host(self) -> str:
+        """The KFP repository this environment's runs read templates from."""
+        return (
+            f"https://{self.source_region}-kfp.pkg.dev/{self.source_project}/"
+            f"{self.source_kfp_repository}"
+        )
+
     def template_uri(self, tag: str = "latest") -> str:
-        return f"{self.kfp_host}/{self.pipeline_package}/{tag}"
+        return f"{self.source_kfp_host}/{self.pipeline_package}/{tag}"
+
+    @property
+    def run_template_ref(self) -> str:
+        """What model-upload and promote runs use: the pinned version, else main's tag."""
+        return self.template_version or self.template_tag
 
     @property
     def scheduler_template_ref(self) -> str:
         """The tag or sha256: version the Scheduler's runs start from."""
-        return self.scheduler_template or self.template_tag
+        return self.scheduler_template or self.run_template_ref
 
     @property
     def scheduler_uses_tag(self) -> bool:
         """Vertex AI resolves a tag itself, through its service agent (see registry.py)."""
-        return not TEMPLATE_VERSION_RE.match(self.scheduler_template_ref)
+        return self.scheduler_enabled and not TEMPLATE_VERSION_RE.match(self.scheduler_template_ref)
 
     @property
     def opt_in_label(self) -> tuple[str, str]:
@@ -463,6 +532,71 @@ def _label_problems(labels: Mapping[str, Any]) -> list[str]:
                 f"label {key}={value!r}: values use lowercase letters, digits, '_' or '-', "
                 "at most 63 characters"
             )
+    return p
+
+
+def _environment_problems(s: InfraSettings) -> list[str]:
+    p = []
+    for name in ("scheduler_enabled", "promote_requires_approval"):
+        if not isinstance(getattr(s, name), bool):
+            p.append(f"{name} {getattr(s, name)!r} must be true or false")
+    triggers = s.triggers if isinstance(s.triggers, tuple) else ()
+    if not isinstance(s.triggers, tuple) or not all(isinstance(t, str) for t in triggers):
+        p.append(f"triggers {s.triggers!r} must be a list of trigger names {list(TRIGGER_NAMES)}")
+    else:
+        unknown = [t for t in triggers if t not in TRIGGER_NAMES]
+        if unknown:
+            p.append(f"triggers: {unknown} are not trigger names; known: {list(TRIGGER_NAMES)}")
+        if len(set(triggers)) != len(triggers):
+            p.append(f"triggers {list(triggers)} names a trigger twice")
+    if s.template_version and not TEMPLATE_VERSION_RE.match(s.template_version):
+        p.append(
+            f"template_version {s.template_version!r} is not a version: sha256: and 64 "
+            "lowercase hex digits (what `deploytest upload-template` prints)"
+        )
+    if s.template_source:
+        if not ENVIRONMENT_RE.match(s.template_source) or s.template_source == s.environment:
+            p.append(
+                f"template_source {s.template_source!r} must name another environment "
+                "(the one whose merge builds upload the templates, e.g. dev)"
+            )
+        if not s.template_version:
+            p.append(
+                "template_version is required with template_source: the sha256: version "
+                f"this environment runs (pinned from {s.template_source!r})"
+            )
+        if not PROJECT_RE.match(s.template_source_project):
+            p.append(
+                f"template_source_project {s.template_source_project!r} is not a project ID "
+                f"(the project of environment {s.template_source!r})"
+            )
+        if not REGION_RE.match(s.template_source_region):
+            p.append(
+                f"template_source_region {s.template_source_region!r} is not a region "
+                f"(the region of environment {s.template_source!r})"
+            )
+        if "merge" in triggers:
+            p.append(
+                "triggers: an environment with template_source has no merge trigger (only "
+                f"{s.template_source!r} uploads templates); drop 'merge'"
+            )
+        if s.scheduler_template:
+            p.append(
+                "scheduler_template must be empty with template_source: the Scheduler runs "
+                "template_version"
+            )
+    elif "promote" in triggers:
+        p.append("triggers: 'promote' needs template_source (the environment it promotes from)")
+    for name, low, high in (
+        ("slo_p95_ms", 0.0, 3_600_000.0),
+        ("max_failure_ratio", 0.0, 1.0),
+        ("min_rps", 0.0, 1_000_000.0),
+    ):
+        value = getattr(s, name)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not (low < value <= high if name == "slo_p95_ms" else low <= value <= high):
+            bound = f"({low:g}, {high:g}]" if name == "slo_p95_ms" else f"[{low:g}, {high:g}]"
+            p.append(f"{name} {value!r} must be a number within {bound}")
     return p
 
 

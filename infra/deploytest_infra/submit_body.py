@@ -45,6 +45,12 @@ def regression_submit_args(settings: InfraSettings) -> list[str]:
         settings.serving_gpu_type,
         "--accelerator-count",
         str(settings.serving_gpu_count),
+        "--slo-p95-ms",
+        f"{settings.slo_p95_ms:g}",
+        "--max-failure-ratio",
+        f"{settings.max_failure_ratio:g}",
+        "--min-rps",
+        f"{settings.min_rps:g}",
         "--display-name",
         f"{settings.prefix}-regression",
         # judged against the history of its series; a regression fails the run (history/)

@@ -16,6 +16,7 @@ CONFIGS = {
     "merge": REPO / "cloudbuild.yaml",
     "model-upload": REPO / "cloudbuild-model.yaml",
     "pull-request": REPO / "cloudbuild-pr.yaml",
+    "promote": REPO / "cloudbuild-promote.yaml",
     "builder": REPO / "builder" / "cloudbuild.yaml",
 }
 DOCKER = "gcr.io/cloud-builders/docker"

@@ -85,3 +85,14 @@ def pinned_synth(synth: Synth) -> Synth:
     return _synth(
         InfraSettings(environment="pinned", scheduler_template=PINNED, merge_runs_load_test=True)
     )
+
+
+ENVIRONMENTS = ("dev", "test", "prod")
+
+
+@pytest.fixture(scope="session")
+def env_synths(synth: Synth) -> dict[str, Synth]:
+    """Every environment of settings.example.json, each its own stack in one app."""
+    from deploytest_infra.environments import load_environments
+
+    return {s.environment: _synth(s) for s in load_environments(INFRA / "settings.example.json")}

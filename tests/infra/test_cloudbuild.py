@@ -26,6 +26,7 @@ from deploytest_infra.build_config import (
     merge_substitutions,
     model_upload_substitutions,
     pr_substitutions,
+    promote_substitutions,
 )
 from deploytest_infra.settings import InfraSettings
 from deploytest_infra.submit_body import regression_submit_args
@@ -69,6 +70,7 @@ def trigger_values(settings: InfraSettings, config: str, **model) -> dict[str, s
         "merge": merge_substitutions,
         "model-upload": model_upload_substitutions,
         "pull-request": pr_substitutions,
+        "promote": promote_substitutions,
     }
     values = (
         builder_substitutions(settings)
@@ -126,11 +128,12 @@ def test_model_upload_builds_never_build_upload_or_tag(builds) -> None:
     assert [s["id"] for s in steps] == ["install", "submit"]
     submit = command(steps[-1])
     (template,) = option(submit, "--template-uri")
-    assert template.endswith("/${_PIPELINE_NAME}/${_TEMPLATE_TAG}")  # main's template
+    # main's tag in dev, the pinned version in test and prod
+    assert template == "${_TEMPLATE_HOST}/${_PIPELINE_NAME}/${_TEMPLATE_REF}"
     assert "--wait" in submit
 
 
-@pytest.mark.parametrize("config", ["merge", "model-upload", "pull-request", "builder"])
+@pytest.mark.parametrize("config", ["merge", "model-upload", "pull-request", "builder", "promote"])
 def test_substitutions_are_declared_and_match_the_trigger(builds, config) -> None:
     build = builds[config]
     declared = set(build["substitutions"])
@@ -141,7 +144,7 @@ def test_substitutions_are_declared_and_match_the_trigger(builds, config) -> Non
     assert {k for k in values if k.startswith("_")} == declared
 
 
-@pytest.mark.parametrize("config", ["merge", "model-upload", "pull-request"])
+@pytest.mark.parametrize("config", ["merge", "model-upload", "pull-request", "promote"])
 def test_cost_labels_reach_the_run_and_its_endpoints(builds, config) -> None:
     submit = command(next(s for s in builds[config]["steps"] if s["id"] == "submit"))
     cost = dict(v.split("=", 1) for v in option(submit, "--cost-label"))
@@ -348,3 +351,51 @@ def test_model_upload_build_steps_run(builds, tmp_path) -> None:
     assert job["runtimeConfig"]["parameterValues"]["model"] == model
     assert job["templateUri"] == settings.template_uri(settings.template_tag)
     assert job["labels"]["trigger"] == "model-upload"
+
+
+# ---- promotion (test and prod run dev's template version) -------------------------------
+
+
+def example_environment(name: str) -> InfraSettings:
+    from deploytest_infra.environments import load_environments
+
+    from .conftest import INFRA
+
+    return next(
+        s for s in load_environments(INFRA / "settings.example.json") if s.environment == name
+    )
+
+
+def test_promote_build_runs_the_pinned_version_from_dev(builds, tmp_path) -> None:
+    dev, test = example_environment("dev"), example_environment("test")
+    steps = builds["promote"]["steps"]
+    assert [s["id"] for s in steps] == ["install", "upload-locustfile", "submit"]
+    submit = command(steps[-1])
+    assert "--require-version" in submit and "--wait" in submit
+    values = trigger_values(test, "promote")
+    outputs = run_deploytest_steps(builds["promote"], values, tmp_path)
+    job = json.loads(outputs["submit"])
+    # The same bytes dev's merge build uploaded: dev's repository, test's pinned version.
+    assert job["templateUri"] == f"{dev.kfp_host}/{dev.pipeline_package}/{test.template_version}"
+    assert job["serviceAccount"] == test.runner_email
+    assert job["labels"]["trigger"] == "promote"
+    assert job["labels"]["environment"] == "test"
+    assert uploaded_objects(builds["promote"], values, before="submit") == {
+        test.regression_locustfile_uri: "loadtests/locustfile.py"
+    }
+
+
+def test_promote_build_refuses_a_tag(builds, tmp_path) -> None:
+    values = {**trigger_values(example_environment("test"), "promote"), "_TEMPLATE_REF": "main"}
+    with pytest.raises(AssertionError, match="must end in a sha256: version, not a tag"):
+        run_deploytest_steps(builds["promote"], values, tmp_path)
+
+
+def test_slos_of_the_environment_reach_every_run(builds) -> None:
+    prod = example_environment("prod")
+    for config in ("merge", "model-upload", "pull-request", "promote"):
+        submit = command(next(s for s in builds[config]["steps"] if s["id"] == "submit"))
+        values = trigger_values(prod, config)
+        got = {opt: substitute(option(submit, opt)[0], values) for opt in
+               ("--slo-p95-ms", "--max-failure-ratio", "--min-rps")}  # fmt: skip
+        assert got == {"--slo-p95-ms": "800", "--max-failure-ratio": "0.01", "--min-rps": "2"}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from deploytest_infra.environments import load_environments
 from deploytest_infra.settings import (
     LABEL_KEY_RE,
     LABEL_VALUE_RE,
@@ -122,8 +123,10 @@ def test_load_from_the_file_named_in_the_environment(tmp_path, monkeypatch) -> N
 
 
 def test_example_settings_file_is_valid() -> None:
-    s = InfraSettings.load(INFRA / "settings.example.json")
-    assert s.environment == "prod"
+    envs = load_environments(INFRA / "settings.example.json")
+    assert [s.environment for s in envs] == ["dev", "test", "prod"]
+    with pytest.raises(SettingsError, match="several environments: read it with"):
+        InfraSettings.load(INFRA / "settings.example.json")
 
 
 def test_main_refuses_invalid_settings_before_synth(tmp_path) -> None:
