@@ -235,9 +235,7 @@ class LoadTestMetrics:
         required = {
             f.name
             for f in fields
-            if f.name in V1_FIELDS
-            or (version >= 2 and f.name not in V3_FIELDS)
-            or version >= 3
+            if f.name in V1_FIELDS or (version >= 2 and f.name not in V3_FIELDS) or version >= 3
         } - {"llm"}
         missing = sorted(required - data.keys())
         unknown = sorted(data.keys() - names)
