@@ -116,6 +116,15 @@ def _summary(d: ReportData) -> str:
             )
             + "</p>"
         )
+        parts.append(
+            '<p class="serving-api">'
+            + _e(
+                f"serving API {m.get('api', 'deploytest')}"
+                f"{', streamed' if m.get('stream') else ''}; output tokens counted by "
+                f"{m.get('output_tokens_source', 'answer')}"
+            )
+            + "</p>"
+        )
     return "".join(parts)
 
 

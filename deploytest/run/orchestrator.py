@@ -403,6 +403,7 @@ class LocalRun:
             f"{len(left['processes'])} model-server process(es)"
         )
         results["left"] = left
+        results["serving_api"] = self.api_choice
         results["cost"] = run_cost(results, self.params.get("prices"))
         results["outcome"] = {
             "verdict": "CANCELLED",

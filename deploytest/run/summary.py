@@ -59,6 +59,10 @@ def lines(results: dict[str, Any], params: dict[str, Any], run_dir: Path) -> lis
     cleanup = results.get("cleanup") or results.get("fallback_cleanup")
     outcome = results["outcome"]
     out = ["", f"deploytest run {results['run_id']}"]
+    choice = results.get("serving_api") or {}
+    if choice:
+        counted = f"; output tokens from {metrics['output_tokens_source']}" if metrics else ""
+        out.append(f"  serving API  {choice['api']} ({choice['why']}){counted}")
     if metrics:
         checks = [SloCheck(**check) for check in outcome["checks"]]
         out += [

@@ -101,7 +101,14 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
     assert (run_dir / "report.html").read_text().lower().count("locust") > 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics == s["metrics"]
-    assert metrics["schema_version"] == 2 and metrics["requests"] > 0
+    assert metrics["schema_version"] == 3 and metrics["requests"] > 0
+    # the demo model's container picks our own API, before anything is deployed
+    assert s["serving_api"] == {
+        "api": "deploytest",
+        "why": "auto: our model server (python -m serving)",
+    }
+    assert metrics["api"] == "deploytest" and metrics["output_tokens_source"] == "answer"
+    assert "serving-api" in s["tasks"]
     # streamed by default: TTFT, TPOT and goodput are measured
     assert metrics["ttft_p50_ms"] > 0 and metrics["tpot_p50_ms"] is not None
     assert metrics["goodput_rps"] > 0
