@@ -101,3 +101,17 @@ def test_deploy_takes_machine_and_accelerator(spec):
         "dedicated_resources_max_replica_count": "max_replicas",
     }.items():
         assert params[name]["componentInputParameter"] == f"pipelinechannel--{pipeline_param}"
+
+
+def test_the_serving_api_is_decided_before_anything_is_created(spec):
+    # A container no rule knows fails this task; the exit handler (create, deploy, ...)
+    # waits for it, so nothing is created, and the load test speaks what it decided.
+    root_tasks = spec["root"]["dag"]["tasks"]
+    handler, inner = _exit_handler(spec)
+    assert "serving-api" in handler["dependentTasks"]
+    serving = root_tasks["serving-api"]
+    assert serving["inputs"]["parameters"]["api"]["componentInputParameter"] == "api"
+    channel = inner["locust-load-test"]["inputs"]["parameters"]["api"]["componentInputParameter"]
+    produced = handler["inputs"]["parameters"][channel]["taskOutputParameter"]
+    assert produced["producerTask"] == "serving-api"
+    assert spec["root"]["inputDefinitions"]["parameters"]["api"]["defaultValue"] == "auto"
