@@ -14,6 +14,15 @@ configured batch wait. Exit code 1 if a target is missed. Both servers are stopp
 exit, Ctrl-C included.
 
     .venv/bin/python benchmarks/serving.py [--duration 6] [--rounds 3] [--json FILE]
+
+`--against vllm` measures instead our server (batching on) beside the real vLLM engine's
+OpenAI server (its CPU build, `make vllm`; engines/vllm.py) on the same demo model, each
+spoken to in its own API (loadtests/apis.py: `deploytest`, `openai-completions`), greedy,
+the same prompts and max_new_tokens: requests/s, p95 and output tokens/s (a model may stop
+at EOS, so tokens/s is the fair figure), and the ratios ours/vLLM, measured in one run.
+No acceptance threshold: the README's guide quotes the figures.
+
+    .venv/bin/python benchmarks/serving.py --against vllm [--duration 12] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -143,26 +152,35 @@ class Connection:
             self.writer.close()
 
 
-async def load(port: int, concurrency: int, duration: float, max_new_tokens: int) -> dict:
-    """Closed loop: `concurrency` clients for `duration` seconds; returns latencies (ms)."""
+async def load(
+    port: int,
+    concurrency: int,
+    duration: float,
+    max_new_tokens: int,
+    api: str = "deploytest",
+    path: str = "/predict",
+) -> dict:
+    """Closed loop: `concurrency` clients for `duration` seconds, speaking `api`
+    (loadtests/apis.py); returns latencies (ms) and the answers' output tokens."""
+    from loadtests.apis import APIS
+
+    adapter = APIS[api]
     latencies: list[float] = []
-    errors = 0
+    tokens = errors = 0
     stop_at = time.perf_counter() + duration
 
     async def client_loop(worker: int) -> None:
-        nonlocal errors
+        nonlocal errors, tokens
         connection = Connection("127.0.0.1", port)
         i = worker
         try:
             while time.perf_counter() < stop_at:
-                body = {
-                    "instances": [{"text": PROMPTS[i % len(PROMPTS)]}],
-                    "parameters": {"max_new_tokens": max_new_tokens},
-                }
+                body = adapter.body(PROMPTS[i % len(PROMPTS)], max_new_tokens, False)
                 start = time.perf_counter()
-                status, _ = await connection.post("/predict", json.dumps(body).encode())
+                status, answer = await connection.post(path, json.dumps(body).encode())
                 if status == 200:
                     latencies.append((time.perf_counter() - start) * 1000)
+                    tokens += adapter.answer(json.loads(answer))[1] or 0
                 else:
                     errors += 1
                 i += concurrency
@@ -171,7 +189,8 @@ async def load(port: int, concurrency: int, duration: float, max_new_tokens: int
 
     started = time.perf_counter()
     await asyncio.gather(*(client_loop(w) for w in range(concurrency)))
-    return {"latencies": latencies, "errors": errors, "wall_s": time.perf_counter() - started}
+    wall = time.perf_counter() - started
+    return {"latencies": latencies, "errors": errors, "wall_s": wall, "tokens": tokens}
 
 
 def summarize(
@@ -248,12 +267,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="batching server's max")
     parser.add_argument("--wait-ms", type=float, default=5.0, help="batching server's wait")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--against", choices=("unbatched", "vllm"), default="unbatched",
+        help="compare batching with batch size 1 (default), or our server with vLLM",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     # Run as a script, this file's folder comes first on sys.path and its name would
     # shadow the `serving` package: put the repository root first.
     sys.path.insert(0, str(ROOT))
     from serving.demo_model import build_demo_model
+
+    if args.against == "vllm":
+        return against_vllm(args)
 
     configs = [
         ("batching", ["--max-batch-size", str(args.batch_size)]),
@@ -276,6 +302,65 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: servers stopped", file=sys.stderr)
         return 130
     return report(cells, args)
+
+
+def against_vllm(args: argparse.Namespace) -> int:
+    """Our server (batching) and vLLM on the same demo model, interleaved rounds per
+    concurrency; prints the table and the ratios ours/vLLM."""
+    from engines.vllm import VllmServer
+    from serving.demo_model import build_demo_model
+
+    apis = {"deploytest": "deploytest", "vllm": "openai-completions"}  # loadtests/apis.py
+    cells = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="deploytest-bench-") as tmp:
+            print("building the tiny demo model ...", flush=True)
+            model_dir = build_demo_model(Path(tmp) / "model", size="tiny")
+            extra = ["--max-batch-size", str(args.batch_size), "--max-batch-wait-ms",
+                     f"{args.wait_ms:g}"]  # fmt: skip
+            print("starting our server and vLLM (about 40 s) ...", flush=True)
+            with Server(model_dir, extra) as ours, VllmServer(model_dir, Path(tmp) / "v") as v:
+                ours.wait_ready()
+                ports = {"deploytest": ours.port, "vllm": v.port}
+                paths = {"deploytest": "/predict", "vllm": v.spec.predict_route}
+                for name in ports:  # warm-up
+                    asyncio.run(load(ports[name], 4, 1.0, args.max_new_tokens, apis[name],
+                                     paths[name]))  # fmt: skip
+                for concurrency in args.concurrency:
+                    runs = {name: [] for name in ports}
+                    for round_no in range(args.rounds):
+                        order = list(ports) if round_no % 2 == 0 else list(ports)[::-1]
+                        for name in order:
+                            runs[name].append(asyncio.run(load(
+                                ports[name], concurrency, args.duration / args.rounds,
+                                args.max_new_tokens, apis[name], paths[name],
+                            )))  # fmt: skip
+                    for name, pooled in runs.items():
+                        cell = summarize(name, concurrency, pooled, 0, 0, 0.0)
+                        wall = sum(run["wall_s"] for run in pooled)
+                        cell["tokens_per_s"] = sum(run["tokens"] for run in pooled) / wall
+                        cells.append(cell)
+                        print(f"  {name:10s} c={concurrency:<3d} {cell['rps']:7.1f} req/s  "
+                              f"p95 {cell['p95_ms']:7.1f} ms  {cell['tokens_per_s']:8.1f} "
+                              "tokens/s", flush=True)  # fmt: skip
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped", file=sys.stderr)
+        return 130
+    by = {(c["server"], c["concurrency"]): c for c in cells}
+    print("\n| concurrency | ours req/s | vLLM req/s | ours p95 ms | vLLM p95 ms | "
+          "ours tokens/s | vLLM tokens/s | tokens/s ours/vLLM | p95 ours/vLLM |")  # fmt: skip
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    ratios = {}
+    for c in args.concurrency:
+        o, v = by[("deploytest", c)], by[("vllm", c)]
+        ratios[c] = {"tokens_per_s": o["tokens_per_s"] / v["tokens_per_s"],
+                     "p95": o["p95_ms"] / v["p95_ms"], "rps": o["rps"] / v["rps"]}  # fmt: skip
+        print(f"| {c} | {o['rps']:.1f} | {v['rps']:.1f} | {o['p95_ms']:.0f} | "
+              f"{v['p95_ms']:.0f} | {o['tokens_per_s']:.0f} | {v['tokens_per_s']:.0f} | "
+              f"x{ratios[c]['tokens_per_s']:.2f} | x{ratios[c]['p95']:.2f} |")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"cells": cells, "ratios": ratios}, indent=2))
+    return 0 if all(c["errors"] == 0 for c in cells) else 1
 
 
 def _interrupt(signum, frame) -> None:

@@ -44,6 +44,8 @@ __all__ = [
     "metrics_delta",
     "parse_metrics",
     "read_metrics",
+    "rebucket",
+    "agreement",
     "vllm_python",
 ]
 
@@ -452,6 +454,38 @@ def read_metrics(
     """GET `base_url`/metrics and parse it."""
     with urllib.request.urlopen(base_url.rstrip("/") + "/metrics", timeout=timeout_s) as resp:
         return parse_metrics(resp.read().decode("utf-8"), model_name)
+
+
+def rebucket(counts: Iterable[tuple[float, int]], like: Histogram, scale: float = 1.0) -> Histogram:
+    """Values with their counts (e.g. a load test's own per-request TTFTs in ms, `scale`
+    1e-3 for seconds) as a histogram on `like`'s bucket bounds, so that both can be
+    estimated the same way (histogram_quantile) and compared like for like."""
+    pairs = [(value * scale, n) for value, n in counts]
+    buckets = tuple(
+        (bound, float(sum(n for value, n in pairs if value <= bound))) for bound, _ in like.buckets
+    )
+    return Histogram(buckets, sum(v * n for v, n in pairs), float(sum(n for _, n in pairs)))
+
+
+def agreement(metrics: Mapping, histograms: Mapping, delta: VllmMetrics) -> dict[str, float]:
+    """A load test's figures beside vLLM's own over the same run: `metrics` is its
+    metrics.json, `histograms` its llm_metrics.json `histograms` (value in ms -> count),
+    `delta` vLLM's /metrics change over the run. vLLM keeps only bucket counts, so the
+    medians are both estimated on vLLM's buckets (histogram_quantile); the means are exact
+    on both sides (vLLM's `_sum / _count`)."""
+    out: dict[str, float] = {
+        "requests": float(metrics["requests"]),
+        "vllm_requests": delta.requests_total,
+        "output_tokens": float(metrics["output_tokens"]),
+        "vllm_generation_tokens": delta.generation_tokens,
+    }
+    for name, theirs in (("ttft", delta.ttft), ("e2e", delta.e2e)):
+        mine = rebucket(histograms[f"{name}_ms"]["counts"], theirs, scale=1e-3)
+        out[f"{name}_median_s"], out[f"vllm_{name}_median_s"] = mine.median(), theirs.median()
+        out[f"{name}_count"], out[f"vllm_{name}_count"] = mine.count, theirs.count
+        out[f"{name}_mean_s"] = mine.sum / mine.count if mine.count else math.nan
+        out[f"vllm_{name}_mean_s"] = theirs.sum / theirs.count if theirs.count else math.nan
+    return out
 
 
 def histogram_quantile(q: float, hist: Histogram | Mapping[float, float]) -> float:

@@ -106,7 +106,7 @@ def read_sse_stream(
     api = api or DEFAULT_API
     per_chunk = None if api.one_token_per_chunk else count_tokens
     chunk_of = api.chunk
-    ttft = None
+    ttft = choice_at = None
     last = now = 0.0
     itl: list[float] = []
     tokens = 0
@@ -135,6 +135,8 @@ def read_sse_stream(
             if not line.startswith(b"data:"):
                 continue  # blank separators, SSE comments, event/id fields
             if line.endswith(b"[DONE]") and line[5:].strip() == b"[DONE]":
+                if not tokens:
+                    ttft = _empty_answer_ttft(api, usage_tokens, choice_at, started)
                 elapsed = now - started
                 return _finished(api, per_chunk, tokens, usage_tokens, elapsed, ttft, itl, size)
             event = _parse_data(line)
@@ -149,6 +151,8 @@ def read_sse_stream(
             if usage is not None:
                 usage_tokens = usage
             if text is None:
+                if not tokens and event.get("choices"):
+                    choice_at = now  # an answer may be empty: see _empty_answer_ttft
                 continue
             k = max(per_chunk(text), 1) if per_chunk is not None else 1
             tokens += k
@@ -162,15 +166,29 @@ def read_sse_stream(
                     itl.extend([gap / k] * k)
             last = now
     if tokens == 0:
-        raise StreamError("stream ended before the first token")
+        ttft = _empty_answer_ttft(api, usage_tokens, choice_at, started)
+        if ttft is None:
+            raise StreamError("stream ended before the first token")
     if api.stream_needs_done:
         raise StreamError("stream ended without [DONE]")
     elapsed = now - started
     return _finished(api, per_chunk, tokens, usage_tokens, elapsed, ttft, itl, size)
 
 
+def _empty_answer_ttft(api: Api, usage_tokens, choice_at, started: float) -> float | None:
+    """TTFT (ms) of a stream whose every chunk was empty, or None when that is a failure.
+
+    A model may answer nothing: its first token is the end-of-sequence token, sent as a
+    finish chunk with empty text (vLLM counts it in `usage.completion_tokens`). With the
+    server's own count of at least one token, that is an answer, and its first (only)
+    token came with the last chunk that had choices. Without a count it is not one."""
+    if api.one_token_per_chunk or not usage_tokens or choice_at is None:
+        return None
+    return (choice_at - started) * 1000
+
+
 def _finished(api, per_chunk, tokens, usage_tokens, elapsed_s, ttft, itl, size) -> Sample:
-    if tokens == 0:
+    if tokens == 0 and ttft is None:
         raise StreamError("zero tokens in the stream")
     if usage_tokens is not None:
         # The server's own count; our server's chunks are one token each, so never fewer.

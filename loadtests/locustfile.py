@@ -407,6 +407,9 @@ def _on_quitting(environment, **_kwargs):
         stages=RUN.stages,
         knee_rps=knee(RUN.stages) if o.load_shape == "sweep" else None,
         client_cpu_s=own_cpu + RUN.worker_cpu_s,
+        # value -> count of every metric (rounded as llm_stats.Histogram keeps them), so a
+        # reader can re-bucket them, e.g. onto a server's own Prometheus buckets
+        histograms={name: h.to_dict() for name, h in RUN.total.hist.items()},
     )
     Path(o.llm_stats_file).write_text(json.dumps(summary, indent=2))
 

@@ -16,6 +16,8 @@ LOCAL_DEFAULTS = {
 }
 # The demo model streams: show TTFT, TPOT and goodput (targets generous for a CPU).
 LOCAL_DEFAULTS.update(stream=True, slo_ttft_ms=1000.0, slo_tpot_ms=100.0)
+# vLLM's CPU build takes 35-80 s to answer /health here (engines/README.md).
+VLLM_DEPLOY_TIMEOUT_S = 300
 
 
 def _cache_dir() -> Path:
@@ -68,6 +70,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="demo model size when --model is not given (default: tiny)",
     )
     p.add_argument(
+        "--serving",
+        choices=("deploytest", "vllm"),
+        default="deploytest",
+        help="what serves the demo model: our model server, or vllm, the real vLLM engine's "
+        "OpenAI server (its CPU build: `make vllm` installs it; about 40 s to start; the "
+        "deploy timeout becomes at least 300 s) as a custom container whose predict route "
+        "is /v1/completions, so --api auto picks openai-completions (default: deploytest)",
+    )
+    p.add_argument(
         "--locustfile", default="", help="locustfile to run (default: loadtests/locustfile.py)"
     )
     p.add_argument(
@@ -116,6 +127,16 @@ def run(args: argparse.Namespace) -> int:
                 bool(args.api_endpoint),
                 "--model needs --api-endpoint: a run's own emulator starts empty",
             )
+        if args.serving == "vllm":
+            check.check(not args.model, "--serving vllm serves the demo model: not with --model")
+            try:
+                from engines.vllm import vllm_python
+
+                vllm_python()
+            except RuntimeError as exc:
+                raise check.InputError(str(exc)) from None
+            if params["deploy_timeout_s"] == LOCAL_DEFAULTS["deploy_timeout_s"]:
+                params["deploy_timeout_s"] = VLLM_DEPLOY_TIMEOUT_S
         if params["history"] == LOCAL_DEFAULTS["history"]:
             params["history"] = str(Path(args.output_dir) / "history")
         check.pipeline_parameters(params)
@@ -152,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=Path(args.cache_dir),
         demo_size=args.demo_size,
         fault=args.fault,
+        serving=args.serving,
         parameters=params,
         run_id=run_id,
     )

@@ -1,8 +1,9 @@
 """The demo model for local runs: built once into a cache, registered in the emulator.
 
 Registered through the real Model Registry API (`ModelServiceClient.upload_model`) with a
-container spec whose command is this Python running `python -m serving`: the emulator
-starts exactly that as the deployed model's process.
+container spec whose command is this Python running `python -m serving` (or, with
+`--serving vllm`, the real vLLM engine's OpenAI server): the emulator starts exactly that
+as the deployed model's process.
 """
 
 from __future__ import annotations
@@ -50,26 +51,57 @@ def ensure_demo_model(cache_dir: Path, size: str, log: Callable[[str], None]) ->
     return target
 
 
+SERVINGS = ("deploytest", "vllm")
+
+
+def container_spec(model_dir: Path, serving: str, work_dir: Path):
+    """The demo model's `ModelContainerSpec`: our model server, or the real vLLM engine's
+    OpenAI server (engines/vllm.py, installed by `make vllm`) as a custom container."""
+    from google.cloud import aiplatform_v1
+
+    if serving == "vllm":
+        from engines.vllm import container_spec as vllm_spec
+        from engines.vllm import vllm_python
+
+        spec = vllm_spec(model_dir, work_dir, python=vllm_python())
+        return aiplatform_v1.ModelContainerSpec(
+            image_uri="local/vllm-openai-cpu",
+            command=spec.command,
+            args=spec.args,
+            env=[aiplatform_v1.EnvVar(name=k, value=v) for k, v in spec.env.items()],
+            health_route=spec.health_route,
+            predict_route=spec.predict_route,
+        )
+    return aiplatform_v1.ModelContainerSpec(
+        image_uri="local/deploytest-serving",
+        command=[sys.executable, "-m", "serving"],
+        # A run's model server is reachable from this machine only.
+        args=["--model-dir", str(model_dir.resolve()), "--host", "127.0.0.1"],
+        health_route="/health",
+        predict_route="/predict",
+    )
+
+
 def register_model(
-    project: str, location: str, api_endpoint: str, model_dir: Path, size: str
+    project: str,
+    location: str,
+    api_endpoint: str,
+    model_dir: Path,
+    size: str,
+    serving: str = "deploytest",
+    work_dir: Path | None = None,
 ) -> str:
-    """Upload the demo model to the (emulated) Model Registry; return its resource name."""
+    """Upload the demo model to the (emulated) Model Registry, served by `serving`; return
+    its resource name."""
     from google.cloud import aiplatform_v1
 
     from components.vertex_clients import location_path, model_client
 
     client = model_client(location, api_endpoint)
     model = aiplatform_v1.Model(
-        display_name=f"deploytest-demo-{size}",
+        display_name=f"deploytest-demo-{size}" + ("" if serving == "deploytest" else f"-{serving}"),
         labels={DEMO_LABEL: size},
-        container_spec=aiplatform_v1.ModelContainerSpec(
-            image_uri="local/deploytest-serving",
-            command=[sys.executable, "-m", "serving"],
-            # A run's model server is reachable from this machine only.
-            args=["--model-dir", str(model_dir.resolve()), "--host", "127.0.0.1"],
-            health_route="/health",
-            predict_route="/predict",
-        ),
+        container_spec=container_spec(model_dir, serving, work_dir or model_dir.parent),
     )
     operation = client.upload_model(parent=location_path(project, location), model=model)
     return operation.result(timeout=60).model

@@ -31,6 +31,8 @@ FAULTS: dict[str, dict[str, Any]] = {
 }
 # A hung deploy would otherwise hold the run for the whole deploy timeout.
 DEPLOY_HANG_TIMEOUT_S = 10
+# The emulator's own bound on one deploy, unless the run allows more.
+EMULATOR_DEPLOY_TIMEOUT_S = 120
 # How long a cancelled job may take to run its exit handler before we clean up ourselves.
 CANCEL_WAIT_S = 120
 
@@ -61,6 +63,7 @@ class RunOptions:
     parameters: dict[str, Any]
     # also the pipeline job id, so the run label is both (pipelines/pipeline.py)
     run_id: str = field(default_factory=lambda: new_run_id())
+    serving: str = "deploytest"  # what serves the demo model: ours, or vllm
 
 
 def new_run_id() -> str:
@@ -158,7 +161,13 @@ class LocalRun:
             from emulator.launcher import EmulatorProcess
 
             self.say("starting the Vertex AI emulator ...")
-            self.emulator = EmulatorProcess(self.run_dir / "emulator")
+            # The emulator bounds each deploy by its own timeout (120 s by default): at least
+            # the run's, so a slow model server (vLLM's cold start on a CPU) has the time
+            # the run gives it; the run's own watchdog keeps the run's bound.
+            timeout = str(max(EMULATOR_DEPLOY_TIMEOUT_S, self.params["deploy_timeout_s"]))
+            self.emulator = EmulatorProcess(
+                self.run_dir / "emulator", extra_args=["--deploy-timeout-s", timeout]
+            )
             self.emulator.start()
             self.api_endpoint = self.emulator.url
             self.admin = self.emulator
@@ -203,9 +212,16 @@ class LocalRun:
 
         model_dir = ensure_demo_model(self.o.cache_dir, self.o.demo_size, self.say)
         name = register_model(
-            self.o.project, self.o.location, self.api_endpoint, model_dir, self.o.demo_size
+            self.o.project,
+            self.o.location,
+            self.api_endpoint,
+            model_dir,
+            self.o.demo_size,
+            self.o.serving,
+            self.run_dir / "vllm",  # vLLM's caches and temporary files stay in the run
         )
-        self.say(f"registered the {self.o.demo_size} demo model as {name}")
+        served = "" if self.o.serving == "deploytest" else f", served by {self.o.serving}"
+        self.say(f"registered the {self.o.demo_size} demo model{served} as {name}")
         return name
 
     def _resolve_api(self, model: str) -> None:

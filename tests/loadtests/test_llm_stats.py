@@ -177,3 +177,21 @@ def test_a_completions_stream_still_needs_done_and_a_cut_chat_stream_needs_a_tok
         _api_sample([_chat({"role": "assistant"})], [1], "openai-chat")
     with pytest.raises(StreamError, match="delta is not an object"):
         _api_sample([b'data: {"choices": [{"delta": "x"}]}\n\n'], [1], "openai-chat")
+
+
+def test_an_empty_answer_with_the_servers_count_is_an_answer():
+    # vLLM's chat stream of a model whose first token is EOS: role chunk, an empty finish
+    # chunk, usage 1: one token, its TTFT the finish chunk's time.
+    body = [
+        _chat({"role": "assistant", "content": ""}),
+        _chat({}, usage=None),
+        b'data: {"choices": [], "usage": {"completion_tokens": 1}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    s = _api_sample(body, [10, 40, 41, 42], "openai-chat")
+    assert (s.ttft_ms, s.itl_ms, s.output_tokens, s.token_source) == (40, [], 1, "answer")
+    # without the server's count nothing says a token was made: a failure
+    with pytest.raises(StreamError, match="zero tokens"):
+        _api_sample([body[0], body[1], body[3]], [10, 40, 42], "openai-chat")
+    with pytest.raises(StreamError, match="before the first token"):
+        _api_sample([body[0], body[1]], [10, 40], "openai-chat")

@@ -1,0 +1,105 @@
+"""End-to-end: `deploytest run --serving vllm`, the demo model served by the real vLLM
+engine (its CPU build, `make vllm`) as a custom container, load-tested through the
+emulator's `:streamRawPredict` in the OpenAI completions API that `--api auto` picks from
+the container's predict route; and `kill -9` of the run leaves no vLLM process.
+
+Two vLLM cold starts (tens of seconds each on 2 cores); without `make vllm` the tests fail
+saying so (CI installs it).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from engines import vllm
+from tests.e2e.test_run import run
+from tests.processes import gone
+
+pytestmark = pytest.mark.slow
+
+VLLM = ["--serving", "vllm", "--duration", "10s", "--users", "4", "--spawn-rate", "4"]
+
+
+def vllm_processes() -> list[psutil.Process]:
+    """vLLM's API server (by its command line) and the processes it forks (they rename
+    themselves VLLM::EngineCore, VLLM::Worker)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "name"]):
+        try:
+            text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["name"] or "")
+        except psutil.Error:
+            continue
+        if ("vllm.entrypoints" in text or "VLLM" in text) and not gone(proc.pid):
+            found.append(proc)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def needs_vllm():
+    try:
+        vllm.installed_version()
+    except vllm.VllmNotInstalled as err:
+        pytest.fail(str(err), pytrace=False)
+    assert vllm_processes() == [], "a vLLM process runs already"
+
+
+def test_a_run_served_by_vllm_passes_with_llm_metrics_from_usage(tmp_path, cache_dir):
+    code, out, run_dir = run(tmp_path, cache_dir, *VLLM, run_id="e2e-vllm")
+    assert code == 0, out
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["outcome"]["verdict"] == "PASS", out
+    assert s["serving_api"] == {
+        "api": "openai-completions",
+        "why": "auto: predict route /v1/completions",
+    }
+    m = s["metrics"]
+    assert m["api"] == "openai-completions" and m["stream"] and m["failures"] == 0
+    assert m["path"].endswith(":streamRawPredict")
+    assert m["output_tokens_source"] == "answer"  # from each stream's usage chunk
+    assert m["output_tokens"] > 0 and m["ttft_p50_ms"] > 0
+    assert m["itl_p50_ms"] is not None and m["tpot_p50_ms"] > 0
+    assert s["left"] == {"endpoints": [], "processes": []}
+    assert "serving API  openai-completions (auto: predict route /v1/completions)" in out
+    assert vllm_processes() == []
+    # vLLM's caches and temporary files stay in the run folder
+    assert (run_dir / "vllm" / "tmp").is_dir()
+
+
+def test_kill_9_of_a_vllm_run_leaves_no_vllm_process(tmp_path, cache_dir):
+    run_id = "vllm-kill9"
+    cmd = [
+        sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
+        "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(cache_dir),
+        *VLLM, "--duration", "60s",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "▶ locust-load-test" in line:
+            time.sleep(2)
+            break
+    else:
+        pytest.fail("".join(lines))
+    assert vllm_processes(), "vLLM should be serving the load test"
+    proc.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    proc.wait(10)
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain, never block
+    # the emulator sees its owner gone, undeploys and stops vLLM's group (SIGTERM, then
+    # SIGKILL after the grace period)
+    while vllm_processes() and time.monotonic() - killed < 30:
+        time.sleep(0.2)
+    left = vllm_processes()
+    assert left == [], [" ".join(p.cmdline()) for p in left]
+    print(f"no vLLM process {time.monotonic() - killed:.1f} s after kill -9")
