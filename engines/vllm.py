@@ -10,13 +10,16 @@ Install with `make vllm`; figures and what is fragile: engines/README.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -44,6 +47,8 @@ __all__ = [
     "metrics_delta",
     "parse_metrics",
     "read_metrics",
+    "ipc_dir",
+    "remove_ipc_dir",
     "rebucket",
     "agreement",
     "vllm_python",
@@ -157,6 +162,8 @@ def container_spec(
         "VLLM_CACHE_ROOT": str(work / "cache"),
         "VLLM_CONFIG_ROOT": str(work / "config"),
         "TMPDIR": str(work / "tmp"),
+        # its ZeroMQ IPC sockets: a Unix socket path has at most 107 bytes
+        "VLLM_RPC_BASE_PATH": str(ipc_dir(work)),
         "VLLM_HOST_IP": "127.0.0.1",
         # offline and quiet: no hub look-ups, no usage report
         "HF_HUB_OFFLINE": "1",
@@ -166,6 +173,32 @@ def container_spec(
     }
     command = [str(python or vllm_python())]
     return ContainerSpec(command, args, env, served_model_name=name)
+
+
+# A Unix socket's path is at most 107 bytes (sockaddr_un.sun_path); vLLM adds "/" and a
+# 36-character UUID to its IPC folder.
+_IPC_PATH_MAX = 107 - 37
+
+
+def ipc_dir(work_dir: str | Path) -> Path:
+    """Where vLLM puts its IPC sockets for `work_dir`: its `tmp` folder when the sockets'
+    paths fit there, else a short folder of its own in the system's temporary folder
+    (named from the work folder, so each server has one; `remove_ipc_dir` removes it)."""
+    work = Path(work_dir).resolve()
+    inside = work / "tmp"
+    if len(str(inside).encode()) <= _IPC_PATH_MAX:
+        return inside
+    digest = hashlib.sha256(str(work).encode()).hexdigest()[:12]
+    short = Path(tempfile.gettempdir()) / f"deploytest-vllm-{digest}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    return short
+
+
+def remove_ipc_dir(work_dir: str | Path) -> None:
+    """Remove the short IPC folder of `work_dir`, if it has one (vLLM leaves its sockets)."""
+    folder = ipc_dir(work_dir)
+    if folder.parent != Path(work_dir).resolve():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- a server of our own ---------------------------------------------------------------------
@@ -309,6 +342,7 @@ class VllmServer:
     def stop(self) -> None:
         if self.popen is not None:
             stop_group(self.popen, self.grace_s)
+        remove_ipc_dir(self.work_dir)
 
     def __enter__(self) -> VllmServer:
         return self.start()

@@ -51,3 +51,20 @@ def test_container_spec_as_vertex_ai_gives_it(tmp_path):
     assert "--chat-template" not in spec.args  # the model's own template wins
     assert _flag(spec.args, "--port") == "8080" and spec.served_model_name == "m"
     assert spec.env["VLLM_CPU_KVCACHE_SPACE"] == "2"
+
+
+def test_ipc_sockets_go_where_their_paths_fit(tmp_path):
+    from engines.vllm import container_spec, ipc_dir, remove_ipc_dir
+
+    short = tmp_path / "w"
+    assert ipc_dir(short) == short.resolve() / "tmp"
+    deep = tmp_path / ("d" * 60) / "runs" / "a-run-id-of-some-length" / "vllm"
+    folder = ipc_dir(deep)
+    assert len(str(folder)) + 37 <= 107 and folder.is_dir()
+    spec = container_spec(short, deep, python="python")
+    assert spec.env["VLLM_RPC_BASE_PATH"] == str(folder)
+    remove_ipc_dir(deep)
+    assert not folder.exists()
+    container_spec(tmp_path, short, python="python")
+    remove_ipc_dir(short)  # its sockets live in the work folder's tmp: left to its owner
+    assert (short.resolve() / "tmp").is_dir()
