@@ -39,6 +39,23 @@ def _usage_tokens(payload: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _choice_texts(payload: Any, text_of, missing: str) -> str:
+    """The joined text of an OpenAI answer's `choices`, `text_of(choice)` each; AnswerError
+    (`missing` when a choice has no text) for any other shape."""
+    if not isinstance(payload, dict):
+        raise AnswerError("body is not a JSON object")
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise AnswerError("no choices list (or it is empty)")
+    texts = []
+    for choice in choices:
+        text = text_of(choice) if isinstance(choice, dict) else None
+        if not isinstance(text, str):
+            raise AnswerError(missing)
+        texts.append(text)
+    return "".join(texts)
+
+
 @dataclass(frozen=True)
 class Api:
     """One serving API. Subclasses fill in the body, the answer and the chunk rules."""
@@ -141,18 +158,8 @@ class OpenAICompletionsApi(Api):
         return body
 
     def answer(self, payload):
-        if not isinstance(payload, dict):
-            raise AnswerError("body is not a JSON object")
-        choices = payload.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise AnswerError("no choices list (or it is empty)")
-        texts = []
-        for choice in choices:
-            text = choice.get("text") if isinstance(choice, dict) else None
-            if not isinstance(text, str):
-                raise AnswerError("a choice lacks text (str)")
-            texts.append(text)
-        return "".join(texts), _usage_tokens(payload)
+        text = _choice_texts(payload, lambda c: c.get("text"), "a choice lacks text (str)")
+        return text, _usage_tokens(payload)
 
     def _choice_text(self, choices):
         text = "".join(
@@ -182,19 +189,12 @@ class OpenAIChatApi(Api):
         return body
 
     def answer(self, payload):
-        if not isinstance(payload, dict):
-            raise AnswerError("body is not a JSON object")
-        choices = payload.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise AnswerError("no choices list (or it is empty)")
-        texts = []
-        for choice in choices:
-            message = choice.get("message") if isinstance(choice, dict) else None
-            content = message.get("content") if isinstance(message, dict) else None
-            if not isinstance(content, str):
-                raise AnswerError("a choice lacks message.content (str)")
-            texts.append(content)
-        return "".join(texts), _usage_tokens(payload)
+        def content(choice: dict):
+            message = choice.get("message")
+            return message.get("content") if isinstance(message, dict) else None
+
+        text = _choice_texts(payload, content, "a choice lacks message.content (str)")
+        return text, _usage_tokens(payload)
 
     def _choice_text(self, choices):
         text = ""

@@ -57,6 +57,37 @@ def run(tmp_path, cache_dir, *args, run_id, stop_at=None, signum=signal.SIGINT):
     return proc.returncode, "".join(lines), tmp_path / "runs" / run_id
 
 
+def kill_9_during(tmp_path, cache_dir, task: str, *args, run_id: str, before_kill=None) -> float:
+    """Start `deploytest run`, SIGKILL it 2 s after `task` started (calling `before_kill()`
+    just before); returns when it died (time.monotonic()). Its output keeps being drained
+    so nothing blocks on the pipe."""
+    import threading
+
+    cmd = [
+        sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
+        "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(cache_dir), *FAST, *args,
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if f"▶ {task}" in line:
+            time.sleep(2)
+            break
+    else:
+        pytest.fail("".join(lines))
+    if before_kill is not None:
+        before_kill()
+    proc.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    proc.wait(10)
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain, never block
+    return killed
+
+
 def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +11,7 @@ import time
 import pytest
 
 from components.vertex_clients import endpoint_client
-from tests.e2e.test_run import FAST, LOCATION, PROJECT, run, serving_processes
+from tests.e2e.test_run import LOCATION, PROJECT, kill_9_during, run, serving_processes
 from tests.processes import processes_mentioning
 
 pytestmark = pytest.mark.slow
@@ -75,28 +73,16 @@ def test_a_run_folder_that_exists_is_refused(tmp_path, cache_dir):
 def test_kill_9_during_the_load_test_leaves_nothing_within_10_s(tmp_path, cache_dir):
     run_id = "kill9"
     run_dir = tmp_path / "runs" / run_id
-    cmd = [
-        sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
-        "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(cache_dir),
-        *FAST, "--duration", "60s",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    seen = []
+
+    def serving():  # checked while the load test runs, just before the kill
+        seen.extend(serving_processes(str(cache_dir)))
+
+    killed = kill_9_during(
+        tmp_path, cache_dir, "locust-load-test", "--duration", "60s", run_id=run_id,
+        before_kill=serving,
     )  # fmt: skip
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if "▶ locust-load-test" in line:
-            time.sleep(2)
-            break
-    else:
-        pytest.fail("".join(lines))
-    assert serving_processes(str(cache_dir)), "the model server should be running"
-    proc.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
-    proc.wait(10)
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain, never block
+    assert seen, "the model server should be running"
     while time.monotonic() - killed < 10:
         left = processes_mentioning(str(run_dir)) + serving_processes(str(cache_dir))
         if not left:

@@ -8,18 +8,13 @@ saying so (CI installs it).
 """
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 
 import psutil
 import pytest
 
 from engines import vllm
-from tests.e2e.test_run import run
+from tests.e2e.test_run import kill_9_during, run
 from tests.processes import gone
 
 pytestmark = pytest.mark.slow
@@ -73,29 +68,12 @@ def test_a_run_served_by_vllm_passes_with_llm_metrics_from_usage(tmp_path, cache
 
 
 def test_kill_9_of_a_vllm_run_leaves_no_vllm_process(tmp_path, cache_dir):
-    run_id = "vllm-kill9"
-    cmd = [
-        sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
-        "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(cache_dir),
-        *VLLM, "--duration", "60s",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    seen = []
+    killed = kill_9_during(
+        tmp_path, cache_dir, "locust-load-test", *VLLM, "--duration", "60s",
+        run_id="vllm-kill9", before_kill=lambda: seen.extend(vllm_processes()),
     )  # fmt: skip
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if "▶ locust-load-test" in line:
-            time.sleep(2)
-            break
-    else:
-        pytest.fail("".join(lines))
-    assert vllm_processes(), "vLLM should be serving the load test"
-    proc.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
-    proc.wait(10)
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain, never block
+    assert seen, "vLLM should be serving the load test"
     # the emulator sees its owner gone, undeploys and stops vLLM's group (SIGTERM, then
     # SIGKILL after the grace period)
     while vllm_processes() and time.monotonic() - killed < 30:
