@@ -116,13 +116,8 @@ class DeploytestApi(Api):
         return body
 
     def answer(self, payload):
-        if not isinstance(payload, dict):
-            raise AnswerError("body is not a JSON object")
-        predictions = payload.get("predictions")
-        if not isinstance(predictions, list) or not predictions:
-            raise AnswerError("no predictions list (or it is empty)")
         tokens, texts = 0, []
-        for item in predictions:
+        for item in _predictions(payload):
             if not isinstance(item, dict):
                 raise AnswerError("a prediction is not an object")
             if not isinstance(item.get("generated_text"), str):
@@ -206,12 +201,18 @@ class OpenAIChatApi(Api):
         return text or None
 
 
-def _string_predictions(payload: Any) -> list[str]:
+def _predictions(payload: Any) -> list:
+    """A Vertex AI `:predict` answer's non-empty `predictions`; AnswerError otherwise."""
     if not isinstance(payload, dict):
         raise AnswerError("body is not a JSON object")
     predictions = payload.get("predictions")
     if not isinstance(predictions, list) or not predictions:
         raise AnswerError("no predictions list (or it is empty)")
+    return predictions
+
+
+def _string_predictions(payload: Any) -> list[str]:
+    predictions = _predictions(payload)
     if not all(isinstance(p, str) for p in predictions):
         raise AnswerError("a prediction is not a string")
     return predictions
@@ -268,13 +269,8 @@ class HfInferenceToolkitApi(Api):
         }
 
     def answer(self, payload):
-        if not isinstance(payload, dict):
-            raise AnswerError("body is not a JSON object")
-        predictions = payload.get("predictions")
-        if not isinstance(predictions, list) or not predictions:
-            raise AnswerError("no predictions list (or it is empty)")
         texts = []
-        for item in predictions:
+        for item in _predictions(payload):
             if not isinstance(item, list) or not item:
                 raise AnswerError("a prediction is not a list of generations")
             for generation in item:

@@ -13,13 +13,17 @@ InfraSettings keys, as before issue 22) is still read: one stack.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from deploytest_infra.settings import ENVIRONMENT_RE, SETTINGS_ENV, InfraSettings, SettingsError
+from deploytest_infra.settings import (
+    ENVIRONMENT_RE,
+    SETTINGS_ENV,
+    InfraSettings,
+    SettingsError,
+    read_settings_file,
+)
 
 TOP_LEVEL_KEYS = {"defaults", "environments"}
 
@@ -33,13 +37,7 @@ def load_environments(path: str | os.PathLike[str] | None = None) -> list[InfraS
     path = path or os.environ.get(SETTINGS_ENV)
     if not path:
         return [InfraSettings()]
-    try:
-        values = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SettingsError(f"cannot read infra settings from {path}: {exc}") from exc
-    if not isinstance(values, dict):
-        raise SettingsError(f"infra settings in {path} must be a JSON object")
-    return environments_from_mapping(values, source=str(path))
+    return environments_from_mapping(read_settings_file(path), source=str(path))
 
 
 def environments_from_mapping(values: Mapping[str, Any], source: str = "") -> list[InfraSettings]:

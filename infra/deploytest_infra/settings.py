@@ -221,13 +221,7 @@ class InfraSettings:
         path = path or os.environ.get(SETTINGS_ENV)
         if not path:
             return cls()
-        try:
-            values = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SettingsError(f"cannot read infra settings from {path}: {exc}") from exc
-        if not isinstance(values, dict):
-            raise SettingsError(f"infra settings in {path} must be a JSON object")
-        return cls.from_mapping(values)
+        return cls.from_mapping(read_settings_file(path))
 
     # ---- validation ----------------------------------------------------------------
 
@@ -622,3 +616,14 @@ def _janitor_problems(s: InfraSettings) -> list[str]:
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             p.append(f"prices[{key!r}] = {value!r} must be a number of USD per hour >= 0")
     return p
+
+
+def read_settings_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON object of an infra settings file; SettingsError if unreadable or not one."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SettingsError(f"cannot read infra settings from {path}: {exc}") from exc
+    if not isinstance(values, dict):
+        raise SettingsError(f"infra settings in {path} must be a JSON object")
+    return values
