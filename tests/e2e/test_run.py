@@ -208,6 +208,28 @@ def test_faults_fail_the_run_and_clean_up(
     assert len(recorded) == (1 if failed_task == "slo-gate" else 0), recorded
 
 
+def test_a_wrong_serving_api_fails_every_request_and_the_exit_handler_cleans_up(
+    tmp_path, cache_dir, emulator
+):
+    # The demo model is our server; --api openai-completions sends it vLLM's body, which it
+    # refuses: every request fails with the server's reason, the gate fails, clean-up runs.
+    run_id = "e2e-wrong-api"
+    code, out, run_dir = run(
+        tmp_path, cache_dir, "--api-endpoint", emulator.url, "--api", "openai-completions",
+        run_id=run_id,
+    )  # fmt: skip
+    assert code == 1, out
+    s = summary(run_dir)
+    assert s["serving_api"] == {"api": "openai-completions", "why": "given"}
+    assert s["outcome"]["reasons"] == ["slo-gate failed"], s["outcome"]
+    m = s["metrics"]
+    assert m["requests"] > 0 and m["failures"] == m["requests"] and m["api"] == "openai-completions"
+    failures = (run_dir / "stats" / "locust_failures.csv").read_text().splitlines()
+    assert len(failures) == 2 and "HTTP 400" in failures[1], failures  # one row, with why
+    assert s["tasks"]["cleanup-endpoints"] == "SUCCESS"
+    assert_nothing_left(run_id, run_dir, out, emulator)
+
+
 @pytest.mark.parametrize(
     "stop_at, signum, code",
     [

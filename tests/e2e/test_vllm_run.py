@@ -45,23 +45,29 @@ def needs_vllm():
     assert vllm_processes() == [], "a vLLM process runs already"
 
 
-def test_a_run_served_by_vllm_passes_with_llm_metrics_from_usage(tmp_path, cache_dir):
-    code, out, run_dir = run(tmp_path, cache_dir, *VLLM, run_id="e2e-vllm")
+@pytest.mark.parametrize(
+    ("args", "api", "why", "method"),
+    [
+        ((), "openai-completions", "auto: predict route /v1/completions", ":streamRawPredict"),
+        (("--api", "openai-chat"), "openai-chat", "given", "/chat/completions"),
+    ],
+)
+def test_a_run_served_by_vllm_passes_with_llm_metrics_from_usage(
+    tmp_path, cache_dir, args, api, why, method
+):
+    code, out, run_dir = run(tmp_path, cache_dir, *VLLM, *args, run_id=f"e2e-vllm-{api}")
     assert code == 0, out
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["outcome"]["verdict"] == "PASS", out
-    assert s["serving_api"] == {
-        "api": "openai-completions",
-        "why": "auto: predict route /v1/completions",
-    }
+    assert s["serving_api"] == {"api": api, "why": why}
     m = s["metrics"]
-    assert m["api"] == "openai-completions" and m["stream"] and m["failures"] == 0
-    assert m["path"].endswith(":streamRawPredict")
+    assert m["api"] == api and m["stream"] and m["failures"] == 0
+    assert m["path"].endswith(method)  # chat: Vertex AI's v1beta1 .../chat/completions
     assert m["output_tokens_source"] == "answer"  # from each stream's usage chunk
     assert m["output_tokens"] > 0 and m["ttft_p50_ms"] > 0
     assert m["itl_p50_ms"] is not None and m["tpot_p50_ms"] > 0
     assert s["left"] == {"endpoints": [], "processes": []}
-    assert "serving API  openai-completions (auto: predict route /v1/completions)" in out
+    assert f"serving API  {api} ({why})" in out
     assert vllm_processes() == []
     # vLLM's caches and temporary files stay in the run folder
     assert (run_dir / "vllm" / "tmp").is_dir()
