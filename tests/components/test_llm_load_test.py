@@ -40,7 +40,7 @@ def _run(server, out_dir, load: LoadOptions, **kwargs) -> dict:
 def test_ttft_and_itl_match_the_scripted_timings(tmp_path):
     """TTFT 150 ms, 20 ms between tokens: p50s within 5 % of the truth."""
     with StreamServer("ok", ttft_s=0.150, itl_s=0.020, tokens=8) as server:
-        m = _run(server, tmp_path, LoadOptions(stream=True, slo_ttft_ms=1000, slo_tpot_ms=5))
+        m = _run(server, tmp_path, LoadOptions(stream=True, slo_ttft_ms=100, slo_tpot_ms=1000))
         assert server.paths == {STREAM_PATH}
     assert m["failures"] == 0 and m["requests"] > 0
     assert m["ttft_p50_ms"] == pytest.approx(150, rel=0.05)
@@ -49,7 +49,9 @@ def test_ttft_and_itl_match_the_scripted_timings(tmp_path):
     assert m["e2e_p50_ms"] == pytest.approx(150 + 7 * 20, rel=0.05)
     assert m["output_tokens"] == 8 * m["requests"] and m["output_tokens_p50"] == 8
     assert m["normalized_p50_ms"] == pytest.approx(m["e2e_p50_ms"] / 8, rel=0.02)
-    # TPOT 20 ms misses the 5 ms target: no request is good.
+    # TTFT 150 ms misses the 100 ms target: no request is good. (A TTFT target, not a TPOT
+    # one: a client starved of CPU reads a stream's chunks late and together, which can only
+    # lengthen its TTFT but can shorten its TPOT; the TPOT target is met, 20 <= 1000.)
     assert m["good_requests"] == 0 and m["goodput_rps"] == 0 and m["goodput_ratio"] == 0
     assert m["llm_unavailable"] == {}
     assert m["client_cpu_ms_per_request"] > 0
