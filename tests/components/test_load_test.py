@@ -231,7 +231,8 @@ def test_broken_locustfile_is_a_clear_error(tmp_path):
 
 _CHILD = textwrap.dedent(
     """
-    import sys
+    import faulthandler, signal, sys
+    faulthandler.register(signal.SIGUSR1)  # the test asks for our stacks if we hang
     from components.runtime.load_test import run_locust
     run_locust(sys.argv[1], sys.argv[2], sys.argv[3], users=2, spawn_rate=2,
                duration="60s", processes=int(sys.argv[4]), out_dir=sys.argv[5])
@@ -267,7 +268,15 @@ def test_interrupt_leaves_no_locust_process(tmp_path, model_server, sig, process
         child.send_signal(sig)
         # Stopping takes at most the 10 s grace, the SIGKILL and a reap (procgroup); the
         # rest is headroom for a 2-core machine under other load.
-        _, stderr = child.communicate(timeout=60)
+        try:
+            _, stderr = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # say where it hangs (seen once under heavy load)
+            child.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            child.kill()
+            _, stderr = child.communicate()
+            status = [(p.pid, p.status()) for p in map(psutil.Process, pids) if not gone(p.pid)]
+            pytest.fail(f"no exit 60 s after {sig!r}; Locust {status}; stacks:\n{stderr}")
     finally:
         if child.poll() is None:
             child.kill()
