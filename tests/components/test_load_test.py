@@ -232,6 +232,9 @@ def test_broken_locustfile_is_a_clear_error(tmp_path):
 _CHILD = textwrap.dedent(
     """
     import faulthandler, signal, sys
+    # As in a terminal: Ctrl-C raises KeyboardInterrupt. (Started from a background job,
+    # this process inherits SIGINT ignored, and Python then keeps ignoring it.)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     faulthandler.register(signal.SIGUSR1)  # the test asks for our stacks if we hang
     from components.runtime.load_test import run_locust
     run_locust(sys.argv[1], sys.argv[2], sys.argv[3], users=2, spawn_rate=2,
