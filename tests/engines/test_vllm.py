@@ -44,6 +44,10 @@ def group_pids(leader_pid: int) -> set[int]:
 
 
 def assert_no_vllm_left(pids: set[int], leader_pid: int, marker: str) -> None:
+    # The group was SIGKILLed; a process of GBs takes the kernel a moment to tear down.
+    deadline = time.monotonic() + 10
+    while any(not gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
     alive = sorted(p for p in pids if not gone(p))
     assert alive == [], f"vLLM processes left: {alive}"
     in_group = []
