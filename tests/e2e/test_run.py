@@ -34,16 +34,21 @@ def serving_processes(marker: str) -> list[psutil.Process]:
     return [p for p in processes_mentioning(marker) if "-m serving" in " ".join(p.cmdline())]
 
 
-def run(tmp_path, cache_dir, *args, run_id, stop_at=None, signum=signal.SIGINT):
-    """Run `deploytest run`; with `stop_at`, send `signum` once that task starts."""
+def start_run(tmp_path, cache_dir, *args, run_id) -> subprocess.Popen:
+    """`deploytest run` with the module's short load, its output on a text pipe."""
     cmd = [
         sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
         "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(cache_dir), *FAST, *args,
     ]  # fmt: skip
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+
+
+def run(tmp_path, cache_dir, *args, run_id, stop_at=None, signum=signal.SIGINT):
+    """Run `deploytest run`; with `stop_at`, send `signum` once that task starts."""
+    proc = start_run(tmp_path, cache_dir, *args, run_id=run_id)
     lines = []
     deadline = time.monotonic() + 240
     for line in proc.stdout:
@@ -63,14 +68,7 @@ def kill_9_during(tmp_path, cache_dir, task: str, *args, run_id: str, before_kil
     so nothing blocks on the pipe."""
     import threading
 
-    cmd = [
-        sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
-        "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(cache_dir), *FAST, *args,
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    proc = start_run(tmp_path, cache_dir, *args, run_id=run_id)
     lines = []
     for line in proc.stdout:
         lines.append(line)
