@@ -451,7 +451,7 @@ class LocalRun:
             self.emulator = None
         elif self.faults_injected:
             self.admin.clear_faults()  # leave a shared emulator as we found it
-        if self.o.serving == "vllm" and self.emulator is None:
+        if self.o.serving == "vllm":
             from engines.vllm import remove_ipc_dir
 
             remove_ipc_dir(self.run_dir / "vllm")  # its sockets, if they lived outside the run
