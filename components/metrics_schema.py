@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-SCHEMA_VERSION = 3
-# Older files still read: version 1 (no LLM fields) and version 2 (no serving API) take the
-# defaults of the fields added after them.
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+# Older files still read: version 1 (no LLM fields), 2 (no serving API) and 3 (no
+# correctness phase) take the defaults of the fields added after them.
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 # LLM serving metrics (version 2, components/llm_metrics.py): percentiles of per-request values.
 LLM_SERIES: dict[str, str] = {
@@ -87,6 +87,12 @@ FIELD_UNITS: dict[str, str] = {
         "model's), chunks (one per streamed chunk: an estimate), estimate (UTF-8 bytes / 4), "
         "or a mix such as 'answer 90%, estimate 10%'; none without successful requests"
     ),
+    "parity_ratio": (
+        "ratio 0..1 (correctness phase: share of prompts whose first K tokens match the "
+        "reference model's greedy answer; null: not measured)"
+    ),
+    "expect_pass_ratio": "ratio 0..1 (share of the team's expectations met; null: none given)",
+    "correctness": "object: the correctness phase's summary (correctness.json has the answers)",
 }
 
 # The numbers a KFP Metrics artifact gets (`metrics.log_metric(name, value)`).
@@ -156,6 +162,10 @@ class LoadTestMetrics:
     # -- version 3: the serving API -------------------------------------------------------
     api: str = "deploytest"
     output_tokens_source: str = "answer"
+    # -- version 4: the correctness phase (correctness/phase.py) --------------------------
+    parity_ratio: float | None = None
+    expect_pass_ratio: float | None = None
+    correctness: dict[str, Any] = dataclasses.field(default_factory=dict)
     # The LLM_SERIES x LLM_STATS numbers (llm_field names); flat at the top level of the JSON.
     llm: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
@@ -184,6 +194,12 @@ class LoadTestMetrics:
             elif field.type == "bool" and not isinstance(value, bool):
                 problems.append(f"{field.name} must be true or false, got {value!r}")
         problems += _llm_problems(self.llm, self.llm_unavailable)
+        for name in ("parity_ratio", "expect_pass_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 1:
+                problems.append(f"{name} must be a ratio in 0..1, got {value!r}")
+        if not isinstance(self.correctness, dict):
+            problems.append("correctness must be an object")
         if problems:
             raise SchemaError("; ".join(problems))
         if self.schema_version not in READABLE_VERSIONS:
@@ -235,7 +251,10 @@ class LoadTestMetrics:
         required = {
             f.name
             for f in fields
-            if f.name in V1_FIELDS or (version >= 2 and f.name not in V3_FIELDS) or version >= 3
+            if f.name in V1_FIELDS
+            or (version >= 2 and f.name not in V3_FIELDS | V4_FIELDS)
+            or (version >= 3 and f.name not in V4_FIELDS)
+            or version >= 4
         } - {"llm"}
         missing = sorted(required - data.keys())
         unknown = sorted(data.keys() - names)
@@ -268,6 +287,8 @@ V1_FIELDS = frozenset(
 
 # The fields added in schema version 3.
 V3_FIELDS = frozenset({"api", "output_tokens_source"})
+# The fields added in schema version 4.
+V4_FIELDS = frozenset({"parity_ratio", "expect_pass_ratio", "correctness"})
 
 
 # Logged into the KFP Metrics artifact when measured (the gate can then check any of them).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from emulator.errors import invalid
 
@@ -77,3 +78,28 @@ def validate(values: dict) -> Faults:
     if latency < 0:
         raise invalid("predict_latency_ms must be >= 0.")
     return Faults(deploy, rate, code, latency)
+
+
+def write_other_weights(model_dir: str | Path, out_dir: str | Path, seed: int = 1) -> Path:
+    """The `wrong-weights` deploy fault: a copy of the model folder whose safetensors
+    weights carry noise as large as each tensor's own spread, so the endpoint serves a model
+    of the same shape and tokenizer that answers differently (what the correctness gate's
+    parity check must catch)."""
+    import shutil
+
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    src, out = Path(model_dir), Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(src, out)
+    rng = np.random.default_rng(seed)
+    for path in sorted(out.rglob("*.safetensors")):
+        tensors = load_file(str(path))
+        for name, value in tensors.items():
+            if value.dtype.kind == "f" and value.size > 1:
+                noise = rng.standard_normal(value.shape).astype(value.dtype)
+                tensors[name] = value + noise * (value.std() or 1.0)
+        save_file(tensors, str(path), metadata={"format": "pt"})
+    return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 # How a request's output-token count was had, best first.
 SOURCE_ANSWER = "answer"  # the server's own count (usage, output_tokens)
@@ -78,6 +78,14 @@ class Api:
     def body(self, prompt: str, max_tokens: int, stream: bool) -> dict:
         raise NotImplementedError
 
+    # The correctness phase (correctness/phase.py) decodes greedily where the API can; where
+    # it cannot, `deterministic` is False and the phase says so instead of judging parity.
+    deterministic: ClassVar[bool] = True
+
+    def greedy_body(self, prompt: str, max_tokens: int) -> dict:
+        """A request for the greedy (temperature 0) continuation, not streamed."""
+        raise NotImplementedError
+
     def answer(self, payload: Any) -> tuple[str, int | None]:
         """(generated text, the answer's own token count or None); AnswerError if wrong."""
         raise NotImplementedError
@@ -113,6 +121,11 @@ class DeploytestApi(Api):
         body: dict = {"instances": [{"text": prompt}], "parameters": {"max_new_tokens": max_tokens}}
         if stream:
             body["stream"] = True
+        return body
+
+    def greedy_body(self, prompt, max_tokens):
+        body = self.body(prompt, max_tokens, False)
+        body["parameters"]["do_sample"] = False  # serving/generation.py: greedy is the default
         return body
 
     def answer(self, payload):
@@ -152,6 +165,10 @@ class OpenAICompletionsApi(Api):
             body["stream_options"] = {"include_usage": True}
         return body
 
+    def greedy_body(self, prompt, max_tokens):
+        # vLLM: temperature 0 is greedy sampling (vllm/sampling_params.py)
+        return {**self.body(prompt, max_tokens, False), "temperature": 0.0, "seed": 0}
+
     def answer(self, payload):
         text = _choice_texts(payload, lambda c: c.get("text"), "a choice lacks text (str)")
         return text, _usage_tokens(payload)
@@ -182,6 +199,9 @@ class OpenAIChatApi(Api):
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         return body
+
+    def greedy_body(self, prompt, max_tokens):
+        return {**self.body(prompt, max_tokens, False), "temperature": 0.0, "seed": 0}
 
     def answer(self, payload):
         def content(choice: dict):
@@ -237,6 +257,11 @@ class VertexVllmApi(Api):
         }
         return {"instances": [instance]}
 
+    def greedy_body(self, prompt, max_tokens):
+        body = self.body(prompt, max_tokens, False)
+        body["instances"][0]["temperature"] = 0.0
+        return body
+
     def answer(self, payload):
         return "".join(_string_predictions(payload)), None
 
@@ -250,6 +275,13 @@ class TgiApi(Api):
 
     def body(self, prompt, max_tokens, stream):
         return {"instances": [{"inputs": prompt, "parameters": {"max_new_tokens": max_tokens}}]}
+
+    deterministic = False  # sampling is forced on: a fixed seed reproduces, it is not greedy
+
+    def greedy_body(self, prompt, max_tokens):
+        body = self.body(prompt, max_tokens, False)
+        body["instances"][0]["parameters"]["seed"] = 0
+        return body
 
     def answer(self, payload):
         return "".join(_string_predictions(payload)), None
@@ -267,6 +299,12 @@ class HfInferenceToolkitApi(Api):
             "instances": [prompt],
             "parameters": {"max_new_tokens": max_tokens, "return_full_text": False},
         }
+
+    def greedy_body(self, prompt, max_tokens):
+        # transformers' text-generation pipeline: do_sample false is greedy search
+        body = self.body(prompt, max_tokens, False)
+        body["parameters"]["do_sample"] = False
+        return body
 
     def answer(self, payload):
         texts = []

@@ -400,6 +400,7 @@ def run_locust(
     progress_interval_s: float = 10.0,
     stop_timeout_s: int = 30,
     load: LoadOptions | None = None,
+    correctness: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Runs Locust headless against `host` + `path` and returns the metrics.json dict.
 
@@ -411,6 +412,8 @@ def run_locust(
     streaming, per-request targets and open-loop shapes; they reach the locustfile as
     DEPLOYTEST_* variables, which a locustfile of the user's own ignores. Such a locustfile
     also gets VERTEX_AI_ENDPOINT_HOST and VERTEX_AI_ENDPOINT_PATH (host and predict path).
+    `correctness`: the correctness phase's metrics.json fields (correctness/phase.py,
+    `summary_fields`), measured before the load.
     """
     load = load or LoadOptions()
     load.validate(processes)
@@ -556,6 +559,7 @@ def run_locust(
         path=path,
         locust_version=_locust_version(),
         started_at=started_at,
+        **(correctness or {}),
     )
     files["metrics"].write_text(metrics.to_json())
     print(

@@ -97,7 +97,95 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="METRIC<=VALUE",
         help="a check on any metrics.json number, e.g. goodput_ratio>=0.9 (repeatable)",
     )
+    add_correctness_options(p)
     p.set_defaults(func=run)
+
+
+def add_correctness_options(p: argparse.ArgumentParser) -> None:
+    """The correctness phase's options (correctness/phase.py)."""
+    from correctness.phase import DEFAULT_REFERENCE_MAX_MB, DEFAULT_TOKENS
+
+    group = p.add_argument_group(
+        "correctness (checked before the load, with greedy decoding; its requests are not "
+        "counted in the load's figures; a missed check exits 1)"
+    )
+    group.add_argument(
+        "--reference-model",
+        default="",
+        metavar="DIR|gs://…",
+        help="the model artifact (a transformers folder) the endpoint should answer as: its "
+        "greedy answers to correctness/prompts.txt, in float32, are compared token by token "
+        "with the endpoint's (default: no parity check)",
+    )
+    group.add_argument(
+        "--expect",
+        default="",
+        metavar="FILE",
+        help="the team's expectations, JSONL: one prompt per line with checks (equals, "
+        "contains, not_contains, regex, json_schema, max_output_tokens, min_output_tokens; "
+        "correctness/expectations.py, examples in correctness/examples/)",
+    )
+    group.add_argument(
+        "--parity-tokens",
+        type=int,
+        default=DEFAULT_TOKENS,
+        metavar="K",
+        help=f"tokens compared per prompt (default: {DEFAULT_TOKENS})",
+    )
+    group.add_argument(
+        "--min-parity",
+        type=float,
+        default=1.0,
+        help="least share of prompts whose first K tokens match the reference (default: 1.0: "
+        "our server on its own artifact matches exactly, see README)",
+    )
+    group.add_argument(
+        "--min-expect-pass",
+        type=float,
+        default=1.0,
+        help="least share of expectations that pass (default: 1.0)",
+    )
+    group.add_argument(
+        "--reference-max-mb",
+        type=float,
+        default=DEFAULT_REFERENCE_MAX_MB,
+        help=f"largest reference model loaded here (default: {DEFAULT_REFERENCE_MAX_MB} MB)",
+    )
+
+
+def correctness_plan(args: argparse.Namespace):
+    """The phase's plan from the options; ValueError (naming the file and line, or the
+    folder) on bad input, before anything is sent."""
+    from correctness.expectations import read_expectations
+    from correctness.phase import NONE, Plan
+
+    if not 1 <= args.parity_tokens <= 1024:
+        raise ValueError(f"--parity-tokens must be in 1..1024, got {args.parity_tokens}")
+    for name in ("min_parity", "min_expect_pass"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise ValueError(f"--{name.replace('_', '-')} must be in 0..1")
+    reference = args.reference_model
+    if reference and reference != NONE and not reference.startswith("gs://"):
+        if not (Path(reference) / "config.json").is_file():
+            raise ValueError(
+                f"--reference-model {reference}: not a transformers model folder (no "
+                "config.json there)"
+            )
+        reference = str(Path(reference).resolve())
+    expectations = tuple(read_expectations(args.expect)) if args.expect else ()
+    return Plan(reference, expectations, args.parity_tokens, args.reference_max_mb)
+
+
+def correctness_checks(plan, api: str, args: argparse.Namespace) -> list[str]:
+    """The gate's checks on the phase's ratios."""
+    from loadtests.apis import get_api
+
+    checks = []
+    if plan.parity and get_api(api).deterministic:
+        checks.append(f"parity_ratio>={args.min_parity}")
+    if plan.expectations:
+        checks.append(f"expect_pass_ratio>={args.min_expect_pass}")
+    return checks
 
 
 def _serving_api(args: argparse.Namespace) -> tuple[str, str]:
@@ -130,13 +218,15 @@ def _deployed_container_spec(args: argparse.Namespace) -> dict:
     return container_spec(main.model, location, args.api_endpoint)
 
 
-def _target(args: argparse.Namespace, api: str) -> tuple[str, str, str]:
-    """(host, path, auth); ValueError on bad input."""
+def _target(args: argparse.Namespace, api: str, stream: bool | None = None) -> tuple[str, str, str]:
+    """(host, path, auth) of the load's requests (`stream`: of streamed or not, default as
+    --stream); ValueError on bad input."""
     from components.runtime.load_test import predict_target
 
+    stream = args.stream if stream is None else stream
     if args.endpoint:
         location = args.endpoint.split("/")[3] if args.endpoint.count("/") >= 5 else ""
-        return predict_target(args.endpoint, args.api_endpoint, location, api, args.stream)
+        return predict_target(args.endpoint, args.api_endpoint, location, api, stream)
     if not args.predict_path:
         raise ValueError("--url needs --predict-path, e.g. /predict")
     if args.api_endpoint:
@@ -193,6 +283,9 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         for spec in checks:
             parse_check(spec)
+        plan = correctness_plan(args)
+        checks += correctness_checks(plan, api, args)
+        phase_url = host + (_target(args, api, stream=False)[1] if args.stream else path)
     except (ValueError, FileNotFoundError) as exc:
         print(f"deploytest loadtest: {exc}", file=sys.stderr)
         return 2
@@ -201,6 +294,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.output_dir)
     print(f"serving API: {api} ({why})", flush=True)
+    correctness: dict = {}
+    if plan.active:
+        from correctness.phase import run_phase
+
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"correctness phase against {phase_url} ...", flush=True)
+        correctness = run_phase(
+            phase_url, api, auth, plan, out, log=lambda line: print(line, flush=True)
+        )
     print(f"load test of {host}{path}: results in {out}", flush=True)
     try:
         metrics = run_locust(
@@ -215,6 +317,7 @@ def run(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             auth=auth,
             load=load,
+            correctness=correctness,
         )
     except LocustRunError as exc:
         print(f"deploytest loadtest: {exc}", file=sys.stderr)
@@ -222,6 +325,8 @@ def run(args: argparse.Namespace) -> int:
     for line in llm_metrics.summary_lines(metrics):
         print(line)
     print(f"  report.html  {out / 'report.html'}\n  metrics.json {out / 'metrics.json'}")
+    if correctness:
+        print(f"  correctness  {out / 'correctness.json'}")
     results = evaluate_checks(metrics, checks)
     print(format_slo_table(results))
     if metrics["requests"] and metrics["failures"] == metrics["requests"]:

@@ -9,6 +9,7 @@ import pytest
 from components.metrics_schema import (
     FIELD_UNITS,
     SCHEMA_VERSION,
+    V4_FIELDS,
     LoadTestMetrics,
     SchemaError,
     evaluate_checks,
@@ -113,7 +114,18 @@ def test_schema_round_trip_and_units():
     metrics = validate_metrics(_metrics())
     assert LoadTestMetrics.from_json(metrics.to_json()) == metrics
     assert set(FIELD_UNITS) == set(metrics.to_dict())
-    assert json.loads(metrics.to_json())["schema_version"] == 3
+    assert json.loads(metrics.to_json())["schema_version"] == 4
+
+
+def test_schema_3_files_read_without_the_correctness_phase_and_4_needs_it():
+    v3 = {k: v for k, v in _metrics().items() if k not in V4_FIELDS}
+    old = validate_metrics({**v3, "schema_version": 3})
+    assert (old.parity_ratio, old.expect_pass_ratio, old.correctness) == (None, None, {})
+    with pytest.raises(SchemaError, match="missing fields .*'parity_ratio'"):
+        validate_metrics({**v3, "schema_version": 4})
+    with pytest.raises(SchemaError, match="parity_ratio must be a ratio"):
+        validate_metrics(_metrics(parity_ratio=1.5))
+    assert validate_metrics(_metrics(parity_ratio=0.5)).parity_ratio == 0.5
 
 
 def test_schema_2_files_read_without_the_serving_api_and_3_needs_it():
@@ -154,7 +166,7 @@ def test_extra_checks_gate_on_any_metric():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"schema_version": 4}, "unsupported schema_version"),
+        ({"schema_version": 5}, "unsupported schema_version"),
         ({"requests": "10"}, "requests must be an int"),
         ({"rps": -1.0}, "rps must be finite"),
         ({"p95_ms": float("inf")}, "p95_ms must be finite"),

@@ -130,7 +130,7 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
     assert (run_dir / "report.html").read_text().lower().count("locust") > 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics == s["metrics"]
-    assert metrics["schema_version"] == 3 and metrics["requests"] > 0
+    assert metrics["schema_version"] == 4 and metrics["requests"] > 0
     # the demo model's container picks our own API, before anything is deployed
     assert s["serving_api"] == {
         "api": "deploytest",

@@ -113,3 +113,17 @@ def test_check_api():
         check_api("hf-inference-toolkit", True)
     with pytest.raises(ValueError, match="one of deploytest, openai-completions"):
         get_api("vllm")
+
+
+def test_greedy_bodies_ask_each_container_for_greedy_decoding():
+    from loadtests.apis import APIS
+
+    bodies = {name: api.greedy_body("p", 5) for name, api in APIS.items()}
+    assert bodies["deploytest"]["parameters"] == {"max_new_tokens": 5, "do_sample": False}
+    assert bodies["openai-completions"]["temperature"] == 0.0
+    assert bodies["openai-chat"]["temperature"] == 0.0 and "stream" not in bodies["openai-chat"]
+    assert bodies["vertex-vllm"]["instances"][0]["temperature"] == 0.0
+    assert bodies["hf-inference-toolkit"]["parameters"]["do_sample"] is False
+    # TGI's Vertex route forces sampling: seeded, and marked as not deterministic
+    assert bodies["tgi"]["instances"][0]["parameters"]["seed"] == 0
+    assert [n for n, a in APIS.items() if not a.deterministic] == ["tgi"]
