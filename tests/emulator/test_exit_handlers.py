@@ -299,6 +299,42 @@ def test_a_cancel_while_the_exit_sub_pipeline_runs_does_not_stop_it(seed_run, em
     assert [tasks[t] for t in CLEAN_UP] == ["SUCCEEDED"] * 3, tasks
 
 
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def exit_step(item: int):
+    print(f"exit step {item} ran")
+
+
+@dsl.pipeline(name="fan-out")
+def fan_out():
+    with dsl.ParallelFor([1, 2]) as item:
+        exit_step(item=item)
+
+
+@dsl.pipeline(name="parallel-clean-up")
+def parallel_clean_up():
+    with dsl.ExitHandler(fan_out()):
+        load(seconds=120.0, fail=False)
+
+
+def test_a_parallel_for_in_the_exit_sub_pipeline_runs_on_cancel(world, emulator, tmp_path):
+    """kfp.local runs ParallelFor iterations in a thread pool: they are still in the exit
+    handler's subtree."""
+    aiplatform, _, _ = world
+    path = tmp_path / "parallel.yaml"
+    compiler.Compiler().compile(parallel_clean_up, str(path))
+    job = aiplatform.PipelineJob(
+        display_name="parallel", template_path=str(path), pipeline_root="gs://bucket/root"
+    )
+    job.submit()
+    wait(aiplatform, job.resource_name, until=lambda s, t: t.get("load") == "RUNNING")
+    cancel(aiplatform, job.resource_name)
+    job_state, tasks = wait(aiplatform, job.resource_name)
+    assert job_state == "PIPELINE_STATE_CANCELLED", tasks
+    assert tasks == {"load": "CANCELLED", "exit-step": "SUCCEEDED"}
+    log = EmulatorAdmin(emulator.url).pipeline_log(job.resource_name.rsplit("/", 1)[1])
+    assert b"exit step 1 ran" in log and b"exit step 2 ran" in log
+
+
 @dsl.pipeline(name="stopped-while-cleaning-up")
 def stopped_while_cleaning_up():
     final = load(seconds=60.0, fail=False)
