@@ -16,6 +16,7 @@ given, and given values have the declared types.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -254,7 +255,8 @@ class PipelineJobs:
         return _page([j for j in jobs if pred(j)], "pipelineJobs", page_size, page_token)
 
     def cancel(self, name: str) -> dict:
-        """CANCELLING now; CANCELLED once the exit handler ran."""
+        """CANCELLING now; CANCELLED once the exit handler ran (an error with code 1,
+        CANCELLED, as the REST reference of `pipelineJobs.cancel` says)."""
         with self.store.lock:
             job = self.get(name)
             if job["state"] in TERMINAL:
@@ -267,8 +269,11 @@ class PipelineJobs:
             self.store.put_resource(KIND, name.split(f"/{KIND}/")[0], stored)
         with self._lock:
             child = self._children.get(name)
+        # The runner stops the body's tasks and runs the exit handler. A cancel of a job that
+        # is CANCELLING already is answered {} and does not stop the exit handler: Vertex AI
+        # documents no answer for it (pipeline_child._on_cancel).
         if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)  # the child stops its tasks, runs the exit task
+            child.send_signal(signal.SIGTERM)
         return {}
 
     def delete(self, name: str) -> dict:
@@ -384,9 +389,9 @@ class PipelineJobs:
             self._publish(job_dir / "job.json")
         except Exception as exc:  # the job's outcome stands; its files stay on disk
             log.warning("pipeline job %s: outputs not published to Cloud Storage: %s", name, exc)
-        # The error codes (1 CANCELLED, 9 FAILED_PRECONDITION; 14 UNAVAILABLE when the
-        # emulator stops) are the emulator's choice: Vertex AI does not document which
-        # google.rpc code a failed or cancelled job's `error` carries (unverified).
+        # A cancelled job's error code 1 (CANCELLED) is documented (pipelineJobs.cancel);
+        # 9 FAILED_PRECONDITION for a failed one and 14 UNAVAILABLE when the emulator stops
+        # are the emulator's choice: Vertex AI does not document those (unverified).
         if job["state"] == "PIPELINE_STATE_CANCELLING" or result.get("cancelled"):
             state, error = "PIPELINE_STATE_CANCELLED", {"code": 1, "message": "Cancelled."}
         elif result.get("ok"):
@@ -423,15 +428,25 @@ class PipelineJobs:
             self.store.put_resource(KIND, name.split(f"/{KIND}/")[0], job)
 
     def stop_all(self, reason: str) -> None:
-        """Stop every running job (the emulator is stopping): FAILED with `reason`."""
+        """Stop every running job (the emulator is stopping): FAILED with `reason`.
+
+        SIGUSR1 first: the runner stops its tasks itself, so it knows which it killed and
+        reports none of them SUCCEEDED (a SIGTERM to the whole group reaches GCPC's
+        launchers, which exit 0 on it). Whatever is left of a group is SIGKILLed after."""
         with self._lock:
             children = dict(self._children)
         for name, child in children.items():
-            stop_group(child, STOP_GRACE_S)
+            # FAILED first, so the runner's end (`_watch`) keeps this reason.
             self._update(
                 name, state="PIPELINE_STATE_FAILED", endTime=res.now(),
                 error={"code": 14, "message": reason},
             )  # fmt: skip
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGUSR1)
+        for child in children.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(STOP_GRACE_S)
+            stop_group(child, 0)
 
     def recover(self) -> None:
         """Jobs that were running when an earlier emulator stopped cannot resume: FAILED."""
