@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engines import vllm  # noqa: E402
+from loadtests.prompts import DEFAULT_FILE, read_prompts  # noqa: E402
 from serving.demo_model import build_demo_model  # noqa: E402
 
 ROUTES = {"openai-completions": "/v1/completions", "openai-chat": "/v1/chat/completions"}
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         # vLLM's benchmark reads ShareGPT's form without pandas (its `custom` JSONL needs it).
         prompts = Path(tmp) / "prompts.json"
         turns = [{"conversations": [{"from": "human", "value": p}, {"from": "gpt", "value": ""}]}
-                 for p in default_prompts()]  # fmt: skip
+                 for p in read_prompts(DEFAULT_FILE)]  # fmt: skip
         prompts.write_text(json.dumps(turns))
         print("starting vLLM (about 40 s) ...", flush=True)
         with vllm.VllmServer(model, Path(tmp) / "vllm") as server:
@@ -97,13 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(results, indent=2))
     exact = all(a["output_tokens"] == a["vllm_generation_tokens"] for a in results.values())
     return 0 if exact else 1
-
-
-def default_prompts() -> list[str]:
-    """The load test's default prompts, read in a child: importing the locustfile here
-    would import Locust, whose gevent patching this process does not want."""
-    code = "import json; from loadtests.locustfile import load_prompts as p; print(json.dumps(p()))"
-    return json.loads(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT))
 
 
 def vllm_bench_serve(server, model, api, prompts, requests, args, tmp) -> dict[str, float]:

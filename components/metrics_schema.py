@@ -249,12 +249,7 @@ class LoadTestMetrics:
         names = {f.name for f in fields} - {"llm"}
         # Each version must have the fields it introduced and those before, none after.
         required = {
-            f.name
-            for f in fields
-            if f.name in V1_FIELDS
-            or (version >= 2 and f.name not in V3_FIELDS | V4_FIELDS)
-            or (version >= 3 and f.name not in V4_FIELDS)
-            or version >= 4
+            f.name for f in fields if f.name in V1_FIELDS or FIELD_VERSION.get(f.name, 2) <= version
         } - {"llm"}
         missing = sorted(required - data.keys())
         unknown = sorted(data.keys() - names)
@@ -289,6 +284,8 @@ V1_FIELDS = frozenset(
 V3_FIELDS = frozenset({"api", "output_tokens_source"})
 # The fields added in schema version 4.
 V4_FIELDS = frozenset({"parity_ratio", "expect_pass_ratio", "correctness"})
+# The version that added each field after 2 (fields past version 1 without an entry: 2).
+FIELD_VERSION = {**dict.fromkeys(V3_FIELDS, 3), **dict.fromkeys(V4_FIELDS, 4)}
 
 
 # Logged into the KFP Metrics artifact when measured (the gate can then check any of them).

@@ -20,6 +20,7 @@ from typing import Any
 from correctness.expectations import Expectation
 from correctness.files import InputError, local_model_dir
 from correctness.reference import Reference, compare
+from loadtests.prompts import read_prompts
 
 RESULT_NAME = "correctness.json"
 PROMPTS_FILE = Path(__file__).with_name("prompts.txt")
@@ -31,8 +32,7 @@ NONE = "none"  # --reference-model none: no parity check
 
 def fixed_prompts() -> list[str]:
     """The phase's own prompts (prompts.txt beside this module)."""
-    lines = PROMPTS_FILE.read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return read_prompts(PROMPTS_FILE)
 
 
 @dataclass(frozen=True)

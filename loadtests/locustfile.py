@@ -78,6 +78,7 @@ from loadtests.apis import (
 )
 from loadtests.llm_stats import DEFAULT_API, LlmStats, Sample, StreamError, read_sse_stream
 from loadtests.plan import SHAPES, check_plan
+from loadtests.prompts import parse_prompts, read_prompts
 from loadtests.shapes import (
     RUN,
     Arrivals,
@@ -100,19 +101,6 @@ _BUILTIN_PROMPTS = (
     "Why is the sky blue?",
     "Tell me a joke about programmers.",
 )
-
-
-def parse_prompts(text: str, source: str) -> list[str]:
-    """One prompt per line; blank lines and lines starting with '#' are skipped."""
-    prompts = [line.strip() for line in text.splitlines()]
-    prompts = [p for p in prompts if p and not p.startswith("#")]
-    if not prompts:
-        raise ValueError(f"prompts file {source} holds no prompts")
-    return prompts
-
-
-def read_prompts(path: str | os.PathLike) -> list[str]:
-    return parse_prompts(Path(path).read_text(encoding="utf-8"), str(path))
 
 
 def load_prompts(explicit: str = "") -> list[str]:

@@ -298,7 +298,6 @@ def run(args: argparse.Namespace) -> int:
     if plan.active:
         from correctness.phase import run_phase
 
-        out.mkdir(parents=True, exist_ok=True)
         print(f"correctness phase against {phase_url} ...", flush=True)
         correctness = run_phase(
             phase_url, api, auth, plan, out, log=lambda line: print(line, flush=True)
