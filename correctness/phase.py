@@ -79,10 +79,12 @@ class Sender:
             )
             creds.refresh(google.auth.transport.requests.Request())
             headers["Authorization"] = f"Bearer {creds.token}"
-        # the emulator's HTTPS front has its own CA, named to clients by these variables
+        # As the load's requests (loadtests/locustfile.py): the emulator's CA from these
+        # variables, and HTTPS_PROXY / NO_PROXY honoured (trust_env), so that with the
+        # emulator's env file an --endpoint on *.googleapis.com reaches the emulator.
         verify: Any = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
         self.client = httpx.Client(
-            headers=headers, timeout=REQUEST_TIMEOUT_S, verify=verify or True, trust_env=False
+            headers=headers, timeout=REQUEST_TIMEOUT_S, verify=verify or True, trust_env=True
         )
 
     def send(self, prompt: str, max_tokens: int) -> tuple[str, int | None]:
