@@ -5,6 +5,7 @@ deploying, Locust through the proxy, and the exit handler cleaning up."""
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from pathlib import Path
@@ -14,12 +15,12 @@ import pytest
 from deploytest.run.demo_model import ensure_demo_model, register_model
 from emulator.launcher import EmulatorProcess
 from pipelines.compile import compile_pipeline
+from tests.pipeline_job_states import wait_for_job
 
 pytestmark = pytest.mark.slow
 
 PROJECT, LOCATION = "p", "us-central1"
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
-TERMINAL = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 
 
 @pytest.fixture(scope="module")
@@ -85,20 +86,7 @@ def submit(aiplatform, template, model, duration="3s", display_name="deploytest-
     return job
 
 
-def tasks(aiplatform, name) -> tuple[str, dict]:
-    job = aiplatform.PipelineJob.get(name)
-    details = job.gca_resource.job_detail.task_details
-    return job.state.name, {t.task_name: t.state.name for t in details}
-
-
-def wait(aiplatform, name, until=lambda state, tasks: state in TERMINAL, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state, by_task = tasks(aiplatform, name)
-        if until(state, by_task):
-            return state, by_task
-        time.sleep(0.5)
-    raise AssertionError(f"{name}: still {state} {by_task}")
+wait = functools.partial(wait_for_job, timeout=240, poll_s=0.5)
 
 
 def test_two_jobs_with_one_display_name_succeed_and_clean_up_only_their_own(sdk):

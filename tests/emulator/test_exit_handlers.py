@@ -6,6 +6,7 @@ during the clean-up: each leaves no endpoint and no model-server process. A task
 runner kills is never SUCCEEDED, though it exits 0 on SIGTERM as GCPC's launchers do."""
 
 # No `from __future__ import annotations`: kfp reads the components' annotations.
+import functools
 import time
 import uuid
 from typing import NamedTuple
@@ -24,10 +25,10 @@ from kfp import compiler, dsl
 
 from emulator.client import EmulatorAdmin
 from tests.emulator.conftest import FAKE_SERVER, upload_fake
+from tests.pipeline_job_states import TERMINAL, job_states, wait_for_job
 from tests.processes import gone, processes_mentioning
 
 PROJECT, LOCATION = "p", "us-central1"
-TERMINAL = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 CLEAN_UP = ("find-endpoint", "model-undeploy", "endpoint-delete")
 
 
@@ -202,21 +203,8 @@ def seed_run(world, emulator, tmp_path):
     assert processes_mentioning(FAKE_SERVER) == []
 
 
-def state(aiplatform, name) -> tuple[str, dict]:
-    job = aiplatform.PipelineJob.get(name)
-    details = job.gca_resource.job_detail.task_details
-    return job.state.name, {t.task_name: t.state.name for t in details}
-
-
-def wait(aiplatform, name, until=lambda s, t: s in TERMINAL, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job_state, tasks = state(aiplatform, name)
-        if until(job_state, tasks):
-            return job_state, tasks
-        assert job_state not in TERMINAL, f"{name}: ended {job_state} {tasks}"
-        time.sleep(0.2)
-    raise AssertionError(f"{name}: still {job_state} {tasks}")
+# The whole module waits briefly and fails as soon as a job ends otherwise than awaited.
+wait = functools.partial(wait_for_job, timeout=120, poll_s=0.2, fail_if_ended=True)
 
 
 def wait_log(emulator, job_id, text, timeout=30) -> None:
@@ -270,7 +258,7 @@ def test_cancel_during_the_load_runs_the_exit_sub_pipeline_and_a_second_cancel_s
     assert len(servers()) == 1
     cancel(aiplatform, name)
     wait(aiplatform, name, until=lambda s, t: t.get("find-endpoint") == "RUNNING")
-    assert state(aiplatform, name)[0] == "PIPELINE_STATE_CANCELLING"
+    assert job_states(aiplatform, name)[0] == "PIPELINE_STATE_CANCELLING"
     cancel(aiplatform, name)
     wait_log(emulator, job_id, "cancel again: ignored")
     hold.touch()
