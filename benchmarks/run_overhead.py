@@ -11,6 +11,12 @@ to the load test's start (GCPC's create and deploy), and from the load test's en
 (gate, clean-up, summary), read from the run's own progress stamps. Exit 1 if the overhead
 is over 20 s or the cancel takes 15 s or more (the issue's bounds on 2 cores).
 
+The correctness phase: each repeat also runs once with `--reference-model none` (no
+phase), alternating with the default runs; its cost is the difference of the medians,
+beside the phase's own seconds in the load-test task and the `reference answers` task's
+(its answers cached by the warm-up run, as on a second run of a model). Exit 1 if it
+adds more than 5 s (issue 19).
+
     .venv/bin/python benchmarks/run_overhead.py [--duration 5] [--repeat 3] [--json FILE]
 """
 
@@ -40,12 +46,12 @@ PHASES = {  # phase: (the progress line that starts it, the one that ends it)
 }
 
 
-def run(out: Path, cache: Path, duration: int, run_id: str, stop=False):
+def run(out: Path, cache: Path, duration: int, run_id: str, stop=False, extra=()):
     """(wall seconds, exit code, seconds from SIGINT to exit or None, {line: stamp})."""
     cmd = [
         sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
         "--output-dir", str(out), "--cache-dir", str(cache), "--duration", f"{duration}s",
-        "--users", "2", "--spawn-rate", "2",
+        "--users", "2", "--spawn-rate", "2", *extra,
     ]  # fmt: skip
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -64,6 +70,13 @@ def run(out: Path, cache: Path, duration: int, run_id: str, stop=False):
     code = proc.wait()
     ended = time.monotonic()
     return ended - started, code, (ended - signalled if signalled else None), stamps
+
+
+def task_seconds(stamps: dict[str, float], task: str) -> float:
+    """From `▶ task` to `✔ task` in the run's progress stamps (nan if absent)."""
+    start = stamps.get(f"▶ {task}", float("nan"))
+    end = next((t for line, t in stamps.items() if line.startswith(f"✔ {task}")), float("nan"))
+    return end - start
 
 
 def phases(wall: float, stamps: dict[str, float]) -> dict[str, float]:
@@ -86,7 +99,7 @@ def main() -> int:
         cache = tmp / "cache"
         # Build the demo model once, outside the measurement.
         run(tmp / "warm", cache, 1, "warm-up")
-        walls, parts = [], []
+        walls, parts, plain, phase_s, reference_s = [], [], [], [], []
         for i in range(args.repeat):
             wall, code, _, stamps = run(tmp / "runs", cache, args.duration, f"b-run-{i}")
             if code != 0:
@@ -94,7 +107,19 @@ def main() -> int:
                 return 2
             walls.append(wall)
             parts.append(phases(wall, stamps))
+            metrics = json.loads((tmp / "runs" / f"b-run-{i}" / "metrics.json").read_text())
+            phase_s.append(metrics["correctness"]["seconds"])
+            reference_s.append(task_seconds(stamps, "reference-answers"))
             print(f"run {i}: {wall:5.1f} s {parts[-1]}", flush=True)
+            wall, code, _, _ = run(
+                tmp / "runs", cache, args.duration, f"b-plain-{i}",
+                extra=("--reference-model", "none"),
+            )  # fmt: skip
+            if code != 0:
+                print(f"run {i} without the phase exited {code}", file=sys.stderr)
+                return 2
+            plain.append(wall)
+            print(f"run {i} without the correctness phase: {wall:5.1f} s", flush=True)
         _, code, cancel_s, _ = run(tmp / "runs", cache, 120, "b-cancel", stop=True)
     median = statistics.median(walls)
     figures = {
@@ -105,6 +130,10 @@ def main() -> int:
             name: round(statistics.median(p[name] for p in parts), 2) for name in PHASES
         },
         "walls_s": [round(x, 2) for x in walls],
+        "correctness_added_s": round(median - statistics.median(plain), 2),
+        "correctness_phase_in_load_test_s": round(statistics.median(phase_s), 2),
+        "reference_task_s": round(statistics.median(reference_s), 2),
+        "walls_without_correctness_s": [round(x, 2) for x in plain],
         "cancel_to_exit_s": round(cancel_s or -1, 2),
         "cancel_exit_code": code,
     }
@@ -112,6 +141,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     ok = figures["overhead_s"] <= 20 and code == 130 and cancel_s and 0 < cancel_s < 15
+    ok = ok and figures["correctness_added_s"] <= 5
     return 0 if ok else 1
 
 

@@ -21,6 +21,8 @@ Note for pipeline authors: a load test must never come from the cache; on Vertex
 """
 
 # No `from __future__ import annotations` here: KFP reads the real annotation objects.
+from typing import Optional
+
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Input, Metrics, Output
 
@@ -57,6 +59,10 @@ def locust_load_test(
     max_failure_ratio: float = 0.01,
     api: str = "deploytest",
     tokenizer_uri: str = "",
+    model: str = "",
+    reference: Optional[Input[Artifact]] = None,  # noqa: UP045 (KFP reads Optional)
+    expectations: str = "",
+    parity_tokens: int = 16,
 ):
     """Runs Locust headless against the endpoint's predict URL and records report and metrics.
 
@@ -83,17 +89,31 @@ def locust_load_test(
         slo_p95_ms: the sweep's E2E p95 target (0: none).
         max_failure_ratio: the sweep's failure-ratio target.
         api: the serving API to speak (loadtests/apis.py; resolved upstream, never auto).
-        tokenizer_uri: the model artifact's folder (local or gs://); its tokenizer.json counts
-            the output tokens of answers that carry no count (empty: estimated).
+        tokenizer_uri: the model artifact's folder (local or gs://), or the imported
+            VertexModel's URI (then the model's artifactUri); its tokenizer.json counts the
+            output tokens of answers that carry no count (empty: estimated).
+        model: the Model Registry model deployed (`projects/P/locations/L/models/M`), whose
+            artifactUri holds the tokenizer when `tokenizer_uri` is the model's VertexModel URI.
+        reference: the `reference answers` task's folder (components/reference_answers.py):
+            the reference model's greedy answers and tokenizer; none: no parity check.
+        expectations: the team's expectations (JSONL, a path or gs://; empty: none).
+        parity_tokens: K, the tokens asked for per prompt.
         report: Locust's HTML report.
         metrics: latency percentiles, requests/s, failure ratio, output tokens/s.
-        stats: folder with Locust's CSV/JSON stats, its log and `metrics.json`.
+        stats: folder with Locust's CSV/JSON stats, its log, `metrics.json` and
+            `correctness.json`.
     """
     import os
     import shutil
 
     from components.load_options import LoadOptions
-    from components.metrics_schema import LLM_LOGGED_METRICS, LOGGED_METRICS, SCHEMA_VERSION
+    from components.metrics_schema import (
+        CORRECTNESS_LOGGED_METRICS,
+        LLM_LOGGED_METRICS,
+        LOGGED_METRICS,
+        SCHEMA_VERSION,
+    )
+    from components.runtime.correctness import model_artifact_uri, run_correctness
     from components.runtime.load_test import (
         fetch_tokenizer,
         output_files,
@@ -101,10 +121,21 @@ def locust_load_test(
         run_locust,
     )
 
-    host, path, auth = predict_target(
-        endpoint.metadata.get("resourceName", ""), api_endpoint, location, api, stream
-    )
+    resource = endpoint.metadata.get("resourceName", "")
+    host, path, auth = predict_target(resource, api_endpoint, location, api, stream)
     os.makedirs(stats.path, exist_ok=True)
+    if tokenizer_uri.startswith(("http://", "https://")) and model:  # a VertexModel's URI
+        tokenizer_uri = model_artifact_uri(model, location, api_endpoint)
+    # Before the load, through the non-streaming route: a wrong model fails cheaply.
+    correctness = run_correctness(
+        url=host + predict_target(resource, api_endpoint, location, api, False)[1],
+        api=api,
+        auth=auth,
+        reference_dir=reference.path if reference is not None else "",
+        expectations=expectations,
+        tokens=parity_tokens,
+        out_dir=stats.path,
+    )
     load = LoadOptions(
         api=api,
         tokenizer=fetch_tokenizer(api, tokenizer_uri, stats.path),
@@ -134,13 +165,14 @@ def locust_load_test(
         max_new_tokens=max_new_tokens,
         auth=auth,
         load=load,
+        correctness=correctness,
     )
     os.makedirs(os.path.dirname(report.path) or ".", exist_ok=True)
     shutil.copyfile(output_files(stats.path)["report"], report.path)
     for name in LOGGED_METRICS:
         metrics.log_metric(name, result[name])
-    for name in LLM_LOGGED_METRICS:  # only those measured: a Metrics value must be a number
-        if result.get(name) is not None:
+    for name in LLM_LOGGED_METRICS + CORRECTNESS_LOGGED_METRICS:
+        if result.get(name) is not None:  # only those measured: a Metrics value is a number
             metrics.log_metric(name, result[name])
     stats.metadata["schema_version"] = SCHEMA_VERSION
     stats.metadata["files"] = sorted(os.listdir(stats.path))

@@ -301,6 +301,10 @@ LLM_LOGGED_METRICS: tuple[str, ...] = LLM_FIELDS + (
 )
 
 
+# The correctness phase's ratios, logged when measured (the gate checks them).
+CORRECTNESS_LOGGED_METRICS: tuple[str, ...] = ("parity_ratio", "expect_pass_ratio")
+
+
 def _llm_problems(llm: Mapping[str, Any], unavailable: Mapping[str, Any]) -> list[str]:
     problems = []
     unknown = sorted(set(llm) - set(LLM_FIELDS))

@@ -39,6 +39,8 @@ def record_run(
     min_rps: float,
     record: Output[Artifact],
     report: Output[HTML],
+    min_parity: float = 1.0,
+    min_expect_pass: float = 1.0,
 ) -> str:
     """Writes run.json (+ verdict.json) to `record`, appends the run to `history`, renders `report`.
 
@@ -65,6 +67,8 @@ def record_run(
         slo_p95_ms: the SLO, for the report's SLO table.
         max_failure_ratio: the SLO, for the report's SLO table.
         min_rps: the SLO, for the report's SLO table.
+        min_parity: the gate's least parity ratio, for the report's table.
+        min_expect_pass: the gate's least share of expectations met, for the report's table.
         record: folder with run.json, metrics.json and verdict.json.
         report: the run report (self-contained HTML).
 
@@ -99,6 +103,7 @@ def record_run(
             "max_new_tokens": max_new_tokens,
         },
         slo=(slo_p95_ms, max_failure_ratio, min_rps),
+        correctness_thresholds=(min_parity, min_expect_pass),
     )
     record.metadata.update(verdict.pop("metadata"))
     return verdict["text"]

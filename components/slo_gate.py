@@ -22,6 +22,10 @@ def slo_gate(
     regression: str = "",
     trigger: str = "manual",
     extra_checks: list = [],  # noqa: B006  (KFP reads the default; it is never mutated)
+    min_parity: float = 1.0,
+    min_expect_pass: float = 1.0,
+    correctness_drift: str = "warn",
+    history: str = "",
 ) -> str:
     """PASS when p95 <= max_p95_ms, failure ratio <= max_failure_ratio and rps >= min_rps, and no
     gated metric regressed against history while `regression` is fail.
@@ -39,6 +43,14 @@ def slo_gate(
         trigger: what started the run (manual, merge, model-upload, schedule).
         extra_checks: more checks on any logged metric, e.g. "ttft_p95_ms<=500",
             "goodput_ratio>=0.9" (components.metrics_schema.evaluate_checks).
+        min_parity: the least share of prompts matching the reference model over their first
+            K tokens; checked when the correctness phase measured parity.
+        min_expect_pass: the least share of the team's expectations met; checked when some
+            were given.
+        correctness_drift: answers that differ from the series' last PASS run: fail, warn or
+            off (drift is measured by the record task).
+        history: the run history; the gate writes this run's outcome into its entry there
+            (the next run's drift compares with the last PASS).
 
     Returns:
         "PASS"; raises RuntimeError naming every missed threshold otherwise.
@@ -54,4 +66,8 @@ def slo_gate(
         regression,
         trigger,
         list(extra_checks),
+        min_parity=min_parity,
+        min_expect_pass=min_expect_pass,
+        correctness_drift=correctness_drift,
+        history=history,
     )

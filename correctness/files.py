@@ -10,6 +10,10 @@ class InputError(ValueError):
     """An input that cannot be read; the message says which and why."""
 
 
+class TooBig(InputError):
+    """A reference model over the size limit: not measured, rather than loaded."""
+
+
 def read_text(uri: str, limit: int) -> str:
     """A UTF-8 file at a path or gs:// URI, at most `limit` bytes."""
     try:
@@ -42,7 +46,7 @@ def local_model_dir(uri: str, work_dir: str | os.PathLike, limit_bytes: int) -> 
             raise InputError(f"reference model {uri}: no such folder")
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         if size > limit_bytes:
-            raise InputError(_too_big(uri, size, limit_bytes))
+            raise TooBig(_too_big(uri, size, limit_bytes))
         return folder
     from google.cloud import storage
 
@@ -54,7 +58,7 @@ def local_model_dir(uri: str, work_dir: str | os.PathLike, limit_bytes: int) -> 
     if not blobs:
         raise InputError(f"reference model {uri}: no files there")
     if size > limit_bytes:
-        raise InputError(_too_big(uri, size, limit_bytes))
+        raise TooBig(_too_big(uri, size, limit_bytes))
     target = Path(work_dir) / "reference-model"
     for blob in blobs:
         path = target / blob.name[len(prefix) :]

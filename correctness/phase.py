@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from correctness.expectations import Expectation
-from correctness.files import InputError, local_model_dir
-from correctness.reference import Reference, compare
+from correctness.files import InputError, TooBig, local_model_dir
+from correctness.reference import ReferenceAnswers, compare
 from loadtests.prompts import read_prompts
 
 RESULT_NAME = "correctness.json"
@@ -46,12 +47,17 @@ class Plan:
     tokens: K, the tokens compared per prompt and asked for per request.
     reference_max_mb: the largest reference model loaded on this machine; a bigger one is
         reported as not measured rather than loaded.
+    answers: the reference's answers computed ahead (`prepare_reference`, the pipeline's
+        reference task); None: computed here from `reference_model`.
+    skipped: why parity is not measured, when that was found ahead ("": it is).
     """
 
     reference_model: str = ""
     expectations: tuple[Expectation, ...] = ()
     tokens: int = DEFAULT_TOKENS
     reference_max_mb: float = DEFAULT_REFERENCE_MAX_MB
+    answers: ReferenceAnswers | None = None
+    skipped: str = ""
 
     @property
     def parity(self) -> bool:
@@ -82,9 +88,10 @@ class Sender:
         # As the load's requests (loadtests/locustfile.py): the emulator's CA from these
         # variables, and HTTPS_PROXY / NO_PROXY honoured (trust_env), so that with the
         # emulator's env file an --endpoint on *.googleapis.com reaches the emulator.
-        verify: Any = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+        verify: Any = ssl.create_default_context(cafile=bundle) if bundle else True
         self.client = httpx.Client(
-            headers=headers, timeout=REQUEST_TIMEOUT_S, verify=verify or True, trust_env=True
+            headers=headers, timeout=REQUEST_TIMEOUT_S, verify=verify, trust_env=True
         )
 
     def send(self, prompt: str, max_tokens: int) -> tuple[str, int | None]:
@@ -141,35 +148,59 @@ def run_phase(
     return summary_fields(result)
 
 
-def _parity(sender: Sender, api, plan: Plan, out_dir: Path, log) -> dict[str, Any]:
-    if not api.deterministic:
-        return {"reference": plan.reference_model, "skipped": "the API cannot decode greedily"}
+def prepare_reference(
+    plan: Plan, api_name: str, work_dir: str | os.PathLike
+) -> ReferenceAnswers | str:
+    """The reference's greedy answers to the fixed prompts (float32, through the chat
+    template for openai-chat), or why parity is not measured (an API that cannot decode
+    greedily, a model over the size limit). InputError when the model is not there or
+    cannot be loaded. Loads the model: slow (torch), so the pipeline runs it beside the
+    deploy."""
+    from loadtests.apis import get_api
+
+    if not get_api(api_name).deterministic:
+        return "the API cannot decode greedily"
     try:
         model_dir = local_model_dir(
-            plan.reference_model, out_dir / ".correctness", int(plan.reference_max_mb * 1e6)
+            plan.reference_model, Path(work_dir) / ".correctness", int(plan.reference_max_mb * 1e6)
         )
-        reference = Reference(model_dir)
+    except TooBig as exc:
+        return str(exc)
+    try:
+        return ReferenceAnswers.compute(
+            model_dir, plan.reference_model, fixed_prompts(), plan.tokens,
+            api_name == "openai-chat",
+        )  # fmt: skip
+    except (OSError, ValueError) as exc:  # transformers' errors for a folder it cannot load
+        raise InputError(
+            f"reference model {plan.reference_model}: cannot be loaded ({exc})"
+        ) from None
+
+
+def _parity(sender: Sender, api, plan: Plan, out_dir: Path, log) -> dict[str, Any]:
+    try:
+        ref = plan.answers or plan.skipped or prepare_reference(plan, api.name, out_dir)
     except InputError as exc:
-        log(f"[correctness] parity not measured: {exc}")
-        return {"reference": plan.reference_model, "skipped": str(exc)}
-    chat = api.name == "openai-chat"
+        ref = str(exc)
+    if isinstance(ref, str):
+        log(f"[correctness] parity not measured: {ref}")
+        return {"reference": plan.reference_model, "skipped": ref}
     rows = []
-    for prompt in fixed_prompts():
-        expected = reference.greedy(prompt, plan.tokens, chat=chat)
+    for prompt, expected in ref.answers.items():
         try:
-            text, _ = sender.send(prompt, plan.tokens)
+            text, _ = sender.send(prompt, ref.tokens)
             error = ""
         except Exception as exc:  # a failed request is a prompt that did not match
             text, error = "", str(exc)
-        parity = compare(reference.tokens(expected), reference.tokens(text), plan.tokens)
+        parity = compare(ref.tokenize(expected), ref.tokenize(text), ref.tokens)
         rows.append({"prompt": prompt, "answer": text, "reference": expected, "error": error,
                      **parity.to_json()})  # fmt: skip
     matched = sum(r["matched"] for r in rows)
     log(
-        f"[correctness] parity with {plan.reference_model}: {matched}/{len(rows)} prompts "
-        f"match over their first {plan.tokens} tokens"
+        f"[correctness] parity with {ref.reference}: {matched}/{len(rows)} prompts "
+        f"match over their first {ref.tokens} tokens"
     )
-    return {"reference": plan.reference_model, "ratio": matched / len(rows),
+    return {"reference": ref.reference, "ratio": matched / len(rows),
             "matched": matched, "prompts": rows}  # fmt: skip
 
 
@@ -182,12 +213,18 @@ def _expectations(sender: Sender, plan: Plan, log) -> dict[str, Any]:
         except Exception as exc:
             text, tokens, failed = "", None, [f"request failed: {exc}"]
         rows.append({"line": exp.line, "name": exp.name, "prompt": exp.prompt, "answer": text,
-                     "output_tokens": tokens, "failed": failed})  # fmt: skip
+                     "max_tokens": exp.max_tokens or plan.tokens, "output_tokens": tokens,
+                     "failed": failed})  # fmt: skip
         if failed:
             log(f"[correctness] expectation line {exp.line} failed: {'; '.join(failed)}")
     passed = sum(not r["failed"] for r in rows)
     log(f"[correctness] expectations: {passed}/{len(rows)} pass")
     return {"ratio": passed / len(rows), "passed": passed, "results": rows}
+
+
+def answer_key(prompt: str, max_tokens: int | None) -> str:
+    """The key of one answer in metrics.json's `correctness.answers`: `[N] prompt`."""
+    return f"[{max_tokens}] {prompt}"
 
 
 def summary_fields(result: dict[str, Any]) -> dict[str, Any]:
@@ -205,5 +242,17 @@ def summary_fields(result: dict[str, Any]) -> dict[str, Any]:
             "expectations": len(expect.get("results", [])),
             "note": result.get("note", ""),
             "seconds": result.get("seconds"),
+            # Kept for the drift check against the series' last PASS run (history/drift.py),
+            # by token budget and prompt: the same prompt under another budget answers longer.
+            "answers": {
+                **{
+                    answer_key(r["prompt"], result["tokens_compared"]): r["answer"]
+                    for r in parity.get("prompts", [])
+                },
+                **{
+                    answer_key(r["prompt"], r["max_tokens"]): r["answer"]
+                    for r in expect.get("results", [])
+                },
+            },  # fmt: skip
         },
     }

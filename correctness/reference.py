@@ -77,3 +77,69 @@ class Reference:
             )
         new = out[0, enc["input_ids"].shape[1] :].tolist()
         return self.tokenizer.decode(new, skip_special_tokens=True)
+
+
+REFERENCE_JSON = "reference.json"
+
+
+@dataclass
+class ReferenceAnswers:
+    """The reference model's greedy answers to the phase's prompts, and a tokenizer for the
+    endpoint's answers: computed once where the model can be loaded (the pipeline's
+    `reference answers` task, beside the deploy), saved to a folder, loaded by the load
+    test with the `tokenizers` library only (no torch, no model)."""
+
+    reference: str  # the model's folder or gs:// URI, as given
+    tokens: int  # K
+    chat: bool  # the prompts went through the chat template
+    answers: dict[str, str]  # prompt -> the reference's greedy answer
+    tokenize: object = None  # text -> token ids (no special tokens)
+
+    @classmethod
+    def compute(cls, model_dir, reference: str, prompts, tokens: int, chat: bool):
+        model = Reference(model_dir)
+        out = cls(reference, tokens, chat, {p: model.greedy(p, tokens, chat=chat) for p in prompts})
+        out.tokenize = model.tokens
+        out._tokenizer = model.tokenizer
+        return out
+
+    def save(self, folder: str | Path) -> Path:
+        """reference.json and the tokenizer's files (tokenizer.json for a fast one)."""
+        import json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._tokenizer.save_pretrained(str(folder))
+        data = {"reference": self.reference, "tokens": self.tokens, "chat": self.chat,
+                "answers": self.answers}  # fmt: skip
+        (folder / REFERENCE_JSON).write_text(json.dumps(data, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path):
+        """From a saved folder; ValueError when it holds no reference."""
+        import json
+
+        folder = Path(folder)
+        try:
+            data = json.loads((folder / REFERENCE_JSON).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"no reference answers in {folder}: {exc}") from None
+        out = cls(data["reference"], int(data["tokens"]), bool(data["chat"]),
+                  dict(data["answers"]))  # fmt: skip
+        out.tokenize = _tokenizer_of(folder)
+        return out
+
+
+def _tokenizer_of(folder: Path):
+    """text -> ids from tokenizer.json (the `tokenizers` library: no torch import), else
+    the saved tokenizer through transformers (a slow tokenizer has no tokenizer.json)."""
+    if (folder / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        encode = Tokenizer.from_file(str(folder / "tokenizer.json")).encode
+        return lambda text: list(encode(text, add_special_tokens=False).ids)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    return lambda text: list(tok(text, add_special_tokens=False)["input_ids"])

@@ -155,7 +155,9 @@ class Deployments:
         )
         live.thread.start()
 
-    def _command_env(self, row: DeployedRow, port: int) -> tuple[list[str], dict, str]:
+    def _command_env(
+        self, row: DeployedRow, port: int, fault: str | None = None
+    ) -> tuple[list[str], dict, str]:
         model = self.store.get_resource(row.data["model"])
         if model is None:
             raise DeployError("NOT_FOUND", f"Model {row.data['model']} not found.")
@@ -183,9 +185,24 @@ class Deployments:
                 "AIP_MODEL_DIR": self._storage_uri(model),
             }
         )
+        if fault == "wrong-weights":
+            other = self._other_weights(container_env["AIP_STORAGE_URI"], row.id)
+            container_env["AIP_STORAGE_URI"] = container_env["AIP_MODEL_DIR"] = other
         # only what Vertex AI documents as referable: the spec's env and its AIP_* variables
         command = [expand_references(part, container_env) for part in command]
         return command, {**self.client_env, **container_env}, health
+
+    def _other_weights(self, storage: str, dm_id: str) -> str:
+        """The `wrong-weights` fault: a noisy copy of the artifact's weights, handed to the
+        container as its AIP_STORAGE_URI (the endpoint then answers as another model)."""
+        from emulator.faults import write_other_weights
+
+        if not Path(storage).is_dir():
+            raise DeployError(
+                "FAILED_PRECONDITION",
+                f"fault wrong-weights: the model's artifact {storage} is not a local folder",
+            )
+        return str(write_other_weights(storage, self.logs_dir.parent / "wrong-weights" / dm_id))
 
     def _storage_uri(self, model: dict) -> str:
         """`gs://` as is when Cloud Storage is served (Vertex AI hands the container a gs://
@@ -196,9 +213,11 @@ class Deployments:
             return uri
         return processes.local_storage_path(uri, self.gcs_dir)
 
-    def _start(self, live: Live, row: DeployedRow) -> processes.ModelProcess:
+    def _start(
+        self, live: Live, row: DeployedRow, fault: str | None = None
+    ) -> processes.ModelProcess:
         port = processes.free_port()
-        command, env, health = self._command_env(row, port)
+        command, env, health = self._command_env(row, port, fault)
         log_path = self.logs_dir / f"{row.endpoint.rsplit('/', 1)[-1]}-{row.id}.log"
         proc = processes.start(command, env, port, log_path, health)
         live.process = proc
@@ -239,7 +258,7 @@ class Deployments:
             row = self.store.get_deployed(*key)
             if row is None:
                 return
-            proc = adopted or self._start(live, row)
+            proc = adopted or self._start(live, row, fault)
             if fault == "fail":
                 live.abort.wait(0.3)
                 if not live.abort.is_set():

@@ -1,4 +1,5 @@
-"""Fault injection: make deploys fail or hang, make predictions slow or failing.
+"""Fault injection: make deploys fail, hang or serve other weights than the artifact holds,
+make predictions slow or failing.
 
 Set at start by CLI flags, changed at runtime by `PUT /deploytest/v1/faults`.
 A deploy reads the faults once, when it is accepted; predict reads them per request.
@@ -13,14 +14,14 @@ from pathlib import Path
 
 from emulator.errors import invalid
 
-DEPLOY_FAULTS = (None, "fail", "hang")
+DEPLOY_FAULTS = (None, "fail", "hang", "wrong-weights")
 
 
 @dataclass
 class Faults:
     """The active faults (all off by default)."""
 
-    deploy: str | None = None  # None | "fail" | "hang"
+    deploy: str | None = None  # None | "fail" | "hang" | "wrong-weights"
     predict_error_rate: float = 0.0  # 0.0-1.0: share of predict calls answered with an error
     predict_error_code: int = 503  # HTTP code of injected predict errors
     predict_latency_ms: int = 0  # added before every predict is forwarded
@@ -64,7 +65,9 @@ def validate(values: dict) -> Faults:
         raise invalid(f"Unknown fault fields: {sorted(unknown)}.")
     deploy = values.get("deploy")
     if deploy not in DEPLOY_FAULTS:
-        raise invalid(f"deploy must be one of null, 'fail', 'hang'; got {deploy!r}.")
+        raise invalid(
+            f"deploy must be one of null, 'fail', 'hang', 'wrong-weights'; got {deploy!r}."
+        )
     try:
         rate = float(values.get("predict_error_rate", 0.0))
         code = int(values.get("predict_error_code", 503))

@@ -75,6 +75,8 @@ def record_and_judge(
 
     Returns (record, metrics, entries of the series oldest first with this run, verdict or None).
     """
+    from history.drift import describe as describe_drift
+    from history.drift import drift as answer_drift
     from history.verdict import format_verdict, judge
 
     stats_dir, out_dir = Path(stats_dir), Path(out_dir)
@@ -109,10 +111,13 @@ def record_and_judge(
     for problem in listing.problems:
         log(f"skipped history entry {problem}")
     verdict = judge(me, listing.entries, listing.problems)
-    (out_dir / VERDICT_JSON).write_text(json.dumps(verdict.to_dict(), indent=2) + "\n")
-    log(format_verdict(verdict))
     key = record.series.key()
     series = [e for e in listing.entries if e.record.series.key() == key]
+    verdict.correctness_drift = answer_drift(me, series)
+    verdict.history_entry = me.name
+    log(f"correctness drift: {describe_drift(verdict.correctness_drift)}")
+    (out_dir / VERDICT_JSON).write_text(json.dumps(verdict.to_dict(), indent=2) + "\n")
+    log(format_verdict(verdict))
     series = sorted([*series, me], key=lambda e: e.record.started)
     return record, metrics, series, verdict
 
@@ -128,6 +133,16 @@ def load_verdict(path: Path):
         return Verdict(**data, metrics=metrics)
     except (OSError, ValueError, TypeError, KeyError):
         return None
+
+
+def drift_of(verdict_json: str) -> dict[str, Any]:
+    """The correctness drift in verdict.json's text ({} when not judged)."""
+    return dict(json.loads(verdict_json).get("correctness_drift") or {}) if verdict_json else {}
+
+
+def entry_of(verdict_json: str) -> str:
+    """This run's history entry named in verdict.json's text ("" when none)."""
+    return str(json.loads(verdict_json).get("history_entry") or "") if verdict_json else ""
 
 
 def gate_failed(verdict_json: str) -> tuple[bool, str]:

@@ -28,6 +28,11 @@ from typing import Any
 from history.records import METRICS_JSON, RUN_JSON, RecordError, RunRecord
 
 RESPONSE_TIMES_JSON = "response_times.json"
+# Written by the gate after the rest of the entry: {"outcome": "PASS"|"FAIL", "reasons": ...}.
+# An entry without it (older runs, a gate that never ran) has no known outcome.
+OUTCOME_JSON = "outcome.json"
+OUTCOMES = ("PASS", "FAIL")
+ENTRY_FILES = (RUN_JSON, METRICS_JSON, RESPONSE_TIMES_JSON, OUTCOME_JSON)
 # The numbers a verdict reads from metrics.json; the rest of the schema may grow freely.
 REQUIRED_METRICS = (
     "p50_ms",
@@ -57,6 +62,7 @@ class Entry:
     record: RunRecord
     metrics: dict[str, Any]
     response_times: dict[float, int] | None = None
+    outcome: str = ""  # the gate's word (OUTCOME_JSON), "" when unknown
 
 
 @dataclass
@@ -126,11 +132,27 @@ def parse_entry(name: str, files: Mapping[str, bytes | None]) -> Entry:
         metrics = check_metrics(json.loads(raw_metrics.decode("utf-8")))
         raw_times = files.get(RESPONSE_TIMES_JSON)
         times = check_response_times(json.loads(raw_times.decode("utf-8"))) if raw_times else None
+        raw_outcome = files.get(OUTCOME_JSON)
+        outcome = check_outcome(json.loads(raw_outcome.decode("utf-8"))) if raw_outcome else ""
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"not UTF-8 JSON: {exc}") from None
     if entry_name(record) != name:
         raise RecordError(f"run.json names run {record.run_id!r}, not this entry")
-    return Entry(name=name, record=record, metrics=metrics, response_times=times)
+    return Entry(name=name, record=record, metrics=metrics, response_times=times, outcome=outcome)
+
+
+def check_outcome(data: Any) -> str:
+    """The outcome word of an outcome.json object; RecordError when it is not one."""
+    if not isinstance(data, Mapping) or data.get("outcome") not in OUTCOMES:
+        raise RecordError(f"outcome.json must name an outcome: one of {', '.join(OUTCOMES)}")
+    return str(data["outcome"])
+
+
+def outcome_file(outcome: str, reasons: str) -> bytes:
+    """outcome.json's bytes; ValueError for a word that is not an outcome."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+    return (json.dumps({"outcome": outcome, "reasons": reasons[:4000]}) + "\n").encode()
 
 
 def entry_files(
@@ -175,6 +197,19 @@ class LocalStore:
                 shutil.rmtree(tmp, ignore_errors=True)
         return str(final)
 
+    def write_outcome(self, name: str, outcome: str, reasons: str = "") -> str:
+        """Write the gate's outcome into entry `name` (once; StoreError if written or no
+        such entry)."""
+        folder = self.root / name
+        if not _ENTRY.match(name) or not (folder / RUN_JSON).is_file():
+            raise StoreError(f"no history entry {name} in {self.root}")
+        try:
+            with open(folder / OUTCOME_JSON, "xb") as f:  # create-only, as on Cloud Storage
+                f.write(outcome_file(outcome, reasons))
+        except FileExistsError:
+            raise StoreError(f"the outcome of {name} is written already") from None
+        return str(folder / OUTCOME_JSON)
+
     def list(self) -> Listing:
         listing = Listing()
         if not self.root.is_dir():
@@ -187,7 +222,7 @@ class LocalStore:
                 continue
             try:
                 files = {}
-                for fname in (RUN_JSON, METRICS_JSON, RESPONSE_TIMES_JSON):
+                for fname in ENTRY_FILES:
                     f = path / fname
                     if f.is_file():
                         if f.stat().st_size > MAX_FILE_BYTES:
@@ -254,6 +289,25 @@ class GcsStore:
             raise self._error(exc, f"writing the history entry {name} to") from None
         return f"gs://{self.bucket_name}/{self._object(name)}"
 
+    def write_outcome(self, name: str, outcome: str, reasons: str = "") -> str:
+        """Write the gate's outcome into entry `name`, create-only."""
+        from google.api_core import exceptions
+
+        if not _ENTRY.match(name):
+            raise StoreError(f"not a history entry name: {name!r}")
+        blob = self.client.bucket(self.bucket_name).blob(self._object(name, OUTCOME_JSON))
+        try:
+            blob.upload_from_string(
+                outcome_file(outcome, reasons),
+                content_type="application/json",
+                if_generation_match=0,
+            )
+        except exceptions.PreconditionFailed:
+            raise StoreError(f"the outcome of {name} is written already") from None
+        except exceptions.GoogleAPIError as exc:
+            raise self._error(exc, f"writing the outcome of {name} to") from None
+        return f"gs://{self.bucket_name}/{self._object(name, OUTCOME_JSON)}"
+
     def list(self) -> Listing:
         from google.api_core import exceptions
 
@@ -264,7 +318,7 @@ class GcsStore:
             for blob in self.client.list_blobs(bucket, prefix=base):
                 rest = blob.name[len(base) :]
                 entry, _, fname = rest.partition("/")
-                if fname in (RUN_JSON, METRICS_JSON, RESPONSE_TIMES_JSON):
+                if fname in ENTRY_FILES:
                     grouped[entry][fname] = blob
         except exceptions.GoogleAPIError as exc:
             raise self._error(exc, "listing") from None

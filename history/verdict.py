@@ -91,6 +91,10 @@ class Verdict:
     overall: str
     metrics: list[MetricVerdict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unreadable history entries
+    # The answers against the series' last PASS run (history/drift.py); {} when not judged.
+    correctness_drift: dict[str, Any] = field(default_factory=dict)
+    # This run's entry in the history, where the gate writes its outcome.
+    history_entry: str = ""
 
     @property
     def gate_failed(self) -> bool:

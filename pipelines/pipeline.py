@@ -2,16 +2,18 @@
 
     import model ─┐  import locustfile ─┐  make labels ─┐  serving API ─┐
                   ▼                     ▼               ▼               ▼
-    ┌────────── ExitHandler("Deploy & test model") ─────────────┐
-    │ create endpoint ─► deploy model ─► Locust load test ─► gate │
-    └───────────────────────────┬───────────────────────────────┘
+    ┌──────────────── ExitHandler("Deploy & test model") ──────────────────┐
+    │ create endpoint ───┬─► deploy model ─► load test ─► record ─► gate    │
+    │ reference answers ─┘   (correctness phase, then the load)            │
+    └───────────────────────────┬──────────────────────────────────────────┘
                                 ▼ always: success, failure, cancel
                   clean up every endpoint labelled with this run
 
 Google Cloud Pipeline Components create the endpoint and deploy the model; our components
-(components/) load-test, record, gate and clean up. `deploytest run` submits this very graph
-to the embedded Vertex AI's Pipelines (emulator/pipeline_jobs.py), which runs GCPC's own
-launchers, so the offline run is the production path.
+(components/) compute the reference answers, load-test, record, gate and clean up.
+`deploytest run` submits this very graph to the embedded Vertex AI's Pipelines
+(emulator/pipeline_jobs.py), which runs GCPC's own launchers, so the offline run is the
+production path.
 """
 
 from typing import Any
@@ -73,6 +75,20 @@ DEFAULTS: dict[str, Any] = {
     "regression": "",
     "trigger": "manual",
     "template": "",
+    # The correctness phase before the load (correctness/phase.py): parity with a reference
+    # model ("artifact": the deployed model's own artifactUri; "none": no parity check; or a
+    # folder / gs:// prefix), the team's expectations (JSONL, a path or gs://), K tokens,
+    # the gate's least ratios, the largest reference loaded, and what drift of the answers
+    # from the series' last PASS run does (fail, warn or off).
+    "reference_model": "artifact",
+    "expectations": "",
+    "parity_tokens": 16,
+    "min_parity": 1.0,
+    "min_expect_pass": 1.0,
+    "reference_max_mb": 2000.0,
+    "correctness_drift": "warn",
+    # A local folder keeping reference answers between runs (`deploytest run` sets it).
+    "reference_cache": "",
 }
 
 
@@ -85,6 +101,7 @@ def build_pipeline():
     from components.load_test import locust_load_test
     from components.make_labels import make_labels
     from components.record_run import record_run
+    from components.reference_answers import reference_answers
     from components.serving_api import serving_api
     from components.slo_gate import slo_gate
 
@@ -141,6 +158,14 @@ def build_pipeline():
         regression: str = d["regression"],
         trigger: str = d["trigger"],
         template: str = d["template"],
+        reference_model: str = d["reference_model"],
+        expectations: str = d["expectations"],
+        parity_tokens: int = d["parity_tokens"],
+        min_parity: float = d["min_parity"],
+        min_expect_pass: float = d["min_expect_pass"],
+        reference_max_mb: float = d["reference_max_mb"],
+        correctness_drift: str = d["correctness_drift"],
+        reference_cache: str = d["reference_cache"],
     ):
         model_import = dsl.importer(
             artifact_uri=model_uri,
@@ -186,6 +211,19 @@ def build_pipeline():
             ).set_display_name("create endpoint")
             create.after(serving)
             endpoint = create.outputs["endpoint"]
+            # Beside the endpoint's creation, before the deploy: a reference that cannot be
+            # loaded or a bad expectations line stops the run before anything is deployed.
+            reference = reference_answers(
+                model=model,
+                location=location,
+                api_endpoint=api_endpoint,
+                api=serving.output,
+                reference_model=reference_model,
+                expectations=expectations,
+                parity_tokens=parity_tokens,
+                reference_max_mb=reference_max_mb,
+                cache=reference_cache,
+            ).set_display_name("reference answers")
             deploy = ModelDeployOp(
                 model=model_import.output,
                 endpoint=endpoint,
@@ -197,6 +235,7 @@ def build_pipeline():
                 dedicated_resources_min_replica_count=min_replicas,
                 dedicated_resources_max_replica_count=max_replicas,
             ).set_display_name("deploy model")
+            deploy.after(reference)
             load_test = (
                 locust_load_test(
                     locustfile=locustfile_import.output,
@@ -221,6 +260,10 @@ def build_pipeline():
                     max_failure_ratio=max_failure_ratio,
                     api=serving.output,
                     tokenizer_uri=model_uri,
+                    model=model,
+                    reference=reference.outputs["reference"],
+                    expectations=expectations,
+                    parity_tokens=parity_tokens,
                 )
                 .after(deploy)
                 .set_display_name("load test")
@@ -249,6 +292,8 @@ def build_pipeline():
                 slo_p95_ms=slo_p95_ms,
                 max_failure_ratio=max_failure_ratio,
                 min_rps=min_rps,
+                min_parity=min_parity,
+                min_expect_pass=min_expect_pass,
             ).set_display_name("record and verdict")
             gate = slo_gate(
                 metrics=load_test.outputs["metrics"],
@@ -259,11 +304,15 @@ def build_pipeline():
                 regression=regression,
                 trigger=trigger,
                 extra_checks=slo_checks,
+                min_parity=min_parity,
+                min_expect_pass=min_expect_pass,
+                correctness_drift=correctness_drift,
+                history=history,
             ).set_display_name("gate")
 
         # A cached create or deploy would skip the very resources the run must prove.
         tasks = (model_import, locustfile_import, labels, serving, cleanup, create, deploy)
-        for task in (*tasks, load_test, record, gate):
+        for task in (*tasks, reference, load_test, record, gate):
             task.set_caching_options(False)
 
     return deploytest_pipeline

@@ -250,11 +250,72 @@ def pipeline_parameters(params: dict) -> None:
     within(int(p["cleanup_timeout_s"]), 0, LIMITS["timeout_s"], "the clean-up timeout (s)", True)
     history(str(p["history"]), p["regression"], p["trigger"], str(p["template"]))
     load_shape(p)
+    correctness(p)
     try:
         validate_labels(p["cost_labels"])
         validate_prices(p["prices"])
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+DRIFT_MODES = ("fail", "warn", "off")
+
+
+def correctness(p: dict) -> None:
+    """The correctness phase's parameters (correctness/phase.py). The expectations file's
+    lines are checked where it is read (`read_expectations`), by the commands."""
+    check(
+        isinstance(p["reference_model"], str) and bool(p["reference_model"].strip()),
+        "the reference model must be artifact, none, a folder or gs://BUCKET/PATH",
+    )
+    within(int(p["parity_tokens"]), 1, 1024, "--parity-tokens")
+    within(float(p["min_parity"]), 0, 1, "--min-parity")
+    within(float(p["min_expect_pass"]), 0, 1, "--min-expect-pass")
+    within(float(p["reference_max_mb"]), 0, 1_000_000, "--reference-max-mb", True)
+    check(
+        p["correctness_drift"] in DRIFT_MODES,
+        f"--correctness-drift must be one of {', '.join(DRIFT_MODES)}, got "
+        f"{p['correctness_drift']!r}",
+    )
+
+
+def correctness_files(p: dict, local: bool) -> dict:
+    """The reference model and expectations, checked before anything is created; returns
+    the parameters with local paths made absolute (the pipeline's tasks run elsewhere).
+
+    `local` (deploytest run): local paths are read here, the expectations' every line
+    parsed. On Vertex (`submit`) both must be gs:// (or artifact/none); a gs:// file is read
+    and its lines checked by the load-test task, before the load.
+    """
+    from correctness.expectations import ExpectationError, read_expectations
+    from correctness.files import InputError as FileError
+
+    p = dict(p)
+    reference = str(p["reference_model"]).strip()
+    if reference not in ("artifact", "none") and not reference.startswith("gs://"):
+        check(local, f"--reference-model {reference!r}: on Vertex AI give gs://BUCKET/PATH, "
+              "artifact or none")  # fmt: skip
+        folder = Path(reference)
+        check(
+            (folder / "config.json").is_file(),
+            f"--reference-model {reference}: not a transformers model folder (no config.json)",
+        )
+        p["reference_model"] = str(folder.resolve())
+    if reference.startswith("gs://"):
+        gcs_uri(reference, "reference model")
+    expectations = str(p["expectations"]).strip()
+    if expectations.startswith("gs://"):  # read by the load-test task, through its storage
+        gcs_uri(expectations, "expectations")
+        return p
+    if expectations:
+        check(local, f"--expect {expectations!r}: on Vertex AI give gs://BUCKET/PATH")
+        p["expectations"] = str(Path(expectations).resolve())
+    if expectations:
+        try:
+            read_expectations(p["expectations"])
+        except (ExpectationError, FileError) as exc:
+            raise InputError(f"--expect: {exc}") from None
+    return p
 
 
 def load_shape(p: dict) -> None:

@@ -1,11 +1,12 @@
 """`report.html`: one run's own page, self-contained (inline CSS and SVG; no script, no CDN).
 
-Sections: the verdicts (SLO and regression), the SLO table, the regression table, trend charts of
-p95, requests/s and output tokens/s over the run's series with this run marked, the load's own
-time series, the clean-up record, and where Locust's own report is (beside it as
-`locust-report.html` in a run folder; the load test's `stats` artifact on Vertex AI). Locust's
-report is linked, not embedded: it needs scripts with storage access, which a sandboxed frame
-inside this page would refuse, and this page runs no script at all.
+Sections: the verdicts (SLO and regression), the SLO table, the correctness phase (parity with
+the reference model, the team's expectations, drift from the last PASS run), the regression
+table, trend charts of p95, requests/s and output tokens/s over the run's series with this
+run marked, the load's own time series, the clean-up record, and where Locust's own report
+is (beside it as `locust-report.html` in a run folder; the load test's `stats` artifact on
+Vertex AI). Locust's report is linked, not embedded: it needs scripts with storage access,
+which a sandboxed frame inside this page would refuse, and this page runs no script at all.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class ReportData:
     cleanup_note: str = ""
     locust_report_link: str = ""  # a relative link, or a URI shown as text
     notes: list[str] = field(default_factory=list)
+    correctness: Mapping[str, Any] | None = None  # correctness.json (correctness/phase.py)
 
 
 def _e(value: Any) -> str:
@@ -141,6 +143,65 @@ def _slo(d: ReportData) -> str:
         for c in d.slo_checks
     ]
     return _table(("check", "threshold", "measured", "result"), rows)
+
+
+def _clip(text: str, n: int = 160) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _correctness(d: ReportData) -> str:
+    c = d.correctness
+    if not c:
+        return "<p>No correctness phase ran (no reference model and no expectations).</p>"
+    parts = []
+    if c.get("note"):
+        parts.append(f"<p class='muted'>{_e(c['note'])}</p>")
+    parity = c.get("parity") or {}
+    if parity.get("skipped"):
+        parts.append(f"<p>Parity not measured: {_e(parity['skipped'])}</p>")
+    elif parity:
+        parts.append(
+            f"<p id='parity'>Parity with <code>{_e(parity['reference'])}</code>: "
+            f"{parity['matched']} of {len(parity['prompts'])} prompts match over their first "
+            f"{c.get('tokens_compared')} tokens ({parity['ratio']:.0%}).</p>"
+        )
+        rows = [
+            [
+                _e(_clip(r["prompt"], 60)),
+                _e(f"{r['common_prefix']}"),
+                _word("PASS" if r["matched"] else "FAIL"),
+                _e(_clip(r["error"] or r["answer"])),
+                _e(_clip(r["reference"])),
+            ]
+            for r in parity["prompts"]
+        ]
+        parts.append(_table(("prompt", "common prefix", "match", "answer", "reference"), rows))
+    expect = c.get("expectations") or {}
+    if expect:
+        parts.append(
+            f"<p id='expectations'>Expectations: {expect['passed']} of "
+            f"{len(expect['results'])} met ({expect['ratio']:.0%}).</p>"
+        )
+        rows = [
+            [
+                _e(f"{r['line']}"),
+                _e(r.get("name") or _clip(r["prompt"], 60)),
+                _word("FAIL" if r["failed"] else "PASS"),
+                _e("; ".join(r["failed"]) or _clip(r["answer"])),
+            ]
+            for r in expect["results"]
+        ]
+        parts.append(_table(("line", "expectation", "result", "answer or why"), rows))
+    drift = (d.verdict.correctness_drift if d.verdict is not None else None) or {}
+    if drift:
+        from history.drift import describe
+
+        parts.append(f"<p id='drift'>Drift: {_e(describe(drift))}</p>")
+        rows = [[_e(_clip(r["prompt"], 60)), _e(_clip(r["before"])), _e(_clip(r["now"]))]
+                for r in drift.get("prompts", [])]  # fmt: skip
+        if rows:
+            parts.append(_table(("prompt", "last PASS run", "this run"), rows))
+    return "".join(parts)
 
 
 def _regression(d: ReportData) -> str:
@@ -237,6 +298,7 @@ def render(d: ReportData) -> str:
     sections = [
         ("Verdict", _summary(d)),
         ("SLO gate", _slo(d)),
+        ("Correctness", _correctness(d)),
         ("Regression against history", _regression(d)),
         ("Trends over the series", _trends(d)),
         ("The load over time", _load(d)),
@@ -275,18 +337,24 @@ def build_report(
     cleanup: Mapping[str, Any] | None = None,
     cleanup_note: str = "",
     locust_report_link: str = "",
+    correctness_thresholds: tuple[float, float] = (1.0, 1.0),
 ) -> str:
     """The report page of one run from what it left: its stats folder, record and verdict.
 
-    `slo` is (max p95 ms, max failure ratio, min requests/s), judged as the SLO gate judges.
+    `slo` is (max p95 ms, max failure ratio, min requests/s) and `correctness_thresholds`
+    (least parity, least share of expectations met), judged as the SLO gate judges.
     """
-    from components.metrics_schema import evaluate_slo
+    from components.metrics_schema import evaluate_checks, evaluate_slo
     from components.runtime.load_test import output_files
+    from components.runtime.slo_gate import correctness_checks
+    from correctness.phase import RESULT_NAME
 
     checks = []
     if metrics and slo:
         _, checks = evaluate_slo(metrics, *slo)
+        checks += evaluate_checks(metrics, correctness_checks(metrics, *correctness_thresholds))
     files = output_files(stats_dir) if stats_dir else {}
+    correctness = read_json(Path(stats_dir) / RESULT_NAME) if stats_dir else None
     return render(
         ReportData(
             run_id=run_id,
@@ -300,6 +368,7 @@ def build_report(
             cleanup=cleanup,
             cleanup_note=cleanup_note,
             locust_report_link=locust_report_link,
+            correctness=correctness if isinstance(correctness, dict) else None,
         )
     )
 
@@ -350,6 +419,10 @@ def write_run_report(run_dir: str | Path, parameters: Mapping[str, Any]) -> Path
         ),
         regression_mode=regression_mode(
             parameters.get("regression", ""), parameters.get("trigger", "manual")
+        ),
+        correctness_thresholds=(
+            float(parameters.get("min_parity", 1.0)),
+            float(parameters.get("min_expect_pass", 1.0)),
         ),
         cleanup=read_json(run_dir / "cleanup.json"),
         cleanup_note="No clean-up record: the exit task did not write one.",

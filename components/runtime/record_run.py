@@ -27,6 +27,7 @@ def record_and_report(
     api_endpoint: str,
     parameters: dict[str, Any],
     slo: tuple[float, float, float],
+    correctness_thresholds: tuple[float, float] = (1.0, 1.0),
     log: Callable[[str], None] = lambda line: print(line, flush=True),
 ) -> dict[str, Any]:
     """Write run.json (+ verdict.json) to `record_dir`, append the run to `history`, write
@@ -59,6 +60,7 @@ def record_and_report(
         series=series,
         verdict=verdict,
         slo=slo,
+        correctness_thresholds=correctness_thresholds,
         regression_mode=regression_mode(regression, trigger),
         cleanup_note="The clean-up runs after this report, in the exit handler: its record is the "
         "output of the `clean up` task.",

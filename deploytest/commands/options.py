@@ -68,6 +68,37 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     ),
     "--trigger": ("trigger", str, "what started the run: manual, merge, model-upload, schedule"),
     "--template": ("template", str, "the template tag or git commit (recorded in run.json)"),
+    "--reference-model": (
+        "reference_model",
+        str,
+        "correctness: the model the endpoint should answer as, greedy and in float32, token "
+        "by token: artifact (the deployed model's own artifactUri), none, or a transformers "
+        "folder / gs:// prefix",
+    ),
+    "--expect": (
+        "expectations",
+        str,
+        "correctness: the team's expectations, JSONL (correctness/expectations.py; examples "
+        "in correctness/examples/); a path here, gs:// for Vertex",
+    ),
+    "--parity-tokens": ("parity_tokens", int, "correctness: K, tokens compared per prompt"),
+    "--min-parity": (
+        "min_parity",
+        float,
+        "gate: least share of prompts whose first K tokens match the reference",
+    ),
+    "--min-expect-pass": ("min_expect_pass", float, "gate: least share of expectations met"),
+    "--reference-max-mb": (
+        "reference_max_mb",
+        float,
+        "correctness: the largest reference model loaded by the load-test task",
+    ),
+    "--correctness-drift": (
+        "correctness_drift",
+        str,
+        "gate: answers that differ from the series' last PASS run (needs --history): fail, "
+        "warn or off",
+    ),
 }
 
 

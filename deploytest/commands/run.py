@@ -87,7 +87,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="",
         help="inject a fault to watch the exit handler clean up: deploy-fail, deploy-hang "
         "(deploy timeout cut to 10 s), predict-errors (half the predictions fail), "
-        "slo-breach (predictions slower than the p95 SLO)",
+        "slo-breach (predictions slower than the p95 SLO), wrong-answers (the endpoint "
+        "serves other weights than the model's artifact: the correctness gate fails)",
     )
     p.add_argument(
         "--output-dir",
@@ -140,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         if params["history"] == LOCAL_DEFAULTS["history"]:
             params["history"] = str(Path(args.output_dir) / "history")
         check.pipeline_parameters(params)
+        params = check.correctness_files(params, local=True)
+        params["reference_cache"] = str(Path(args.cache_dir).resolve() / "reference-answers")
         if params["history"] and not params["history"].startswith("gs://"):
             # the pipeline's tasks run in other folders: give them an absolute path
             params["history"] = str(Path(params["history"]).resolve())

@@ -75,8 +75,9 @@ def container_spec(model_dir: Path, serving: str, work_dir: Path):
     return aiplatform_v1.ModelContainerSpec(
         image_uri="local/deploytest-serving",
         command=[sys.executable, "-m", "serving"],
-        # A run's model server is reachable from this machine only.
-        args=["--model-dir", str(model_dir.resolve()), "--host", "127.0.0.1"],
+        # The weights come from AIP_STORAGE_URI (the model's artifactUri), as on Vertex AI;
+        # a run's model server is reachable from this machine only.
+        args=["--host", "127.0.0.1"],
         health_route="/health",
         predict_route="/predict",
     )
@@ -101,6 +102,9 @@ def register_model(
     model = aiplatform_v1.Model(
         display_name=f"deploytest-demo-{size}" + ("" if serving == "deploytest" else f"-{serving}"),
         labels={DEMO_LABEL: size},
+        # A local folder: the embedded Vertex AI takes one (Vertex AI itself wants gs://).
+        # The correctness phase's reference by default; vLLM's command names it too.
+        artifact_uri=str(model_dir.resolve()),
         container_spec=container_spec(model_dir, serving, work_dir or model_dir.parent),
     )
     operation = client.upload_model(parent=location_path(project, location), model=model)

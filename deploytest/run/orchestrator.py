@@ -28,6 +28,8 @@ FAULTS: dict[str, dict[str, Any]] = {
     "predict-errors": {"predict_error_rate": 0.5},
     # latency is set from the p95 SLO at run time
     "slo-breach": {},
+    # the emulator deploys a noisy copy of the artifact's weights (emulator/faults.py)
+    "wrong-answers": {"deploy": "wrong-weights"},
 }
 # A hung deploy would otherwise hold the run for the whole deploy timeout.
 DEPLOY_HANG_TIMEOUT_S = 10

@@ -27,6 +27,9 @@ def collect_results(run_dir: Path) -> dict[str, Any]:
         elif task == "cleanup-endpoints" and output == "record" and path.is_file():
             shutil.copy(path, run_dir / "cleanup.json")
             results["cleanup"] = json.loads(path.read_text())
+    if (run_dir / "verdict.json").is_file():  # the answers' drift, for the verdict's reasons
+        verdict = json.loads((run_dir / "verdict.json").read_text())
+        results["correctness_drift"] = verdict.get("correctness_drift") or {}
     metrics = run_dir / "stats" / "metrics.json"
     if metrics.is_file():
         shutil.copy(metrics, run_dir / "metrics.json")

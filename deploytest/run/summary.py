@@ -20,7 +20,13 @@ def slo_checks(metrics: dict[str, Any] | None, params: dict[str, Any]) -> list:
     _, checks = evaluate_slo(
         metrics, params["slo_p95_ms"], params["max_failure_ratio"], params["min_rps"]
     )
-    return checks + evaluate_checks(metrics, params.get("slo_checks", []))
+    from components.runtime.slo_gate import correctness_checks
+
+    extra = [
+        *params.get("slo_checks", []),
+        *correctness_checks(metrics, params["min_parity"], params["min_expect_pass"]),
+    ]
+    return checks + evaluate_checks(metrics, extra)
 
 
 def judge(results: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -33,10 +39,16 @@ def judge(results: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     gate_passed = bool(metrics) and all(c.passed for c in checks)
     failed = [t for t, s in tasks.items() if s != "SUCCESS"]
     reasons = []
+    missed = "; ".join(c.describe() for c in checks if not c.passed)
+    drift = results.get("correctness_drift") or {}
+    if drift.get("state") == "DRIFT" and params.get("correctness_drift") == "fail":
+        from history.drift import describe
+
+        missed = "; ".join(filter(None, (missed, f"correctness drift {describe(drift)}")))
     if failed:
-        reasons.append(f"{', '.join(failed)} failed")
+        reasons.append(f"{', '.join(failed)} failed" + (f" (missed: {missed})" if missed else ""))
     elif not (gate_passed and tasks.get(GATE_TASK) == "SUCCESS"):
-        reasons.append("the SLO gate did not pass")
+        reasons.append("the SLO gate did not pass" + (f" (missed: {missed})" if missed else ""))
     if not (cleanup and cleanup.get("ok", False)):
         reasons.append("clean-up did not finish")
     left = results.get("left") or {}
@@ -74,6 +86,7 @@ def lines(results: dict[str, Any], params: dict[str, Any], run_dir: Path) -> lis
             f"  failures     {metrics['failures']} of {metrics['requests']} "
             f"({metrics['failure_ratio']:.2%})",
             *summary_lines(metrics),
+            *correctness_lines(metrics),
             "  SLO gate:",
             *("    " + row for row in format_slo_table(checks).splitlines()),
         ]
@@ -109,10 +122,39 @@ def lines(results: dict[str, Any], params: dict[str, Any], run_dir: Path) -> lis
             f"  regression   {judged['overall']} against {judged['history_runs']} earlier "
             f"run(s) of the series (mode {mode})"
         )
+        if judged.get("correctness_drift"):
+            from history.drift import describe
+
+            out.append(
+                f"  drift        {describe(judged['correctness_drift'])} (mode "
+                f"{params['correctness_drift']})"
+            )
     for name in OUTPUT_FILES:
         if (run_dir / name).exists():
             out.append(f"  {name:<12} {run_dir / name}")
     reasons = "; ".join(outcome["reasons"])
     shown = f"FAIL ({reasons})" if reasons else "PASS"
     out.append(f"  verdict      {shown} in {results['seconds']:.1f}s")
+    return out
+
+
+def correctness_lines(metrics: dict[str, Any]) -> list[str]:
+    """What the correctness phase found (none when it did not run)."""
+    phase = metrics.get("correctness") or {}
+    if not phase:
+        return []
+    out = []
+    parity, expect = metrics.get("parity_ratio"), metrics.get("expect_pass_ratio")
+    if parity is not None:
+        matched = round(parity * phase["parity_prompts"])
+        out.append(
+            f"  parity       {parity:.0%}: {matched} of {phase['parity_prompts']} prompts match "
+            f"the reference model over their first {phase['tokens_compared']} tokens"
+        )
+    elif phase.get("parity_skipped"):
+        out.append(f"  parity       not measured: {phase['parity_skipped']}")
+    if expect is not None:
+        out.append(f"  expectations {expect:.0%} of {phase['expectations']} met")
+    if phase.get("note"):
+        out.append(f"  correctness  {phase['note']}")
     return out

@@ -104,3 +104,58 @@ def test_bad_correctness_input_is_refused_before_anything_is_sent(tmp_path):
     done = _loadtest(url, tmp_path / "o", "--reference-model", str(tmp_path))
     assert done.returncode == 2 and "not a transformers model folder" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_pipeline_tasks_reference_answers_and_phase_from_a_saved_folder(servers, tmp_path):
+    """The reference task saves the answers (and a cache entry); the load-test task's phase
+    compares with them through `tokenizers` alone: the right weights match, other weights
+    do not. The second reference task reads the cache."""
+    from components.runtime.correctness import reference_answers, run_correctness
+
+    model, urls = servers
+    cache, lines = tmp_path / "cache", []
+    kw = dict(
+        model="", location="us-central1", api_endpoint="", api="deploytest",
+        reference_model=str(model), expectations=str(EXAMPLES / "demo-pass.jsonl"), tokens=16,
+        reference_max_mb=2000, cache=str(cache), log=lines.append,
+    )  # fmt: skip
+    first = reference_answers(out_dir=tmp_path / "ref1", **kw)
+    assert first.startswith("8 reference answers of ") and len(list(cache.iterdir())) == 1
+    second = reference_answers(out_dir=tmp_path / "ref2", **kw)
+    assert "from the cache" in second
+    saved = [json.loads((tmp_path / d / "reference.json").read_text()) for d in ("ref1", "ref2")]
+    assert saved[0] == saved[1] and len(saved[0]["answers"]) == 8
+    assert (tmp_path / "ref2" / "tokenizer.json").is_file()
+    for name, ratio in (("right", 1.0), ("wrong", 0.0)):
+        fields = run_correctness(
+            url=urls[name] + "/predict", api="deploytest", auth="none",
+            reference_dir=str(tmp_path / "ref2"), expectations="", tokens=16,
+            out_dir=tmp_path / name, log=lines.append,
+        )  # fmt: skip
+        assert fields["parity_ratio"] == ratio, lines
+
+
+def test_the_reference_task_stops_the_run_on_what_cannot_be_used(tmp_path):
+    from components.runtime.correctness import reference_answers
+    from correctness.expectations import ExpectationError
+    from correctness.files import InputError
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "gpt2"}')  # no weights, no tokenizer
+    kw = dict(model="", location="l", api_endpoint="", api="deploytest", tokens=4,
+              reference_max_mb=2000, log=lambda line: None)  # fmt: skip
+    with pytest.raises(InputError, match="cannot be loaded"):
+        reference_answers(reference_model=str(broken), expectations="", out_dir=tmp_path / "a",
+                          **kw)  # fmt: skip
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "x", "contains": 3}\n')
+    with pytest.raises(ExpectationError, match="line 1"):
+        reference_answers(reference_model="none", expectations=str(bad), out_dir=tmp_path / "b",
+                          **kw)  # fmt: skip
+    # too big for this machine: not measured, said so, and not an error
+    kw["reference_max_mb"] = 1e-6
+    line = reference_answers(reference_model=str(broken), expectations="",
+                             out_dir=tmp_path / "c", **kw)  # fmt: skip
+    assert line.startswith("parity not measured: reference model") and "limit" in line
+    assert "skipped" in json.loads((tmp_path / "c" / "skipped.json").read_text())

@@ -6,9 +6,10 @@ import pytest
 from emulator.launcher import EmulatorProcess
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
-    """A demo-model cache shared by the module's runs (the first one builds the model)."""
+    """A demo-model cache shared by every end-to-end run (the first one builds the model
+    and the reference answers)."""
     return tmp_path_factory.mktemp("cache")
 
 

@@ -142,6 +142,12 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
     assert metrics["ttft_p50_ms"] > 0 and metrics["tpot_p50_ms"] is not None
     assert metrics["goodput_rps"] > 0
     assert metrics["failure_ratio"] == 0
+    # the correctness phase, before the load: the endpoint answers as its artifact does
+    assert metrics["parity_ratio"] == 1.0 and metrics["expect_pass_ratio"] is None
+    assert metrics["correctness"]["parity_prompts"] == 8
+    assert len(metrics["correctness"]["answers"]) == 8
+    assert "parity       100%: 8 of 8 prompts match" in out
+    assert "parity_ratio" in [c["name"] for c in s["outcome"]["checks"]]
     record = json.loads((run_dir / "cleanup.json").read_text())
     assert record == s["cleanup"]
     assert record["ok"] and record["left"] == [] and record["run_label"] == "e2e-success"
@@ -166,6 +172,8 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
         ("deploy-hang", "model-deploy", None),
         ("predict-errors", "slo-gate", "failure_ratio"),
         ("slo-breach", "slo-gate", "p95_ms"),
+        # other weights behind the endpoint than the artifact holds: the correctness gate
+        ("wrong-answers", "slo-gate", "parity_ratio"),
     ],
 )
 def test_faults_fail_the_run_and_clean_up(
@@ -178,7 +186,10 @@ def test_faults_fail_the_run_and_clean_up(
     assert code == 1, out
     s = summary(run_dir)
     assert s["outcome"]["verdict"] == "FAIL"
-    assert s["outcome"]["reasons"] == [f"{failed_task} failed"], s["outcome"]
+    missed = f" (missed: {failed_check}" if failed_check else ""
+    assert [r[: len(f"{failed_task} failed{missed}")] for r in s["outcome"]["reasons"]] == [
+        f"{failed_task} failed{missed}"
+    ], s["outcome"]
     # a hung deploy is cancelled by the run at its deploy timeout (GCPC's has none)
     ended = "CANCELLED" if fault == "deploy-hang" else "FAILURE"
     assert s["tasks"][failed_task] == ended
@@ -187,7 +198,9 @@ def test_faults_fail_the_run_and_clean_up(
         assert "locust-load-test" not in s["tasks"] and "metrics" not in s
     else:
         failed = [c["name"] for c in s["outcome"]["checks"] if not c["passed"]]
-        assert failed == [failed_check], s["outcome"]["checks"]
+        # half the predictions fail: the correctness phase's 8 requests too, most likely
+        also = ["parity_ratio"] if fault == "predict-errors" and "parity_ratio" in failed else []
+        assert failed == [failed_check, *also], s["outcome"]["checks"]
     record = json.loads((run_dir / "cleanup.json").read_text())
     assert record["ok"] and len(record["endpoints"]) == 1 and record["endpoints"][0]["deleted"]
     if fault.startswith("deploy-"):  # never deployed: the endpoint's lifetime only, unbilled
@@ -219,7 +232,7 @@ def test_a_wrong_serving_api_fails_every_request_and_the_exit_handler_cleans_up(
     assert code == 1, out
     s = summary(run_dir)
     assert s["serving_api"] == {"api": "openai-completions", "why": "given"}
-    assert s["outcome"]["reasons"] == ["slo-gate failed"], s["outcome"]
+    assert s["outcome"]["reasons"][0].startswith("slo-gate failed (missed: failure_ratio 1 ")
     m = s["metrics"]
     assert m["requests"] > 0 and m["failures"] == m["requests"] and m["api"] == "openai-completions"
     failures = (run_dir / "stats" / "locust_failures.csv").read_text().splitlines()
@@ -273,6 +286,15 @@ def test_bad_input_is_refused_before_anything_is_created(tmp_path, cache_dir, ar
     code, out, run_dir = run(tmp_path, cache_dir, *args, run_id="e2e-bad")
     assert code == 2
     assert message in out
+    assert not run_dir.parent.exists()
+
+
+def test_a_bad_expectations_line_is_refused_before_anything_is_created(tmp_path, cache_dir):
+    expect = tmp_path / "expect.jsonl"
+    expect.write_text('{"prompt": "Hi", "contains": "a"}\n{"prompt": "Hi", "regex": "("}\n')
+    code, out, run_dir = run(tmp_path, cache_dir, "--expect", str(expect), run_id="e2e-bad")
+    assert code == 2, out
+    assert f"{expect} line 2: bad regex" in out, out
     assert not run_dir.parent.exists()
 
 

@@ -7,7 +7,10 @@ import yaml
 from pipelines.compile import compile_pipeline
 from pipelines.pipeline import DEFAULTS, DEPLOY_TASK, EXIT_HANDLER_NAME
 
-GUARDED = {"endpoint-create", DEPLOY_TASK, "locust-load-test", "record-run", "slo-gate"}
+GUARDED = {
+    "endpoint-create", "reference-answers", DEPLOY_TASK, "locust-load-test", "record-run",
+    "slo-gate",
+}  # fmt: skip
 # the job's resource name, whose last segment is unique (components/runtime/make_labels.py)
 JOB_PLACEHOLDER = "{{$.pipeline_job_resource_name}}"
 
@@ -26,7 +29,7 @@ def _exit_handler(spec):
     return handler, spec["components"][handler["componentRef"]["name"]]["dag"]["tasks"]
 
 
-def test_the_exit_handler_wraps_exactly_create_deploy_test_record_gate(spec):
+def test_the_exit_handler_wraps_exactly_create_reference_deploy_test_record_gate(spec):
     _, inner = _exit_handler(spec)
     assert set(inner) == GUARDED
     # GCPC's own launchers create and deploy
@@ -55,8 +58,11 @@ def test_cleanup_is_the_exit_task_and_always_runs(spec):
 def test_the_steps_run_in_order(spec):
     _, inner = _exit_handler(spec)
     edges = {name: tuple(sorted(t.get("dependentTasks", []))) for name, t in inner.items()}
-    assert edges[DEPLOY_TASK] == ("endpoint-create",)
+    # the reference answers before the deploy: a reference that cannot be loaded costs none
+    assert edges[DEPLOY_TASK] == ("endpoint-create", "reference-answers")
+    assert edges["reference-answers"] == ()  # beside the endpoint's creation
     assert DEPLOY_TASK in edges["locust-load-test"]
+    assert "reference-answers" in edges["locust-load-test"]
     # the record is written after the load test and before the gate judges
     assert edges["record-run"] == ("locust-load-test",)
     assert edges["slo-gate"] == ("locust-load-test", "record-run")

@@ -43,11 +43,39 @@ def stats_dir(tmp_path_factory):
     return out
 
 
+# What correctness/phase.py writes, one prompt matching and one not (an answer with markup).
+CORRECTNESS = {
+    "api": "deploytest", "tokens_compared": 16, "deterministic": True, "note": "",
+    "parity": {
+        "reference": "gs://models/gpt2", "ratio": 0.5, "matched": 1,
+        "prompts": [
+            {"prompt": "Hello", "answer": " world", "reference": " world", "error": "",
+             "common_prefix": 16, "match_ratio": 1.0, "matched": True},
+            {"prompt": "Bye", "answer": "<b>now</b>", "reference": " then", "error": "",
+             "common_prefix": 0, "match_ratio": 0.0, "matched": False},
+        ],
+    },
+    "expectations": {"ratio": 1.0, "passed": 1, "results": [
+        {"line": 1, "name": "greets", "prompt": "Hello", "answer": " world",
+         "output_tokens": 2, "failed": []},
+    ]},
+    "seconds": 0.4,
+}  # fmt: skip
+
+
 def _page(stats_dir, tmp_path):
+    import json
+
+    (stats_dir / "correctness.json").write_text(json.dumps(CORRECTNESS))
     rng = np.random.default_rng(21)
     earlier = history(8, rng)
     me = make_entry(8, rng, slowdown=1.25)
+    me.metrics.update(parity_ratio=0.5, expect_pass_ratio=1.0)
     verdict = judge(me, earlier)
+    verdict.correctness_drift = {
+        "state": "DRIFT", "baseline_run": "synthetic-0007", "compared": 2, "changed": 1,
+        "prompts": [{"prompt": "Bye", "before": " then", "now": "<b>now</b>"}],
+    }  # fmt: skip
     cleanup = {
         "run_label": "synthetic-0008",
         "seconds": 1.5,
@@ -100,6 +128,12 @@ def test_report_renders_in_chromium_with_charts_and_no_console_messages(stats_di
     assert 'href="locust-report.html"' in dom
     # this run is marked on the trend charts (the legend names it)
     assert dom.count("this run") >= 3
+    # the correctness phase: parity per prompt, expectations, drift; answers shown as text
+    assert "1 of 2 prompts match over their first 16 tokens (50%)" in dom
+    assert "parity_ratio" in dom and "expect_pass_ratio" in dom  # in the gate's table
+    assert "1 of 1 met (100%)" in dom
+    assert "DRIFT: 1 of 2 answers differ from the last PASS run synthetic-0007" in dom
+    assert "&lt;b&gt;now&lt;/b&gt;" in dom and "<b>now</b>" not in dom
 
 
 def test_report_of_a_run_without_load_test_still_renders(tmp_path):
