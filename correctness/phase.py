@@ -20,7 +20,7 @@ from typing import Any
 
 from correctness.expectations import Expectation
 from correctness.files import InputError, TooBig, local_model_dir
-from correctness.reference import ReferenceAnswers, compare
+from correctness.reference import NoChatTemplate, ReferenceAnswers, compare
 from loadtests.prompts import read_prompts
 
 RESULT_NAME = "correctness.json"
@@ -171,6 +171,8 @@ def prepare_reference(
             model_dir, plan.reference_model, fixed_prompts(), plan.tokens,
             api_name == "openai-chat",
         )  # fmt: skip
+    except NoChatTemplate as exc:
+        return str(exc)
     except (OSError, ValueError) as exc:  # transformers' errors for a folder it cannot load
         raise InputError(
             f"reference model {plan.reference_model}: cannot be loaded ({exc})"

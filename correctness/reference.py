@@ -82,6 +82,10 @@ class Reference:
 REFERENCE_JSON = "reference.json"
 
 
+class NoChatTemplate(ValueError):
+    """A chat API against a model without a chat template: parity cannot be judged."""
+
+
 @dataclass
 class ReferenceAnswers:
     """The reference model's greedy answers to the phase's prompts, and a tokenizer for the
@@ -97,7 +101,13 @@ class ReferenceAnswers:
 
     @classmethod
     def compute(cls, model_dir, reference: str, prompts, tokens: int, chat: bool):
+        """NoChatTemplate for `chat` with a model that has no chat template."""
         model = Reference(model_dir)
+        if chat and not getattr(model.tokenizer, "chat_template", None):
+            raise NoChatTemplate(
+                "the model has no chat template: how the server renders a chat (vLLM, for "
+                "one, falls back to a template of its own) is not known here"
+            )
         out = cls(reference, tokens, chat, {p: model.greedy(p, tokens, chat=chat) for p in prompts})
         out.tokenize = model.tokens
         out._tokenizer = model.tokenizer

