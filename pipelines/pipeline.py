@@ -73,6 +73,13 @@ DEFAULTS: dict[str, Any] = {
     "regression": "",
     "trigger": "manual",
     "template": "",
+    # The message when a run ends (components/runtime/notify.py), sent by the clean-up exit
+    # task after its work: a webhook URL, a Secret Manager secret version holding one (on
+    # Vertex AI), a Pub/Sub topic; each '' = none. The send is bounded by notify_timeout_s.
+    "notify_webhook": "",
+    "notify_webhook_secret": "",
+    "notify_topic": "",
+    "notify_timeout_s": 10.0,
 }
 
 
@@ -141,6 +148,10 @@ def build_pipeline():
         regression: str = d["regression"],
         trigger: str = d["trigger"],
         template: str = d["template"],
+        notify_webhook: str = d["notify_webhook"],
+        notify_webhook_secret: str = d["notify_webhook_secret"],
+        notify_topic: str = d["notify_topic"],
+        notify_timeout_s: float = d["notify_timeout_s"],
     ):
         model_import = dsl.importer(
             artifact_uri=model_uri,
@@ -174,6 +185,11 @@ def build_pipeline():
             api_endpoint=api_endpoint,
             timeout_s=cleanup_timeout_s,
             prices=prices,
+            history=history,
+            notify_webhook=notify_webhook,
+            notify_webhook_secret=notify_webhook_secret,
+            notify_topic=notify_topic,
+            notify_timeout_s=notify_timeout_s,
         ).set_display_name("clean up")
 
         with dsl.ExitHandler(cleanup, name=EXIT_HANDLER_NAME):

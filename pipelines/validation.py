@@ -249,12 +249,35 @@ def pipeline_parameters(params: dict) -> None:
     within(int(p["deploy_timeout_s"]), 0, LIMITS["timeout_s"], "the deploy timeout (s)", True)
     within(int(p["cleanup_timeout_s"]), 0, LIMITS["timeout_s"], "the clean-up timeout (s)", True)
     history(str(p["history"]), p["regression"], p["trigger"], str(p["template"]))
+    notify(p)
     load_shape(p)
     try:
         validate_labels(p["cost_labels"])
         validate_prices(p["prices"])
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def notify(p: dict) -> None:
+    """The run-end message's destinations (components/runtime/notify.py), each '' = none."""
+    from components.runtime.notify import MAX_TIMEOUT_S, SECRET_VERSION, TOPIC, webhook_rule
+
+    url = str(p["notify_webhook"])
+    rule = webhook_rule(url) if url else ""
+    check(not rule, f"invalid --notify {url!r}: {rule}")
+    topic = str(p["notify_topic"])
+    check(
+        not topic or bool(TOPIC.match(topic)),
+        f"invalid --notify-topic {topic!r}: expected projects/PROJECT/topics/TOPIC, the project "
+        "6-30 characters of lowercase letters, digits and '-', the topic 3-255 characters "
+        "starting with a letter",
+    )
+    secret = str(p["notify_webhook_secret"])
+    check(
+        not secret or bool(SECRET_VERSION.match(secret)),
+        f"invalid --notify-secret {secret!r}: expected projects/P/secrets/S/versions/V",
+    )
+    within(float(p["notify_timeout_s"]), 0, MAX_TIMEOUT_S, "--notify-timeout-s", True)
 
 
 def load_shape(p: dict) -> None:

@@ -68,6 +68,29 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
     ),
     "--trigger": ("trigger", str, "what started the run: manual, merge, model-upload, schedule"),
     "--template": ("template", str, "the template tag or git commit (recorded in run.json)"),
+    "--notify": (
+        "notify_webhook",
+        str,
+        "a webhook URL for the message when the run ends (Google Chat / Slack JSON "
+        '{"text": ...}, the facts under "deploytest"): https, or http to a loopback host',
+    ),
+    "--notify-secret": (
+        "notify_webhook_secret",
+        str,
+        "on Vertex AI: a Secret Manager secret version holding the webhook URL, "
+        "projects/P/secrets/S/versions/V",
+    ),
+    "--notify-topic": (
+        "notify_topic",
+        str,
+        "a Pub/Sub topic for the message when the run ends, projects/P/topics/T",
+    ),
+    "--notify-timeout-s": (
+        "notify_timeout_s",
+        float,
+        "bound on sending the message, every destination together (0.1-300 s); a failing "
+        "destination never fails the clean-up",
+    ),
 }
 
 
