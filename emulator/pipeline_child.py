@@ -66,7 +66,9 @@ _in_flight_count = 0
 # Final state and error of each task that ended (for the exit task's final status).
 _ended: dict[str, tuple[str, str]] = {}
 # The last line of a Python traceback: `ExceptionName: message` (dotted names too).
-_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Incomplete|Exit): .*")
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Incomplete|Exit): .*"
+)
 MAX_ERROR_CHARS = 2000
 
 
@@ -310,7 +312,8 @@ def final_status(job: dict, producer: str, io_store) -> dict:
                          f"[{', '.join(sorted(failed))}].")  # fmt: skip
             parts += [f"{t}: {e}" for t, e in sorted(failed.items()) if e]
         if state == "CANCELLED":
-            parts.insert(0, f"The pipeline job was cancelled; cancelled tasks: [{', '.join(cancelled)}].")
+            names = ", ".join(cancelled)
+            parts.insert(0, f"The pipeline job was cancelled; cancelled tasks: [{names}].")
         error = {
             "code": 1 if state == "CANCELLED" else 9,
             "message": " ".join(parts) or f"Task {producer} {state.lower()}.",

@@ -15,12 +15,13 @@ from tests.emulator.test_google_clients import run_with_env
 PUBLISH = """
 import json, requests
 from components.runtime.notify import build_message, publish, send_all
-status = {"state": "CANCELLED", "pipeline_job_resource_name": "projects/p/locations/l/pipelineJobs/j",
-          "error_message": "cancelled"}
+status = {"state": "CANCELLED", "error_message": "cancelled",
+          "pipeline_job_resource_name": "projects/p/locations/l/pipelineJobs/j"}
 message = build_message(status, {"left": [], "cost": {"usd": 0.5}})
 print(publish("projects/deploytest-local/topics/runs", message, 10))
 # a malformed topic is Pub/Sub's 400, and send_all reports it without raising
-print(send_all(message, topic="projects/deploytest-local/topics/goog-x", timeout_s=5, log=lambda _: None))
+print(send_all(message, topic="projects/deploytest-local/topics/goog-x", timeout_s=5,
+               log=lambda _: None))
 # no token: 401
 print(requests.post("https://pubsub.googleapis.com/v1/projects/p/topics/abc:publish",
                     json={"messages": [{"data": "eA=="}]}).status_code)
