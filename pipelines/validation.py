@@ -280,6 +280,17 @@ def notify(p: dict) -> None:
     within(float(p["notify_timeout_s"]), 0, MAX_TIMEOUT_S, "--notify-timeout-s", True)
 
 
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+MAX_EMAILS = 10  # our bound, not a documented Vertex AI limit
+
+
+def notify_emails(emails: list[str]) -> None:
+    """Recipients of GCPC's VertexNotificationEmailOp (compiled in, Vertex AI only)."""
+    check(len(emails) <= MAX_EMAILS, f"at most {MAX_EMAILS} --notify-email, got {len(emails)}")
+    for email in emails:
+        check(bool(_EMAIL.match(email)), f"invalid --notify-email {email!r}: expected NAME@DOMAIN")
+
+
 def load_shape(p: dict) -> None:
     """Streaming, goodput targets, load shape and extra gate checks (components/load_options.py).
 

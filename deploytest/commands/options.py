@@ -154,3 +154,17 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
     params["stream"] = args.stream
     params["slo_checks"] = list(args.slo_checks)
     return params
+
+
+def add_email_option(parser: argparse.ArgumentParser) -> None:
+    """`--notify-email` (compile and submit: Vertex AI only, compiled into the pipeline)."""
+    parser.add_argument(
+        "--notify-email",
+        action="append",
+        dest="notify_emails",
+        default=[],
+        metavar="ADDRESS",
+        help="Vertex AI only: also email the run's final state with GCPC's "
+        "VertexNotificationEmailOp, compiled into the pipeline after the exit handler "
+        "(repeatable; the embedded Vertex AI does not run it)",
+    )
