@@ -15,7 +15,13 @@ def cleanup_endpoints(
     api_endpoint: str,
     timeout_s: int,
     record: Output[dsl.Artifact],
+    final_status: dsl.PipelineTaskFinalStatus,
     prices: dict = {},  # noqa: B006 (a KFP default, never mutated)
+    history: str = "",
+    notify_webhook: str = "",
+    notify_webhook_secret: str = "",
+    notify_topic: str = "",
+    notify_timeout_s: float = 10.0,
 ):
     """Undeploy every model from, and delete, every endpoint labelled with this run.
 
@@ -30,7 +36,16 @@ def cleanup_endpoints(
         api_endpoint: the emulator's URL; empty means the real regional Vertex AI.
         timeout_s: bound on the whole clean-up (deploys in flight are cancelled, not waited out).
         record: JSON record of what was deleted, how long it took, and the run's cost.
+        final_status: the exit handler's final state, filled by Vertex AI Pipelines (and the
+            embedded one): the message's outcome; never passed by the pipeline.
         prices: USD per hour by machine or accelerator type, over `components/prices.json`.
+        history: the run history, for the message's regression verdict ('' = none).
+        notify_webhook: a webhook URL for the message (Google Chat / Slack JSON); '' = none.
+        notify_webhook_secret: a Secret Manager secret version whose payload is the webhook
+            URL (`projects/P/secrets/S/versions/V`); '' = none.
+        notify_topic: a Pub/Sub topic for the message (`projects/P/topics/T`); '' = none.
+        notify_timeout_s: bound on sending the message, all destinations together; sent
+            after the clean-up, and a failing destination never fails this task.
     """
     import json
 
@@ -55,5 +70,18 @@ def cleanup_endpoints(
     record.metadata["cost_usd"] = data["cost"]["usd"]
     record.metadata["endpoints_deleted"] = sum(e.deleted for e in result.endpoints)
     record.metadata["left"] = len(result.left)
+    if notify_webhook or notify_webhook_secret or notify_topic:  # after the clean-up work
+        from components.runtime.notify import notify_run_end
+
+        record.metadata["notify"] = notify_run_end(
+            final_status=final_status,
+            cleanup=data,
+            history=history,
+            run_label=result.run_label,
+            webhook=notify_webhook,
+            webhook_secret=notify_webhook_secret,
+            topic=notify_topic,
+            timeout_s=notify_timeout_s,
+        )
     if not result.ok:
         raise CleanupIncomplete(f"clean-up left {result.left}")

@@ -7,6 +7,7 @@ requests for the Google hosts to, served by `Host`:
 | `{location}-aiplatform.googleapis.com` | the Vertex AI app (emulator/app.py), in-process |
 | `storage.googleapis.com` | the Cloud Storage emulator (emulator/gcs.py) |
 | `artifactregistry.googleapis.com`, `{location}-kfp.pkg.dev` | emulator/registry.py |
+| `pubsub.googleapis.com` | topics.publish only (emulator/pubsub.py) |
 
 Every host but the token endpoint wants `Authorization: Bearer <token>` with a token this
 emulator issued; otherwise 401 in the service's own error shape, so the clients raise
@@ -49,7 +50,8 @@ _NO_HOLD = (":predict", ":rawPredict", ":streamRawPredict", "/chat/completions",
 
 
 def service_of(host: str) -> str | None:
-    """'oauth2' | 'aiplatform' | 'storage' | 'registry' for an intercepted host, else None."""
+    """'oauth2' | 'aiplatform' | 'storage' | 'pubsub' | 'registry' for an intercepted host,
+    else None."""
     host = host.split(":", 1)[0].lower().rstrip(".")
     if not is_intercepted(host):
         return None
@@ -57,6 +59,8 @@ def service_of(host: str) -> str | None:
         return "oauth2"
     if host == "storage.googleapis.com":
         return "storage"
+    if host == "pubsub.googleapis.com":
+        return "pubsub"
     if host.endswith("-aiplatform.googleapis.com"):
         return "aiplatform"
     return "registry"
@@ -73,6 +77,7 @@ class Front:
         storage_url: str,
         registry_app,
         hold_s: float = 30.0,
+        pubsub=None,
     ):
         self.vertex_app = vertex_app
         self.vertex = vertex
@@ -80,6 +85,7 @@ class Front:
         self.storage_url = storage_url.rstrip("/")
         self.registry_app = registry_app
         self.hold_s = hold_s
+        self.pubsub = pubsub
         self.http: httpx.AsyncClient | None = None
         self.stopping = False  # set on stop: a held request is answered at once
 
@@ -105,6 +111,8 @@ class Front:
             return await self._vertex(scope, receive, send)
         if service == "storage":
             return await (await self._storage(request))(scope, receive, send)
+        if service == "pubsub" and self.pubsub is not None:
+            return await (await self.pubsub(request))(scope, receive, send)
         return await self.registry_app(scope, receive, send)
 
     async def _lifespan(self, receive, send):

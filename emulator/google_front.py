@@ -59,9 +59,13 @@ class GoogleFront:
 
         self.resource_manager = ResourceManager(self.ca, self.authority, host=host)
         self.resource_manager.start()
+        from emulator.pubsub import PubSub
+
+        self.pubsub = PubSub(state_dir)
         self.front = Front(
-            vertex_app, vertex, self.authority, self.storage.url, self.registry.app, hold_s
-        )
+            vertex_app, vertex, self.authority, self.storage.url, self.registry.app, hold_s,
+            pubsub=self.pubsub,
+        )  # fmt: skip
         self.front_sock = _listening_socket(host)
         self.proxy_sock = _listening_socket(host)
         proxy_url = "http://{}:{}".format(*self.proxy_sock.getsockname()[:2])

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,7 @@ class _Task:
     name: str
     spared: bool  # in the exit handler's subtree: a cancel does not stop it
     killed: str = ""  # "cancel" or "abort" once the runner signalled its processes
+    error: str = ""  # the last exception line the task's process printed
 
 
 # The task whose code runs in this thread (kfp.local runs a task's process in the thread
@@ -61,6 +63,13 @@ _running: dict[int, tuple[subprocess.Popen, _Task]] = {}  # pid -> the task's to
 _stoppers: list[threading.Thread] = []
 _in_flight = threading.Condition()  # counts the tasks whose final state is not written yet
 _in_flight_count = 0
+# Final state and error of each task that ended (for the exit task's final status).
+_ended: dict[str, tuple[str, str]] = {}
+# The last line of a Python traceback: `ExceptionName: message` (dotted names too).
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Incomplete|Exit): .*"
+)
+MAX_ERROR_CHARS = 2000
 
 
 def _event(job_dir: Path, task: str, state: str, **extra) -> None:
@@ -129,6 +138,8 @@ def _run_local_subprocess(full_command: list[str], env_vars: dict | None = None)
             if process.stdout:
                 for line in iter(process.stdout.readline, ""):
                     print(line, end="")
+                    if _EXCEPTION_LINE.match(line):
+                        task.error = line.strip()[:MAX_ERROR_CHARS]
                 print("\n")
             return process.wait()
         finally:
@@ -240,16 +251,79 @@ def _install_shims(job: dict, job_dir: Path) -> None:
         # A task the runner signalled is not judged by its exit code: GCPC's launchers exit
         # 0 on SIGTERM, and a process killed early in its shell wrapper may too.
         if task.killed == "cancel":
+            _ended[task.name] = ("CANCELLED", "")
             _event(job_dir, task.name, "CANCELLED")
             return {}, status.Status.FAILURE
         if task.killed:
-            _event(job_dir, task.name, "FAILED", error="Stopped: the emulator stopped or is gone.")
+            _ended[task.name] = ("FAILED", "Stopped: the emulator stopped or is gone.")
+            _event(job_dir, task.name, "FAILED", error=_ended[task.name][1])
             return {}, status.Status.FAILURE
-        _event(job_dir, task.name, "SUCCEEDED" if result == status.Status.SUCCESS else "FAILED")
+        state = "SUCCEEDED" if result == status.Status.SUCCESS else "FAILED"
+        _ended[task.name] = (state, task.error if state == "FAILED" else "")
+        _event(job_dir, task.name, state, **({"error": task.error} if task.error else {}))
         return outputs, result
 
     task_executor.execute_single_task = execute
     # kfp.local's orchestrators import the module, not the name: patching it is enough.
+
+    # 5. The exit task's PipelineTaskFinalStatus, as Vertex AI fills it.
+    from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
+
+    original_arguments = OrchestratorUtils.make_task_arguments.__func__
+
+    def make_task_arguments(cls, task_inputs_spec, io_store):
+        arguments = original_arguments(cls, task_inputs_spec, io_store)
+        for name, spec in task_inputs_spec.parameters.items():
+            if spec.HasField("task_final_status"):
+                producer = spec.task_final_status.producer_task
+                arguments[name] = final_status(job, producer, io_store)
+        return arguments
+
+    OrchestratorUtils.make_task_arguments = classmethod(make_task_arguments)
+
+
+def final_status(job: dict, producer: str, io_store) -> dict:
+    """The `PipelineTaskFinalStatus` an exit task gets for the exit handler `producer`.
+
+    Its fields are the IR's (kfp's pipeline_spec.proto `PipelineTaskFinalStatus`: `state`,
+    the string of a `PipelineTaskState`; `error`, a google.rpc.Status;
+    `pipeline_job_resource_name`; `pipeline_task_name`, "the pipeline task that produces this
+    status"), in the snake_case names kfp's executor reads first (kfp/dsl/executor.py calls
+    the camelCase ones deprecated). kfp.local gives `local-pipeline-<task>` as the job and
+    FAILED for a cancel; Vertex AI gives the job's resource name, and CANCELLED is one of the
+    states kfp documents (kfp/dsl/task_final_status.py). Not documented by Vertex AI, so
+    the emulator's choice: the error's code (1 CANCELLED on a cancel, as pipelineJobs.cancel
+    documents for the job; 9 FAILED_PRECONDITION for a failure, as this emulator's job error)
+    and its message, which names the failed tasks, each with the last exception line it
+    printed (Vertex AI's own message text is not documented)."""
+    try:
+        state = io_store.get_task_status(producer)
+    except ValueError:
+        state = "SUCCEEDED"
+    if state != "SUCCEEDED" and _cancelled.is_set():
+        state = "CANCELLED"
+    error = {}
+    if state != "SUCCEEDED":
+        failed = {t: e for t, (s, e) in _ended.items() if s == "FAILED"}
+        cancelled = sorted(t for t, (s, _) in _ended.items() if s == "CANCELLED")
+        parts = []
+        if failed:
+            parts.append(f"The DAG failed because some tasks failed. The failed tasks are: "
+                         f"[{', '.join(sorted(failed))}].")  # fmt: skip
+            parts += [f"{t}: {e}" for t, e in sorted(failed.items()) if e]
+        if state == "CANCELLED":
+            names = ", ".join(cancelled)
+            parts.insert(0, f"The pipeline job was cancelled; cancelled tasks: [{names}].")
+        error = {
+            "code": 1 if state == "CANCELLED" else 9,
+            "message": " ".join(parts) or f"Task {producer} {state.lower()}.",
+        }
+    return {
+        "state": state,
+        "pipeline_job_resource_name": job["name"],
+        "pipeline_task_name": producer,
+        "error": error,
+    }
 
 
 _cancel_lock = threading.Lock()

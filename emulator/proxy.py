@@ -30,6 +30,7 @@ INTERCEPTED_HOSTS = (
     re.compile(r"^oauth2\.googleapis\.com$"),
     re.compile(r"^storage\.googleapis\.com$"),
     re.compile(r"^artifactregistry\.googleapis\.com$"),
+    re.compile(r"^pubsub\.googleapis\.com$"),
     re.compile(r"^[a-z0-9-]+-kfp\.pkg\.dev$"),
 )
 _HEAD_LIMIT = 16 * 1024

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def compile_pipeline(output: str | Path, component_image: str = "") -> Path:
+def compile_pipeline(
+    output: str | Path, component_image: str = "", notify_emails: tuple[str, ...] = ()
+) -> Path:
     """Compile the pipeline to `output` and return its path.
+
+    `notify_emails` compiles in GCPC's VertexNotificationEmailOp (Vertex AI only).
 
     `component_image` pins the image our components run in on Vertex (see
     components/image.py); it must be given before the components are first imported.
@@ -21,5 +25,5 @@ def compile_pipeline(output: str | Path, component_image: str = "") -> Path:
 
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(), package_path=str(out))
+    compiler.Compiler().compile(build_pipeline(tuple(notify_emails)), package_path=str(out))
     return out

@@ -89,11 +89,30 @@ DEFAULTS: dict[str, Any] = {
     "correctness_drift": "warn",
     # A local folder keeping reference answers between runs (`deploytest run` sets it).
     "reference_cache": "",
+    # The message when a run ends (components/runtime/notify.py), sent by the clean-up exit
+    # task after its work: a webhook URL, a Secret Manager secret version holding one (on
+    # Vertex AI), a Pub/Sub topic; each '' = none. The send is bounded by notify_timeout_s.
+    "notify_webhook": "",
+    "notify_webhook_secret": "",
+    "notify_topic": "",
+    "notify_timeout_s": 10.0,
 }
 
 
-def build_pipeline():
-    """Return the pipeline function."""
+def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
+    """Return the pipeline function.
+
+    `notify_emails`: recipients of GCPC's `VertexNotificationEmailOp`, compiled in (Vertex AI
+    only: GCPC documents that it "works only on Vertex Pipelines"; the embedded Vertex AI
+    does not run it, so `deploytest run` never compiles it in). KFP allows one exit task per
+    `dsl.ExitHandler` and no nested exit handlers (its compiler refuses an ExitHandler below
+    the pipeline's outermost scope), and the clean-up is the exit task; so the email task
+    runs after the exit handler group with `.ignore_upstream_failure()`, which KFP compiles
+    to the exit task's trigger (ALL_UPSTREAM_TASKS_COMPLETED) with the group as the producer
+    of its `PipelineTaskFinalStatus`. Whether Vertex AI runs such a task after a cancel, as
+    it runs an exit task, is not documented; the webhook and Pub/Sub message, sent by the
+    exit task itself, do not depend on it.
+    """
     from google_cloud_pipeline_components.types.artifact_types import VertexModel
     from google_cloud_pipeline_components.v1.endpoint import EndpointCreateOp, ModelDeployOp
 
@@ -166,6 +185,10 @@ def build_pipeline():
         reference_max_mb: float = d["reference_max_mb"],
         correctness_drift: str = d["correctness_drift"],
         reference_cache: str = d["reference_cache"],
+        notify_webhook: str = d["notify_webhook"],
+        notify_webhook_secret: str = d["notify_webhook_secret"],
+        notify_topic: str = d["notify_topic"],
+        notify_timeout_s: float = d["notify_timeout_s"],
     ):
         model_import = dsl.importer(
             artifact_uri=model_uri,
@@ -199,9 +222,14 @@ def build_pipeline():
             api_endpoint=api_endpoint,
             timeout_s=cleanup_timeout_s,
             prices=prices,
+            history=history,
+            notify_webhook=notify_webhook,
+            notify_webhook_secret=notify_webhook_secret,
+            notify_topic=notify_topic,
+            notify_timeout_s=notify_timeout_s,
         ).set_display_name("clean up")
 
-        with dsl.ExitHandler(cleanup, name=EXIT_HANDLER_NAME):
+        with dsl.ExitHandler(cleanup, name=EXIT_HANDLER_NAME) as exit_handler:
             create = EndpointCreateOp(
                 project=project,
                 location=location,
@@ -309,6 +337,19 @@ def build_pipeline():
                 correctness_drift=correctness_drift,
                 history=history,
             ).set_display_name("gate")
+
+        if notify_emails:
+            from google_cloud_pipeline_components.v1.vertex_notification_email import (
+                VertexNotificationEmailOp,
+            )
+
+            email = (
+                VertexNotificationEmailOp(recipients=list(notify_emails))
+                .after(exit_handler)
+                .ignore_upstream_failure()
+                .set_display_name("email")
+            )
+            email.set_caching_options(False)
 
         # A cached create or deploy would skip the very resources the run must prove.
         tasks = (model_import, locustfile_import, labels, serving, cleanup, create, deploy)

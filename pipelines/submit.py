@@ -32,6 +32,8 @@ class SubmitRequest:
     kms_key_name: str = ""  # CMEK for the PipelineJob (and, via parameters, its endpoint)
     labels: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
+    # GCPC's VertexNotificationEmailOp recipients, compiled in (not with a template URI)
+    notify_emails: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         check.project(self.project)
@@ -46,6 +48,12 @@ class SubmitRequest:
             parse(self.template_uri)
         check.kms_key(self.kms_key_name)
         check.pipeline_parameters(self.parameters)
+        check.notify_emails(self.notify_emails)
+        check.check(
+            not (self.notify_emails and self.template_uri),
+            "--notify-email is compiled into the pipeline: not with --template-uri (compile "
+            "the template with `deploytest compile --notify-email`)",
+        )
         try:
             validate_labels(self.labels)
         except ValueError as exc:
@@ -85,13 +93,14 @@ def build_job_body(request: SubmitRequest, pipeline_spec: dict | None = None) ->
         body["templateUri"] = request.template_uri
     else:
         if pipeline_spec is None:
-            pipeline_spec = compiled_vertex_spec()
+            pipeline_spec = compiled_vertex_spec(tuple(request.notify_emails))
         body["pipelineSpec"] = pipeline_spec
     return body
 
 
-def compiled_vertex_spec() -> dict:
-    """Compile the pipeline and return its spec as a dict."""
+def compiled_vertex_spec(notify_emails: tuple[str, ...] = ()) -> dict:
+    """Compile the pipeline (with GCPC's email op for `notify_emails`) and return its spec
+    as a dict."""
     import tempfile
 
     import yaml
@@ -99,7 +108,7 @@ def compiled_vertex_spec() -> dict:
     from pipelines.compile import compile_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = compile_pipeline(Path(tmp) / "pipeline.yaml")
+        path = compile_pipeline(Path(tmp) / "pipeline.yaml", notify_emails=notify_emails)
         return yaml.safe_load(path.read_text())
 
 

@@ -249,6 +249,7 @@ def pipeline_parameters(params: dict) -> None:
     within(int(p["deploy_timeout_s"]), 0, LIMITS["timeout_s"], "the deploy timeout (s)", True)
     within(int(p["cleanup_timeout_s"]), 0, LIMITS["timeout_s"], "the clean-up timeout (s)", True)
     history(str(p["history"]), p["regression"], p["trigger"], str(p["template"]))
+    notify(p)
     load_shape(p)
     correctness(p)
     try:
@@ -285,7 +286,7 @@ def correctness_files(p: dict, local: bool) -> dict:
 
     `local` (deploytest run): local paths are read here, the expectations' every line
     parsed. On Vertex (`submit`) both must be gs:// (or artifact/none); a gs:// file is read
-    and its lines checked by the load-test task, before the load.
+    and its lines checked by the `reference answers` task, before the deploy.
     """
     from correctness.expectations import ExpectationError, read_expectations
     from correctness.files import InputError as FileError
@@ -304,7 +305,7 @@ def correctness_files(p: dict, local: bool) -> dict:
     if reference.startswith("gs://"):
         gcs_uri(reference, "reference model")
     expectations = str(p["expectations"]).strip()
-    if expectations.startswith("gs://"):  # read by the load-test task, through its storage
+    if expectations.startswith("gs://"):  # read by the reference task, through its storage
         gcs_uri(expectations, "expectations")
         return p
     if expectations:
@@ -316,6 +317,39 @@ def correctness_files(p: dict, local: bool) -> dict:
         except (ExpectationError, FileError) as exc:
             raise InputError(f"--expect: {exc}") from None
     return p
+
+
+def notify(p: dict) -> None:
+    """The run-end message's destinations (components/runtime/notify.py), each '' = none."""
+    from components.runtime.notify import MAX_TIMEOUT_S, SECRET_VERSION, TOPIC, webhook_rule
+
+    url = str(p["notify_webhook"])
+    rule = webhook_rule(url) if url else ""
+    check(not rule, f"invalid --notify {url!r}: {rule}")
+    topic = str(p["notify_topic"])
+    check(
+        not topic or bool(TOPIC.match(topic)),
+        f"invalid --notify-topic {topic!r}: expected projects/PROJECT/topics/TOPIC, the project "
+        "6-30 characters of lowercase letters, digits and '-', the topic 3-255 characters "
+        "starting with a letter",
+    )
+    secret = str(p["notify_webhook_secret"])
+    check(
+        not secret or bool(SECRET_VERSION.match(secret)),
+        f"invalid --notify-secret {secret!r}: expected projects/P/secrets/S/versions/V",
+    )
+    within(float(p["notify_timeout_s"]), 0, MAX_TIMEOUT_S, "--notify-timeout-s", True)
+
+
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+MAX_EMAILS = 10  # our bound, not a documented Vertex AI limit
+
+
+def notify_emails(emails: list[str]) -> None:
+    """Recipients of GCPC's VertexNotificationEmailOp (compiled in, Vertex AI only)."""
+    check(len(emails) <= MAX_EMAILS, f"at most {MAX_EMAILS} --notify-email, got {len(emails)}")
+    for email in emails:
+        check(bool(_EMAIL.match(email)), f"invalid --notify-email {email!r}: expected NAME@DOMAIN")
 
 
 def load_shape(p: dict) -> None:

@@ -22,6 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "REGION-docker.pkg.dev/P/REPO/components:COMMIT, as cloudbuild.yaml pushes it); "
         "default: $DEPLOYTEST_COMPONENT_IMAGE, else a placeholder no build pushes",
     )
+    from deploytest.commands.options import add_email_option
+
+    add_email_option(p)
     p.set_defaults(func=run)
 
 
@@ -38,9 +41,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from pipelines.validation import InputError, notify_emails
+
     try:
-        out = compile_pipeline(args.output, args.component_image)
-    except ValueError as exc:
+        notify_emails(args.notify_emails)
+        out = compile_pipeline(args.output, args.component_image, tuple(args.notify_emails))
+    except (InputError, ValueError) as exc:
         print(f"deploytest compile: {exc}", file=sys.stderr)
         return 2
     print(f"compiled the pipeline to {out}")

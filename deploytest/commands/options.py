@@ -99,6 +99,29 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
         "gate: answers that differ from the series' last PASS run (needs --history): fail, "
         "warn or off",
     ),
+    "--notify": (
+        "notify_webhook",
+        str,
+        "a webhook URL for the message when the run ends (Google Chat / Slack JSON "
+        '{"text": ...}, the facts under "deploytest"): https, or http to a loopback host',
+    ),
+    "--notify-secret": (
+        "notify_webhook_secret",
+        str,
+        "on Vertex AI: a Secret Manager secret version holding the webhook URL, "
+        "projects/P/secrets/S/versions/V",
+    ),
+    "--notify-topic": (
+        "notify_topic",
+        str,
+        "a Pub/Sub topic for the message when the run ends, projects/P/topics/T",
+    ),
+    "--notify-timeout-s": (
+        "notify_timeout_s",
+        float,
+        "bound on sending the message, every destination together (0.1-300 s); a failing "
+        "destination never fails the clean-up",
+    ),
 }
 
 
@@ -162,3 +185,17 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
     params["stream"] = args.stream
     params["slo_checks"] = list(args.slo_checks)
     return params
+
+
+def add_email_option(parser: argparse.ArgumentParser) -> None:
+    """`--notify-email` (compile and submit: Vertex AI only, compiled into the pipeline)."""
+    parser.add_argument(
+        "--notify-email",
+        action="append",
+        dest="notify_emails",
+        default=[],
+        metavar="ADDRESS",
+        help="Vertex AI only: also email the run's final state with GCPC's "
+        "VertexNotificationEmailOp, compiled into the pipeline after the exit handler "
+        "(repeatable; the embedded Vertex AI does not run it)",
+    )

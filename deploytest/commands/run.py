@@ -143,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
         check.pipeline_parameters(params)
         params = check.correctness_files(params, local=True)
         params["reference_cache"] = str(Path(args.cache_dir).resolve() / "reference-answers")
+        check.check(
+            not params["notify_webhook_secret"],
+            "--notify-secret needs Secret Manager, which the embedded Vertex AI does not "
+            "emulate: give the loopback URL as --notify",
+        )
         if params["history"] and not params["history"].startswith("gs://"):
             # the pipeline's tasks run in other folders: give them an absolute path
             params["history"] = str(Path(params["history"]).resolve())

@@ -7,7 +7,7 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from deploytest.commands.options import add_pipeline_options
+    from deploytest.commands.options import add_email_option, add_pipeline_options
 
     p = subparsers.add_parser(
         "submit",
@@ -59,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "empty: Google-managed keys",
     )
     add_pipeline_options(p)
+    add_email_option(p)
     p.add_argument("--dry-run", action="store_true", help="print the request, send nothing")
     p.add_argument("--json", action="store_true", help="print only the JSON body")
     p.add_argument(
@@ -127,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             labels=key_values(args.label, "label"),
             parameters=correctness_files(pipeline_parameters(args), local=False),
             kms_key_name=args.kms_key_name,
+            notify_emails=list(args.notify_emails),
         )
         body = build_job_body(
             request, _read_spec(args.pipeline_file) if args.pipeline_file else None

@@ -185,6 +185,13 @@ class InfraSettings:
     slo_p95_ms: float = 1000.0
     max_failure_ratio: float = 0.01
     min_rps: float = 1.0
+    # ---- the message when a run ends (issue 22; notifications.py) ---------------------
+    # A Pub/Sub topic `<prefix>-run-ends` the runs publish to (any subscriber), and a Secret
+    # Manager secret `<prefix>-notify-webhook` whose latest version is a webhook URL (Google
+    # Chat / Slack) the scheduled runs post to: add the URL yourself
+    # (`gcloud secrets versions add`); the stack creates the secret, never its value.
+    notify_topic: bool = True
+    notify_webhook_secret: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_labels", dict(self.extra_labels))
@@ -377,6 +384,18 @@ class InfraSettings:
         return f"deploytest-{self.environment}"
 
     @property
+    def notify_topic_name(self) -> str:
+        """The run-end topic's resource name ('' when the stack creates none)."""
+        topic = f"projects/{self.project_id}/topics/{self.prefix}-run-ends"
+        return topic if self.notify_topic else ""
+
+    @property
+    def notify_secret_version(self) -> str:
+        """The webhook secret's latest version ('' when the stack creates no secret)."""
+        name = f"projects/{self.project_id}/secrets/{self.prefix}-notify-webhook/versions/latest"
+        return name if self.notify_webhook_secret else ""
+
+    @property
     def pipeline_root_bucket(self) -> str:
         return f"{self.project_id}-{self.environment}-pipeline-root"
 
@@ -531,7 +550,12 @@ def _label_problems(labels: Mapping[str, Any]) -> list[str]:
 
 def _environment_problems(s: InfraSettings) -> list[str]:
     p = []
-    for name in ("scheduler_enabled", "promote_requires_approval"):
+    for name in (
+        "scheduler_enabled",
+        "promote_requires_approval",
+        "notify_topic",
+        "notify_webhook_secret",
+    ):
         if not isinstance(getattr(s, name), bool):
             p.append(f"{name} {getattr(s, name)!r} must be true or false")
     triggers = s.triggers if isinstance(s.triggers, tuple) else ()

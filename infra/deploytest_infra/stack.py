@@ -12,6 +12,7 @@ from deploytest_infra.build_config import promote_substitutions
 from deploytest_infra.build_triggers import BuildTriggers
 from deploytest_infra.identity import Identity, member
 from deploytest_infra.janitor import Janitor, JanitorProps
+from deploytest_infra.notifications import Notifications
 from deploytest_infra.promotion import PromoteProps, PromoteTrigger
 from deploytest_infra.quota import GpuQuota
 from deploytest_infra.registry import Registry
@@ -71,6 +72,13 @@ class DeploytestStack(TerraformStack):
             depends_on=needs,
         )
         self.quota = GpuQuota(self, "quota", settings=settings, depends_on=needs)
+        self.notifications = Notifications(
+            self,
+            "notify",
+            settings=settings,
+            runner_member=member(self.identity.runner),
+            depends_on=encrypted_needs,
+        )
         self.schedule = None
         if settings.scheduler_enabled:
             self.schedule = RegressionSchedule(
@@ -147,6 +155,10 @@ class DeploytestStack(TerraformStack):
             outputs["model_upload_topic"] = self.triggers.topic.id
         if self.schedule is not None:
             outputs["regression_job"] = self.schedule.job.id
+        if self.notifications.topic is not None:
+            outputs["run_end_topic"] = self.notifications.topic.id
+        if self.notifications.secret is not None:
+            outputs["run_end_webhook_secret"] = self.notifications.secret.id
         if settings.template_version:
             outputs["template_version"] = settings.template_uri(settings.template_version)
         for name, value in outputs.items():

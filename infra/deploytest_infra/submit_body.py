@@ -61,6 +61,11 @@ def regression_submit_args(settings: InfraSettings) -> list[str]:
     ]
     if settings.kms_key_name:
         args += ["--kms-key-name", settings.kms_key_name]
+    # the run-end message (notifications.py): to the stack's topic and webhook secret
+    if settings.notify_topic_name:
+        args += ["--notify-topic", settings.notify_topic_name]
+    if settings.notify_secret_version:
+        args += ["--notify-secret", settings.notify_secret_version]
     # --label: on the PipelineJob (its bill); --cost-label: on the endpoints it creates.
     for key, value in {**settings.cost_labels, "trigger": "scheduler"}.items():
         args += ["--label", f"{key}={value}"]

@@ -21,6 +21,8 @@ import pytest
 
 from components.runtime.cleanup import list_run_endpoints
 from components.vertex_clients import endpoint_client
+from emulator.pubsub import read_messages
+from tests.notify_receiver import receiver
 from tests.processes import processes_mentioning
 
 pytestmark = pytest.mark.slow
@@ -112,10 +114,31 @@ def task_log_times(run_dir: Path) -> dict[str, datetime]:
     return times
 
 
+def assert_one_message(hook, outcome: str, s: dict, run_id: str) -> dict:
+    """The receiver got one run-end message with the run's outcome, cost and job."""
+    assert len(hook.bodies) == 1, hook.bodies
+    (message,) = hook.bodies
+    facts = message["deploytest"]
+    assert facts["outcome"] == outcome and f": {outcome}" in message["text"], message
+    assert facts["cost"]["usd"] == s["cost"]["usd"] and "cost: $" in message["text"]
+    assert facts["left"] == [] and facts["pipeline_job"].endswith(f"/pipelineJobs/{run_id}")
+    return facts
+
+
 def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
-    # its own emulator, started and stopped by the run
-    code, out, run_dir = run(tmp_path, cache_dir, run_id="e2e-success")
+    # its own emulator, started and stopped by the run; the run-end message to a webhook
+    # and to a Pub/Sub topic (the emulator's)
+    topic = "projects/deploytest-local/topics/runs"
+    with receiver("ok") as hook:
+        code, out, run_dir = run(
+            tmp_path, cache_dir, "--notify", hook.url, "--notify-topic", topic,
+            run_id="e2e-success",
+        )  # fmt: skip
     assert code == 0, out
+    facts = assert_one_message(hook, "PASS", summary(run_dir), "e2e-success")
+    assert facts["reasons"] == [] and facts["regression"] == "NOT ENOUGH HISTORY"
+    (published,) = read_messages(run_dir / "emulator")
+    assert published["topic"] == topic and json.loads(published["data"]) == hook.bodies[0]
     s = summary(run_dir)
     assert s["outcome"]["verdict"] == "PASS" and s["outcome"]["reasons"] == [], out
     assert s["pipeline_job"].endswith("/pipelineJobs/e2e-success")
@@ -180,11 +203,23 @@ def test_faults_fail_the_run_and_clean_up(
     tmp_path, cache_dir, emulator, fault, failed_task, failed_check
 ):
     run_id = f"e2e-{fault}"
-    code, out, run_dir = run(
-        tmp_path, cache_dir, "--api-endpoint", emulator.url, "--fault", fault, run_id=run_id
-    )
+    # the slo-breach run posts its run-end message to a receiver that answers 500
+    notify = fault == "slo-breach"
+    with receiver("500") as hook:
+        args = ("--notify", hook.url) if notify else ()
+        code, out, run_dir = run(
+            tmp_path, cache_dir, "--api-endpoint", emulator.url, "--fault", fault, *args,
+            run_id=run_id,
+        )  # fmt: skip
     assert code == 1, out
     s = summary(run_dir)
+    if notify:  # the 500 changed nothing; the message says why the run failed
+        facts = assert_one_message(hook, "FAIL", s, run_id)
+        assert "[slo-gate]" in facts["reasons"][0] and "p95_ms" in facts["reasons"][0], facts
+        assert (
+            "notify webhook: error: HTTPError: HTTP Error 500"
+            in (run_dir / "pipeline.log").read_text()
+        )
     assert s["outcome"]["verdict"] == "FAIL"
     missed = f" (missed: {failed_check}" if failed_check else ""
     assert [r[: len(f"{failed_task} failed{missed}")] for r in s["outcome"]["reasons"]] == [
@@ -252,12 +287,25 @@ def test_cancellation_cancels_the_job_and_its_exit_handler_cleans_up(
     tmp_path, cache_dir, emulator, stop_at, signum, code
 ):
     run_id = f"e2e-cancel-{stop_at}"
-    rc, out, run_dir = run(
-        tmp_path, cache_dir, "--api-endpoint", emulator.url, "--duration", "60s",
-        run_id=run_id, stop_at=stop_at, signum=signum,
-    )  # fmt: skip
+    # the SIGINT run posts its run-end message to a receiver that never answers
+    notify = signum == signal.SIGINT
+    with receiver("hang") as hook:
+        args = ("--notify", hook.url, "--notify-timeout-s", "2") if notify else ()
+        rc, out, run_dir = run(
+            tmp_path, cache_dir, "--api-endpoint", emulator.url, "--duration", "60s", *args,
+            run_id=run_id, stop_at=stop_at, signum=signum,
+        )  # fmt: skip
     assert rc == code, out
     s = summary(run_dir)
+    if notify:  # sent after the clean-up; the receiver's silence cost at most its timeout
+        assert_one_message(hook, "CANCELLED", s, run_id)
+        log = (run_dir / "pipeline.log").read_text()
+        assert "notify webhook: timed out after 2 s" in log
+        times = task_log_times(run_dir)
+        task_s = times[("end", "cleanup-endpoints")] - times[("start", "cleanup-endpoints")]
+        extra = task_s.total_seconds() - s["cleanup"]["seconds"]
+        print(f"clean-up task {task_s.total_seconds():.1f} s, clean-up {s['cleanup']['seconds']}s")
+        assert extra < 2 + 5, extra  # the timeout, plus the task's own start (imports)
     assert s["outcome"]["verdict"] == "CANCELLED"
     assert s["outcome"]["reasons"] == [f"{signal.Signals(signum).name} arrived"]
     # the job was cancelled and its exit handler did the clean-up, not our fallback

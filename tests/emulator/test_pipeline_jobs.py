@@ -30,8 +30,12 @@ def step(seconds: float, fail: bool) -> str:
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
-def after_all(marker: str):
+def after_all(marker: str, status: dsl.PipelineTaskFinalStatus):
+    import dataclasses
+    import json
+
     print(f"exit handler ran: {marker}")
+    print("final status: " + json.dumps(dataclasses.asdict(status)), flush=True)
 
 
 @dsl.pipeline(name="emulated-pipeline")
@@ -86,6 +90,19 @@ def tasks(job) -> dict:
     return {t.task_name: t.state.name for t in job.gca_resource.job_detail.task_details}
 
 
+def final_status(job) -> dict:
+    """The PipelineTaskFinalStatus the exit task printed (pipeline log); the emulator's URL
+    from the client environment the `aiplatform` fixture set."""
+    import os
+
+    from emulator.client import EmulatorAdmin
+
+    admin = EmulatorAdmin(os.environ["DEPLOYTEST_EMULATOR_URL"])
+    log = admin.pipeline_log(job.resource_name.rsplit("/", 1)[1])
+    (line,) = [x for x in log.decode().splitlines() if "final status: " in x]
+    return json.loads(line.split("final status: ", 1)[1])
+
+
 def submit(template, **values):
     from google.cloud import aiplatform
 
@@ -137,6 +154,14 @@ def test_sdk_pipeline_job_runs_to_succeeded_with_the_exit_handler(aiplatform, em
     job_id = job.resource_name.rsplit("/", 1)[1]
     whole = EmulatorAdmin(emulator.url).pipeline_log(job_id)
     assert b"exit handler ran: bye" in whole
+    # the exit task's final status, as Vertex AI fills it: the job's own resource name
+    assert final_status(job) == {
+        "state": "SUCCEEDED",
+        "pipeline_job_resource_name": job.resource_name,
+        "pipeline_task_name": "exit-handler-1",
+        "error_code": None,
+        "error_message": None,
+    }
     assert EmulatorAdmin(emulator.url).pipeline_log(job_id, 10) == whole[10:]
     logs = f"{emulator.url}/deploytest/v1/pipeline-logs/{job_id}"
     assert httpx.get(f"{logs}?offset=-1").status_code == 400
@@ -148,6 +173,11 @@ def test_a_failing_task_fails_the_job_and_the_exit_handler_still_runs(aiplatform
     assert done.state.name == "PIPELINE_STATE_FAILED"
     assert tasks(done)["step"] == "FAILED" and tasks(done)["after-all"] == "SUCCEEDED"
     assert "step" in done.gca_resource.error.message
+    # the exit task's PipelineTaskFinalStatus names the failed task and its error
+    status = final_status(job)
+    assert status["state"] == "FAILED" and status["error_code"] == 9
+    assert "The failed tasks are: [step]" in status["error_message"]
+    assert "step: RuntimeError: step failed on purpose" in status["error_message"]
 
 
 def test_cancel_stops_the_running_task_then_runs_the_exit_handler(aiplatform, template):
@@ -168,6 +198,8 @@ def test_cancel_stops_the_running_task_then_runs_the_exit_handler(aiplatform, te
     assert done.state.name == "PIPELINE_STATE_CANCELLED"
     assert tasks(done)["step"] == "CANCELLED" and tasks(done)["after-all"] == "SUCCEEDED"
     assert took < 15, took
+    status = final_status(job)
+    assert status["state"] == "CANCELLED" and status["error_code"] == 1, status
     with pytest.raises(gexc.BadRequest, match="cannot be cancelled"):
         job.cancel()
 

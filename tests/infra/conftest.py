@@ -71,10 +71,14 @@ def synth(settings: InfraSettings) -> Synth:
 
 @pytest.fixture(scope="session")
 def cmek_synth(synth: Synth) -> Synth:
-    """The stack with CMEK and a GCS state backend (the provider is loaded by now: quick)."""
+    """The stack with CMEK, a GCS state backend and the run-end webhook secret (the
+    provider is loaded by now: quick)."""
     return _synth(
         InfraSettings(
-            kms_key_name=KMS_KEY, environment="cmek", state_bucket="deploytest-demo-tfstate"
+            kms_key_name=KMS_KEY,
+            environment="cmek",
+            state_bucket="deploytest-demo-tfstate",
+            notify_webhook_secret=True,
         )
     )
 

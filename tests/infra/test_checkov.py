@@ -83,4 +83,4 @@ def test_cmek_skips_are_only_for_the_optional_default(cmek_synth: Synth) -> None
         ",".join(CMEK_CHECKS),
     )
     assert report["summary"]["failed"] == 0, summary_line(report)
-    assert report["summary"]["passed"] == 3  # two repositories and the topic
+    assert report["summary"]["passed"] == 4  # two repositories and the two topics

@@ -399,3 +399,17 @@ def test_slos_of_the_environment_reach_every_run(builds) -> None:
         got = {opt: substitute(option(submit, opt)[0], values) for opt in
                ("--slo-p95-ms", "--max-failure-ratio", "--min-rps")}  # fmt: skip
         assert got == {"--slo-p95-ms": "800", "--max-failure-ratio": "0.01", "--min-rps": "2"}
+
+
+@pytest.mark.parametrize("config", ["merge", "model-upload", "pull-request", "promote"])
+def test_runs_send_their_run_end_message_to_the_stacks_topic_and_secret(builds, config) -> None:
+    submit = command(next(s for s in builds[config]["steps"] if s["id"] == "submit"))
+    settings = InfraSettings(notify_webhook_secret=True)
+    values = trigger_values(settings, config)
+    (topic,) = option(submit, "--notify-topic")
+    (secret,) = option(submit, "--notify-secret")
+    assert substitute(topic, values) == settings.notify_topic_name
+    assert substitute(secret, values) == settings.notify_secret_version
+    # the defaults in the file are the default settings' (no secret)
+    assert builds[config]["substitutions"]["_NOTIFY_TOPIC"] == InfraSettings().notify_topic_name
+    assert builds[config]["substitutions"]["_NOTIFY_SECRET"] == ""

@@ -267,10 +267,19 @@ def test_scheduler_body_is_what_deploytest_submit_prints(synth: Synth) -> None:
     assert scheduler_body(synth) == regression_request_body(synth.settings)
 
 
+def upload_topic(synth: Synth) -> tuple[str, dict]:
+    """(key, resource) of the model-upload topic (the run-end topic is the other one)."""
+    (found,) = [
+        (k, t)
+        for k, t in synth.resources("google_pubsub_topic").items()
+        if t["name"].endswith("model-uploads")
+    ]
+    return found
+
+
 def test_model_upload_sink_topic_and_publisher(synth: Synth) -> None:
     s = synth.settings
-    topic = synth.one("google_pubsub_topic")
-    topic_key = next(iter(synth.resources("google_pubsub_topic")))
+    topic_key, topic = upload_topic(synth)
     sink = synth.one("google_logging_project_sink")
     assert sink["destination"] == f"pubsub.googleapis.com/${{google_pubsub_topic.{topic_key}.id}}"
     assert sink["unique_writer_identity"] is True
@@ -284,12 +293,47 @@ def test_model_upload_sink_topic_and_publisher(synth: Synth) -> None:
     # Only opted-in models: the label on the logged request.
     key, value = s.opt_in_label
     assert f'{LABELS_FIELD}."{key}"="{value}"' in flt
-    member = synth.one("google_pubsub_topic_iam_member")
+    (member,) = [
+        m
+        for m in synth.resources("google_pubsub_topic_iam_member").values()
+        if m["topic"] == f"${{google_pubsub_topic.{topic_key}.name}}"
+    ]
     sink_key = next(iter(synth.resources("google_logging_project_sink")))
     assert member["role"] == "roles/pubsub.publisher"
     assert member["member"] == f"${{google_logging_project_sink.{sink_key}.writer_identity}}"
     assert member["topic"] == f"${{google_pubsub_topic.{topic_key}.name}}"
     assert topic["name"].endswith("model-uploads")
+
+
+def test_run_end_topic_and_webhook_secret(synth: Synth, cmek_synth: Synth) -> None:
+    s = synth.settings
+    runner = sa_member(synth, s.runner_account_id)
+    (key, topic), = [(k, t) for k, t in synth.resources("google_pubsub_topic").items()
+                     if t["name"] == f"{s.prefix}-run-ends"]  # fmt: skip
+    assert topic["labels"] == s.labels and topic["message_retention_duration"] == "604800s"
+    (publisher,) = [
+        m
+        for m in synth.resources("google_pubsub_topic_iam_member").values()
+        if m["topic"] == f"${{google_pubsub_topic.{key}.name}}"
+    ]
+    assert publisher["role"] == "roles/pubsub.publisher" and publisher["member"] == runner
+    # the default stack has no secret; with notify_webhook_secret one, the runner may read it
+    notify_synth = cmek_synth
+    assert synth.resources("google_secret_manager_secret") == {}
+    n = notify_synth.settings
+    secret = notify_synth.one("google_secret_manager_secret")
+    assert secret["secret_id"] == f"{n.prefix}-notify-webhook"
+    assert secret["replication"] == {"auto": {}} and secret["labels"] == n.labels
+    assert "google_secret_manager_secret_version" not in notify_synth.config["resource"]
+    reader = notify_synth.one("google_secret_manager_secret_iam_member")
+    assert reader["role"] == "roles/secretmanager.secretAccessor"
+    assert reader["member"] == sa_member(notify_synth, n.runner_account_id)
+    # the scheduled run sends its run-end message there
+    values = scheduler_body(notify_synth)["runtimeConfig"]["parameterValues"]
+    assert values["notify_topic"] == f"projects/{n.project_id}/topics/{n.prefix}-run-ends"
+    assert values["notify_webhook_secret"] == (
+        f"projects/{n.project_id}/secrets/{n.prefix}-notify-webhook/versions/latest"
+    )
 
 
 def test_build_triggers(synth: Synth) -> None:
@@ -307,7 +351,7 @@ def test_build_triggers(synth: Synth) -> None:
     # Default: a merge compiles and uploads; it starts no paid run.
     assert merge["substitutions"]["_LOAD_TEST"] == "false"
 
-    topic_key = next(iter(synth.resources("google_pubsub_topic")))
+    topic_key, _ = upload_topic(synth)
     assert upload["pubsub_config"] == {"topic": f"${{google_pubsub_topic.{topic_key}.id}}"}
     assert upload["git_file_source"]["path"] == "cloudbuild-model.yaml"
     assert upload["source_to_build"]["uri"] == s.github_uri
@@ -498,7 +542,8 @@ def test_cmek_everywhere_when_configured(cmek_synth: Synth) -> None:
         assert bucket["encryption"] == {"default_kms_key_name": KMS_KEY}
     for repo in cmek_synth.resources("google_artifact_registry_repository").values():
         assert repo["kms_key_name"] == KMS_KEY
-    assert cmek_synth.one("google_pubsub_topic")["kms_key_name"] == KMS_KEY
+    for topic in cmek_synth.resources("google_pubsub_topic").values():  # uploads, run ends
+        assert topic["kms_key_name"] == KMS_KEY
     # The runs' pipeline jobs and endpoints: the Scheduler body carries the key.
     body = json.loads(base64.b64decode(regression_job(cmek_synth)["http_target"]["body"]))
     assert body["encryptionSpec"] == {"kmsKeyName": KMS_KEY}

@@ -121,3 +121,33 @@ def test_the_serving_api_is_decided_before_anything_is_created(spec):
     produced = handler["inputs"]["parameters"][channel]["taskOutputParameter"]
     assert produced["producerTask"] == "serving-api"
     assert spec["root"]["inputDefinitions"]["parameters"]["api"]["defaultValue"] == "auto"
+
+
+def test_the_clean_up_takes_the_exit_handlers_final_status_and_the_notify_parameters(spec):
+    root = spec["root"]["dag"]["tasks"]
+    cleanup = root["cleanup-endpoints"]
+    assert cleanup["inputs"]["parameters"]["final_status"] == {
+        "taskFinalStatus": {"producerTask": "exit-handler-1"}
+    }
+    for name in ("notify_webhook", "notify_webhook_secret", "notify_topic", "notify_timeout_s"):
+        assert cleanup["inputs"]["parameters"][name] == {"componentInputParameter": name}
+        assert (
+            spec["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] == (DEFAULTS[name])
+        )
+    # no email task unless asked for: the embedded Vertex AI could not run it
+    assert not [t for t in root if "notification-email" in t]
+
+
+def test_notify_email_compiles_gcpcs_email_op_after_the_exit_handler(tmp_path):
+    emailed = yaml.safe_load(
+        compile_pipeline(tmp_path / "p.yaml", notify_emails=("ops@example.com",)).read_text()
+    )
+    (task,) = [t for n, t in emailed["root"]["dag"]["tasks"].items() if "notification-email" in n]
+    assert task["dependentTasks"] == ["exit-handler-1"]
+    assert task["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert task["inputs"]["parameters"]["pipeline_task_final_status"] == {
+        "taskFinalStatus": {"producerTask": "exit-handler-1"}
+    }
+    assert task["inputs"]["parameters"]["recipients"]["runtimeValue"]["constant"] == [
+        "ops@example.com"
+    ]

@@ -31,6 +31,9 @@ def test_dry_run_prints_a_pipeline_job_from_a_template():
         "submit", *BASE, "--template-uri", uri, "--accelerator-type", "NVIDIA_L4",
         "--accelerator-count", "1", "--machine-type", "g2-standard-8", "--duration", "2m",
         "--cost-label", "team=ml-platform", "--label", "trigger=schedule", "--dry-run", "--json",
+        "--notify-secret", "projects/my-proj-123/secrets/deploytest-webhook/versions/latest",
+        "--notify-topic", "projects/my-proj-123/topics/deploytest-runs",
+        "--notify-timeout-s", "5",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     body = json.loads(r.stdout)
@@ -47,6 +50,10 @@ def test_dry_run_prints_a_pipeline_job_from_a_template():
     assert values["accelerator_type"] == "NVIDIA_L4" and values["accelerator_count"] == 1
     assert values["cost_labels"] == {"team": "ml-platform"}
     assert values["api_endpoint"] == "" and values["run_id"] == ""
+    # the run-end message's destinations pass through as pipeline parameters
+    assert values["notify_webhook_secret"].endswith("/secrets/deploytest-webhook/versions/latest")
+    assert values["notify_topic"] == "projects/my-proj-123/topics/deploytest-runs"
+    assert values["notify_timeout_s"] == 5 and values["notify_webhook"] == ""
     assert body["labels"] == {"trigger": "schedule", "deploytest-managed": "true"}
 
 
@@ -76,10 +83,12 @@ def test_pipeline_file_must_be_a_compiled_pipeline_and_excludes_a_template(tmp_p
 
 
 def test_dry_run_without_template_embeds_the_compiled_spec():
-    r = deploytest("submit", *BASE, "--dry-run", "--json")
+    r = deploytest("submit", *BASE, "--notify-email", "ops@example.com", "--dry-run", "--json")
     assert r.returncode == 0, r.stderr
     body = json.loads(r.stdout)
     assert body["pipelineSpec"]["pipelineInfo"]["name"] == "deploytest"
+    # GCPC's email op compiled in, for Vertex AI
+    assert "vertex-pipelines-notification-email" in body["pipelineSpec"]["root"]["dag"]["tasks"]
     to_pipeline_job(body)
 
 
@@ -95,6 +104,17 @@ def test_dry_run_without_template_embeds_the_compiled_spec():
         (("--min-replicas", "2", "--max-replicas", "1"), "max replicas"),
         (("--max-failure-ratio", "2"), "failure ratio"),
         (("--cost-label", "Team=x"), "invalid GCP labels"),
+        (("--notify", "http://chat.example.com/hook"), "must be https"),
+        (("--notify-topic", "topics/t"), "expected projects/PROJECT/topics/TOPIC"),
+        (
+            (
+                "--template-uri",
+                "https://europe-west4-kfp.pkg.dev/my-proj-123/p/deploytest/v1",
+                "--notify-email",
+                "ops@example.com",
+            ),
+            "not with --template-uri",
+        ),  # fmt: skip
     ],
 )
 def test_bad_input_is_refused_before_anything_is_sent(change, message):
