@@ -12,10 +12,10 @@ to the load test's start (GCPC's create and deploy), and from the load test's en
 is over 20 s or the cancel takes 15 s or more (the issue's bounds on 2 cores).
 
 The correctness phase: each repeat also runs once with `--reference-model none` (no
-phase), alternating with the default runs; its cost is the difference of the medians,
-beside the phase's own seconds in the load-test task and the `reference answers` task's
-(its answers cached by the warm-up run, as on a second run of a model). Exit 1 if it
-adds more than 5 s (issue 19).
+phase), alternating with the default runs. Its cost is the phase's own seconds in the
+load-test task plus the `reference answers` task's (its answers cached by the warm-up run,
+as on a second run of a model): exit 1 over 5 s (issue 19). The difference of the two
+series' medians is printed beside it, as noisy as the runs themselves.
 
     .venv/bin/python benchmarks/run_overhead.py [--duration 5] [--repeat 3] [--json FILE]
 """
@@ -130,9 +130,12 @@ def main() -> int:
             name: round(statistics.median(p[name] for p in parts), 2) for name in PHASES
         },
         "walls_s": [round(x, 2) for x in walls],
-        "correctness_added_s": round(median - statistics.median(plain), 2),
+        # the two tasks' own time (the bound), and the difference of the runs' medians (as
+        # noisy as the runs: a few seconds either way on 2 cores)
+        "correctness_s": round(statistics.median(phase_s) + statistics.median(reference_s), 2),
         "correctness_phase_in_load_test_s": round(statistics.median(phase_s), 2),
         "reference_task_s": round(statistics.median(reference_s), 2),
+        "correctness_added_s": round(median - statistics.median(plain), 2),
         "walls_without_correctness_s": [round(x, 2) for x in plain],
         "cancel_to_exit_s": round(cancel_s or -1, 2),
         "cancel_exit_code": code,
@@ -141,7 +144,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     ok = figures["overhead_s"] <= 20 and code == 130 and cancel_s and 0 < cancel_s < 15
-    ok = ok and figures["correctness_added_s"] <= 5
+    ok = ok and figures["correctness_s"] <= 5
     return 0 if ok else 1
 
 
