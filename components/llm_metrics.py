@@ -101,7 +101,34 @@ def llm_fields(summary: dict[str, Any] | None, requests: int, duration_s: float)
     fields["llm_unavailable"] = unavailable
     fields["api"] = str(summary.get("api") or "deploytest")
     fields["output_tokens_source"] = token_source(counts)
+    fields.update(workload_fields(summary, duration_s))
     return fields
+
+
+def workload_fields(summary: dict[str, Any], duration_s: float) -> dict[str, Any]:
+    """The workload's part of metrics.json: its spec, what the requests achieved, and the
+    throughput in tokens (input, output and both over the load window, as the benchmarks
+    report them beside requests/s)."""
+    from loadtests.workload import achieved, output_warning
+
+    got = achieved(summary)
+    spec = summary.get("workload")
+    out: dict[str, Any] = {
+        "workload": spec if isinstance(spec, dict) else None,
+        "workload_id": str(summary.get("workload_id") or ""),
+        "workload_requests": summary.get("workload_requests"),
+        "achieved": got,
+    }
+    inputs = summary.get("input_tokens") or {}
+    if inputs.get("count"):
+        total_in = round(float(inputs.get("mean") or 0) * int(inputs["count"]))
+        out["input_tokens"] = total_in
+        if duration_s > 0:
+            out["input_tokens_per_s"] = total_in / duration_s
+            out["total_tokens_per_s"] = (total_in + output_tokens(summary)) / duration_s
+    if out["workload"] is not None:
+        out["workload_warning"] = output_warning(summary.get("workload_output_tokens"), got) or ""
+    return out
 
 
 def token_source(counts: dict[str, Any]) -> str:
@@ -158,9 +185,42 @@ def describe(m: dict[str, Any]) -> str:
     return "LLM: " + ("; ".join(parts) if parts else "no LLM metrics")
 
 
+def workload_lines(m: dict[str, Any]) -> list[str]:
+    """The workload, the lengths it achieved and the throughput in tokens (summary lines)."""
+    from loadtests.workload import WorkloadError, parse_workload
+
+    lines = []
+    spec = m.get("workload")
+    if isinstance(spec, dict):
+        try:
+            described = parse_workload(spec).describe()
+        except WorkloadError:
+            described = str(spec)
+        lines.append(f"  workload     {described} ({m.get('workload_id', '')})")
+    got = m.get("achieved") or {}
+    if got:
+        lines.append(
+            "  achieved     "
+            + "; ".join(
+                f"{name.split('_')[0]} tokens p50 {v.get('p50', 0):g} p90 {v.get('p90', 0):g} "
+                f"max {v.get('max', 0):g}"
+                for name, v in got.items()
+            )
+        )
+    if m.get("total_tokens_per_s") is not None:
+        lines.append(
+            f"  tokens/s     {m['input_tokens_per_s']:.1f} input + "
+            f"{m.get('output_tokens_per_s', 0):.1f} output = {m['total_tokens_per_s']:.1f} "
+            f"total ({m.get('rps', 0):.2f} requests/s)"
+        )
+    if m.get("workload_warning"):
+        lines.append(f"  WARNING      {m['workload_warning']}")
+    return lines
+
+
 def summary_lines(m: dict[str, Any]) -> list[str]:
     """The LLM lines of `deploytest run`'s summary (aligned with its other lines)."""
-    lines = []
+    lines = workload_lines(m)
     for name, label in (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL")):
         if m.get(f"{name}_p50_ms") is not None:
             lines.append(

@@ -12,6 +12,8 @@ from typing import ClassVar
 
 from loadtests.apis import AUTO, check_api
 from loadtests.plan import check_plan, planned_seconds
+from loadtests.workload import check_api as check_workload_api
+from loadtests.workload import check_context, parse_workload_json
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class LoadOptions:
         f"DEPLOYTEST_{name}"
         for name in (
             "STREAM LOAD_SHAPE RATE MAX_CONCURRENCY STEPS SWEEP_RATES STAGE_S SLO_TTFT_MS "
-            "SLO_TPOT_MS SLO_P95_MS MAX_FAILURE_RATIO SEED API TOKENIZER"
+            "SLO_TPOT_MS SLO_P95_MS MAX_FAILURE_RATIO SEED API TOKENIZER WORKLOAD CONTEXT_TOKENS"
         ).split()
     )
 
@@ -41,6 +43,10 @@ class LoadOptions:
     # The serving API (loadtests/apis.py); `auto` is resolved before the load starts.
     api: str = "deploytest"
     tokenizer: str = ""  # the model's tokenizer.json, for answers that carry no count
+    # The workload spec as JSON text (loadtests/workload.py; "" = the prompts file) and the
+    # model's context in tokens (None: unknown), which the locustfile builds requests from.
+    workload: str = ""
+    context_tokens: int | None = None
 
     def validate(self, processes: int = 1) -> None:
         """ValueError naming the first bad option; nothing is created before this passes."""
@@ -58,6 +64,11 @@ class LoadOptions:
             raise ValueError("the maximum failure ratio must be within [0, 1]")
         slos = (self.slo_p95_ms, self.slo_ttft_ms, self.slo_tpot_ms)
         check_plan(self.load_shape, self.rate, self.steps, self.sweep_rates, slos, processes)
+        if self.workload:
+            workload = parse_workload_json(self.workload)
+            if self.api != AUTO:
+                check_workload_api(workload, self.api)
+            check_context(workload, self.context_tokens)
 
     def planned_s(self) -> float | None:
         """Seconds a steps or sweep plan takes; None when -t/--duration sets the length."""
@@ -84,6 +95,8 @@ class LoadOptions:
             "DEPLOYTEST_SLO_P95_MS": self.slo_p95_ms,
             "DEPLOYTEST_SEED": self.seed,
             "DEPLOYTEST_TOKENIZER": self.tokenizer or None,
+            "DEPLOYTEST_WORKLOAD": self.workload or None,
+            "DEPLOYTEST_CONTEXT_TOKENS": self.context_tokens,
         }
         env.update(
             {

@@ -63,6 +63,7 @@ def locust_load_test(
     reference: Optional[Input[Artifact]] = None,  # noqa: UP045 (KFP reads Optional)
     expectations: str = "",
     parity_tokens: int = 16,
+    workload: str = "",
 ):
     """Runs Locust headless against the endpoint's predict URL and records report and metrics.
 
@@ -98,6 +99,10 @@ def locust_load_test(
             the reference model's greedy answers and tokenizer; none: no parity check.
         expectations: the team's expectations (JSONL, a path or gs://; empty: none).
         parity_tokens: K, the tokens asked for per prompt.
+        workload: the workload spec as JSON (loadtests/workload.py): input and output lengths
+            in tokens, a dataset (a path here, gs:// on Vertex), a shared prefix, sessions;
+            built with the model's tokenizer. Empty: the locustfile's prompts file with
+            `max_new_tokens`.
         report: Locust's HTML report.
         metrics: latency percentiles, requests/s, failure ratio, output tokens/s.
         stats: folder with Locust's CSV/JSON stats, its log, `metrics.json` and
@@ -118,6 +123,7 @@ def locust_load_test(
         fetch_tokenizer,
         output_files,
         predict_target,
+        prepare_workload,
         run_locust,
     )
 
@@ -136,9 +142,13 @@ def locust_load_test(
         tokens=parity_tokens,
         out_dir=stats.path,
     )
+    tokenizer = fetch_tokenizer(api, tokenizer_uri, stats.path)
+    workload, context = prepare_workload(workload, tokenizer, stats.path)
     load = LoadOptions(
         api=api,
-        tokenizer=fetch_tokenizer(api, tokenizer_uri, stats.path),
+        tokenizer=tokenizer,
+        workload=workload,
+        context_tokens=context,
         stream=stream,
         load_shape=load_shape,
         rate=rate or None,

@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-SCHEMA_VERSION = 4
-# Older files still read: version 1 (no LLM fields), 2 (no serving API) and 3 (no
-# correctness phase) take the defaults of the fields added after them.
-READABLE_VERSIONS = (1, 2, 3, 4)
+SCHEMA_VERSION = 5
+# Older files still read: version 1 (no LLM fields), 2 (no serving API), 3 (no
+# correctness phase) and 4 (no workload) take the defaults of the fields added after them.
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 # LLM serving metrics (version 2, components/llm_metrics.py): percentiles of per-request values.
 LLM_SERIES: dict[str, str] = {
@@ -93,6 +93,17 @@ FIELD_UNITS: dict[str, str] = {
     ),
     "expect_pass_ratio": "ratio 0..1 (share of the team's expectations met; null: none given)",
     "correctness": "object: the correctness phase's summary (correctness.json has the answers)",
+    "workload": "object: the workload spec the requests were built from (null: a prompts file)",
+    "workload_id": "the workload's identity (history series compare only on the same one)",
+    "workload_requests": "count (distinct requests the workload built; null: a prompts file)",
+    "achieved": (
+        "object: input_tokens and output_tokens of the successful requests, each "
+        "{p50, p90, max, mean} (input: the prompt's tokens by the model's tokenizer)"
+    ),
+    "input_tokens": "count (prompt tokens of successful requests; null: no tokenizer counted)",
+    "input_tokens_per_s": "tokens per second (input_tokens over the load window)",
+    "total_tokens_per_s": "tokens per second (input and output tokens over the load window)",
+    "workload_warning": "why the achieved output lengths are far from those asked ('' if not)",
 }
 
 # The numbers a KFP Metrics artifact gets (`metrics.log_metric(name, value)`).
@@ -166,6 +177,15 @@ class LoadTestMetrics:
     parity_ratio: float | None = None
     expect_pass_ratio: float | None = None
     correctness: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # -- version 5: the workload (loadtests/workload.py) ----------------------------------
+    workload: dict[str, Any] | None = None
+    workload_id: str = ""
+    workload_requests: int | None = None
+    achieved: dict[str, Any] = dataclasses.field(default_factory=dict)
+    input_tokens: int | None = None
+    input_tokens_per_s: float | None = None
+    total_tokens_per_s: float | None = None
+    workload_warning: str = ""
     # The LLM_SERIES x LLM_STATS numbers (llm_field names); flat at the top level of the JSON.
     llm: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
@@ -200,6 +220,10 @@ class LoadTestMetrics:
                 problems.append(f"{name} must be a ratio in 0..1, got {value!r}")
         if not isinstance(self.correctness, dict):
             problems.append("correctness must be an object")
+        if self.workload is not None and not isinstance(self.workload, dict):
+            problems.append("workload must be an object or null")
+        if not isinstance(self.achieved, dict):
+            problems.append("achieved must be an object")
         if problems:
             raise SchemaError("; ".join(problems))
         if self.schema_version not in READABLE_VERSIONS:
@@ -284,8 +308,25 @@ V1_FIELDS = frozenset(
 V3_FIELDS = frozenset({"api", "output_tokens_source"})
 # The fields added in schema version 4.
 V4_FIELDS = frozenset({"parity_ratio", "expect_pass_ratio", "correctness"})
+# The fields added in schema version 5.
+V5_FIELDS = frozenset(
+    {
+        "workload",
+        "workload_id",
+        "workload_requests",
+        "achieved",
+        "input_tokens",
+        "input_tokens_per_s",
+        "total_tokens_per_s",
+        "workload_warning",
+    }
+)
 # The version that added each field after 2 (fields past version 1 without an entry: 2).
-FIELD_VERSION = {**dict.fromkeys(V3_FIELDS, 3), **dict.fromkeys(V4_FIELDS, 4)}
+FIELD_VERSION = {
+    **dict.fromkeys(V3_FIELDS, 3),
+    **dict.fromkeys(V4_FIELDS, 4),
+    **dict.fromkeys(V5_FIELDS, 5),
+}
 
 
 # Logged into the KFP Metrics artifact when measured (the gate can then check any of them).
@@ -298,6 +339,8 @@ LLM_LOGGED_METRICS: tuple[str, ...] = LLM_FIELDS + (
     "dropped",
     "knee_rps",
     "client_cpu_ms_per_request",
+    "input_tokens_per_s",
+    "total_tokens_per_s",
 )
 
 

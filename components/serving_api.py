@@ -12,6 +12,7 @@ def serving_api(
     stream: bool,
     location: str,
     api_endpoint: str,
+    workload: str = "",
 ) -> str:
     """Pick the API the load test speaks (loadtests/apis.py), or fail with the reason.
 
@@ -25,12 +26,16 @@ def serving_api(
         stream: whether the load test streams tokens.
         location: the region, for the Vertex AI host.
         api_endpoint: the emulator's URL; empty means Vertex AI itself.
+        workload: the run's workload (JSON, loadtests/workload.py): chat sessions need a
+            chat API.
 
     Returns:
         The API's name.
     """
     from components.runtime.serving_api import container_spec, resolve
 
-    name, why = resolve(api, stream, lambda: container_spec(model, location, api_endpoint))
+    name, why = resolve(
+        api, stream, lambda: container_spec(model, location, api_endpoint), workload
+    )
     print(f"serving API: {name} ({why})")
     return name

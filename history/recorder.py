@@ -50,10 +50,15 @@ def model_facts(model: str, location: str, api_endpoint: str) -> tuple[str, str]
     return got.display_name, got.version_id or ""
 
 
-def load_fields(metrics: Mapping[str, Any]) -> tuple[str, str]:
-    """(prompt set, load shape) of a load test: the metrics' own fields where the schema has
-    them, else the locustfile's defaults (loadtests/prompts/default.txt, closed-loop users)."""
-    return str(metrics.get("prompt_set") or "default"), str(metrics.get("load_shape") or "users")
+def load_fields(metrics: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(prompt set, load shape, workload identity) of a load test: the metrics' own fields
+    where the schema has them, else the locustfile's defaults (loadtests/prompts/default.txt,
+    closed-loop users, no workload)."""
+    return (
+        str(metrics.get("prompt_set") or "default"),
+        str(metrics.get("load_shape") or "users"),
+        str(metrics.get("workload_id") or ""),
+    )
 
 
 def record_and_judge(
@@ -85,7 +90,7 @@ def record_and_judge(
     locust_json = stats_dir / "locust_stats.json"
     times = response_times_from_locust(locust_json) if locust_json.is_file() else None
     display_name, version = model_facts(model, location, api_endpoint)
-    prompts, shape = load_fields(metrics)
+    prompts, shape, workload = load_fields(metrics)
     record = build_record(
         run_id=run_id,
         started_at=metrics["started_at"],
@@ -98,6 +103,8 @@ def record_and_judge(
         parameters=parameters,
         prompt_set=prompts,
         load_shape=shape,
+        workload=workload,
+        workload_spec=metrics.get("workload"),
     )
     (out_dir / RUN_JSON).write_text(record.to_json())
     (out_dir / METRICS_JSON).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

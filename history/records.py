@@ -35,7 +35,10 @@ SERIES_FIELDS = (
     "max_new_tokens",
     "prompt_set",
     "load_shape",
+    "workload",
 )
+# Absent from run.json files written before them (read as their default).
+OPTIONAL_SERIES_FIELDS = frozenset({"workload"})
 
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -60,10 +63,17 @@ class Series:
     max_new_tokens: int
     prompt_set: str
     load_shape: str = "users"  # closed loop; metrics.json schema 2 names open-loop shapes
+    # The workload's identity (loadtests/workload.py `Workload.identity`; "" = the prompts
+    # file with max_new_tokens): runs on different workloads never share a series.
+    workload: str = ""
 
     def key(self) -> str:
-        """A short stable id of the series (hash of its canonical JSON)."""
-        canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        """A short stable id of the series (hash of its canonical JSON). An empty workload is
+        left out, so the series of runs recorded before workloads keep their keys."""
+        fields = dataclasses.asdict(self)
+        if not fields["workload"]:
+            del fields["workload"]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def describe(self) -> str:
@@ -77,6 +87,7 @@ class Series:
             f"{self.min_replicas}-{self.max_replicas} replicas), {self.users} users "
             f"@ {self.spawn_rate:g}/s for {self.duration}, {self.max_new_tokens} new tokens, "
             f"prompts {self.prompt_set}, load shape {self.load_shape}"
+            + (f", workload {self.workload}" if self.workload else "")
         )
 
 
@@ -94,6 +105,9 @@ class RunRecord:
     trigger: str  # one of TRIGGERS
     series: Series
     schema_version: int = SCHEMA_VERSION
+    # The workload's spec (loadtests/workload.py; None: the prompts file); its identity is
+    # in the series. Absent from run.json files written before workloads.
+    workload: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -132,6 +146,7 @@ class RunRecord:
             "duration",
             "prompt_set",
             "load_shape",
+            "workload",
         ):
             if not isinstance(getattr(s, name), str):
                 problems.append(f"series.{name} must be a string")
@@ -165,11 +180,14 @@ class RunRecord:
             )
         names = {f.name for f in dataclasses.fields(cls)}
         fields = {k: v for k, v in data.items() if k != "series_key"}
-        missing, unknown = sorted(names - fields.keys()), sorted(fields.keys() - names)
+        missing = sorted(names - fields.keys() - {"workload"})
+        unknown = sorted(fields.keys() - names)
         if missing or unknown:
             raise RecordError(f"run.json: missing fields {missing}, unknown fields {unknown}")
         series = fields["series"]
-        if not isinstance(series, Mapping) or set(series) != set(SERIES_FIELDS):
+        if not isinstance(series, Mapping) or not (
+            set(SERIES_FIELDS) - OPTIONAL_SERIES_FIELDS <= set(series) <= set(SERIES_FIELDS)
+        ):
             raise RecordError(f"run.json: series must hold exactly {', '.join(SERIES_FIELDS)}")
         try:
             return cls(**{**fields, "series": Series(**series)})
@@ -211,6 +229,8 @@ def build_record(
     parameters: Mapping[str, Any],
     prompt_set: str,
     load_shape: str = "users",
+    workload: str = "",
+    workload_spec: dict[str, Any] | None = None,
 ) -> RunRecord:
     """A RunRecord from the pipeline parameters of one run (see pipelines.pipeline.DEFAULTS)."""
     p = parameters
@@ -227,6 +247,7 @@ def build_record(
         max_new_tokens=int(p["max_new_tokens"]),
         prompt_set=prompt_set,
         load_shape=load_shape,
+        workload=workload,
     )
     return RunRecord(
         run_id=run_id,
@@ -238,6 +259,7 @@ def build_record(
         template=template,
         trigger=trigger,
         series=series,
+        workload=workload_spec,
     )
 
 

@@ -75,8 +75,19 @@ class Api:
     def can_stream(self) -> bool:
         return self.vertex_stream_method is not None
 
-    def body(self, prompt: str, max_tokens: int, stream: bool) -> dict:
+    def body(self, prompt: str, max_tokens: int, stream: bool, exact: bool = False) -> dict:
+        """The request for `prompt`; `exact`: ask for exactly `max_tokens` output tokens
+        where the API has a way (`exact_output`), else the request is the plain one."""
         raise NotImplementedError
+
+    # Whether `exact` in `body` reaches the server (else output lengths are as they come).
+    exact_output: ClassVar[bool] = False
+
+    def messages_body(
+        self, messages: list[dict], max_tokens: int, stream: bool, exact: bool = False
+    ) -> dict:
+        """A request carrying a whole chat history (workload sessions); chat APIs only."""
+        raise ValueError(f"--api {self.name} has no message history (use openai-chat)")
 
     # The correctness phase (correctness/phase.py) decodes greedily where the API can; where
     # it cannot, `deterministic` is False and the phase says so instead of judging parity.
@@ -117,8 +128,12 @@ class DeploytestApi(Api):
     `{"predictions": [{"generated_text", "output_tokens"}]}`; `"stream": true` answers
     completions-shaped SSE, one chunk per token, a usage chunk, `[DONE]` (serving/streaming.py)."""
 
-    def body(self, prompt, max_tokens, stream):
+    exact_output = True  # serving/generation.py: ignore_eos asks for max_new_tokens exactly
+
+    def body(self, prompt, max_tokens, stream, exact=False):
         body: dict = {"instances": [{"text": prompt}], "parameters": {"max_new_tokens": max_tokens}}
+        if exact:
+            body["parameters"]["ignore_eos"] = True
         if stream:
             body["stream"] = True
         return body
@@ -158,11 +173,14 @@ class OpenAICompletionsApi(Api):
     `choices[].text` (a chunk may carry several tokens), a final `choices: []` chunk with
     `usage` when asked for, then `data: [DONE]`."""
 
-    def body(self, prompt, max_tokens, stream):
+    # vLLM's extra sampling parameters (vllm/entrypoints/openai/protocol.py, CompletionRequest
+    # and ChatCompletionRequest: `min_tokens`, `ignore_eos`); OpenAI's own API does not have
+    # them (unverified how every OpenAI-style server treats them; vLLM honours both).
+    exact_output = True
+
+    def body(self, prompt, max_tokens, stream, exact=False):
         body: dict = {"prompt": prompt, "max_tokens": max_tokens}
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+        _stream_and_length(body, max_tokens, stream, exact)
         return body
 
     def greedy_body(self, prompt, max_tokens):
@@ -189,15 +207,14 @@ class OpenAIChatApi(Api):
     ends cleanly without `[DONE]` is complete: not every server behind this route sends it
     (unverified for Vertex AI's relay)."""
 
-    def body(self, prompt, max_tokens, stream):
-        body: dict = {
-            "model": "",
-            "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": max_tokens,
-        }
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+    exact_output = True  # as openai-completions: vLLM's min_tokens and ignore_eos
+
+    def body(self, prompt, max_tokens, stream, exact=False):
+        return self.messages_body([{"role": "user", "content": prompt}], max_tokens, stream, exact)
+
+    def messages_body(self, messages, max_tokens, stream, exact=False):
+        body: dict = {"model": "", "messages": messages, "max_tokens": max_tokens}
+        _stream_and_length(body, max_tokens, stream, exact)
         return body
 
     def greedy_body(self, prompt, max_tokens):
@@ -219,6 +236,15 @@ class OpenAIChatApi(Api):
                 raise AnswerError("a chunk's delta is not an object")
             text += (delta or {}).get("content") or ""
         return text or None
+
+
+def _stream_and_length(body: dict, max_tokens: int, stream: bool, exact: bool) -> None:
+    if exact:
+        body["min_tokens"] = max_tokens
+        body["ignore_eos"] = True
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
 
 
 def _predictions(payload: Any) -> list:
@@ -246,7 +272,9 @@ class VertexVllmApi(Api):
     `raw_response` the string is "Prompt:\\n...\\nOutput:\\n..."). No count in the answer;
     no stream on `:predict` (stream through openai-chat)."""
 
-    def body(self, prompt, max_tokens, stream):
+    def body(self, prompt, max_tokens, stream, exact=False):
+        # The container's handling of vLLM's min_tokens on :predict is not documented:
+        # output lengths are measured as they come.
         instance = {
             "prompt": prompt,
             "max_tokens": max_tokens,
@@ -273,7 +301,8 @@ class TgiApi(Api):
     (`do_sample: true`), so answers are not deterministic; no count in the answer; no stream
     on `:predict` (stream through openai-chat)."""
 
-    def body(self, prompt, max_tokens, stream):
+    def body(self, prompt, max_tokens, stream, exact=False):
+        # Only max_new_tokens and seed reach the generation (vertex.rs): lengths as they come.
         return {"instances": [{"inputs": prompt, "parameters": {"max_new_tokens": max_tokens}}]}
 
     deterministic = False  # sampling is forced on: a fixed seed reproduces, it is not greedy
@@ -294,11 +323,15 @@ class HfInferenceToolkitApi(Api):
     -> `{"predictions": [[{"generated_text"}]]}`, one list per instance (the prompt is
     included unless `return_full_text` is false). No count, no stream."""
 
-    def body(self, prompt, max_tokens, stream):
-        return {
-            "instances": [prompt],
-            "parameters": {"max_new_tokens": max_tokens, "return_full_text": False},
-        }
+    # The toolkit hands `parameters` to the transformers pipeline as keyword arguments
+    # (handler.py), which passes generation ones on: `min_new_tokens` is generate()'s own.
+    exact_output = True
+
+    def body(self, prompt, max_tokens, stream, exact=False):
+        parameters: dict = {"max_new_tokens": max_tokens, "return_full_text": False}
+        if exact:
+            parameters["min_new_tokens"] = max_tokens
+        return {"instances": [prompt], "parameters": parameters}
 
     def greedy_body(self, prompt, max_tokens):
         # transformers' text-generation pipeline: do_sample false is greedy search

@@ -39,7 +39,15 @@ PERCENTILES = (50, 90, 95, 99)
 _decoder = json.JSONDecoder()
 _decode = _decoder.decode  # json.loads minus its per-call encoding sniffing
 _scan = json.scanner.make_scanner(_decoder)  # the C scanner: one value at an index
-METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "normalized_ms", "output_tokens")
+METRICS = (
+    "ttft_ms",
+    "itl_ms",
+    "tpot_ms",
+    "e2e_ms",
+    "normalized_ms",
+    "output_tokens",
+    "input_tokens",
+)
 COUNTS = (
     "requests",
     "failures",
@@ -67,6 +75,8 @@ class Sample:
     itl_ms: list[float] = field(default_factory=list)
     bytes: int = 0
     token_source: str = SOURCE_ANSWER  # loadtests/apis.py TOKEN_SOURCES
+    input_tokens: int | None = None  # the prompt's tokens, when the tokenizer counted them
+    text: str | None = None  # the answer's text, kept only when asked (chat sessions)
 
     @property
     def tpot_ms(self) -> float | None:
@@ -82,6 +92,7 @@ def read_sse_stream(
     clock=time.perf_counter,
     api: Api | None = None,
     count_tokens: Callable[[str], int] | None = None,
+    keep_text: bool = False,
 ) -> Sample:
     """Read a server-sent-events token stream (`data: {...}` lines) and time it.
 
@@ -99,6 +110,8 @@ def read_sse_stream(
     an API that does not promise one token a chunk counts as one token for ITL. Output
     tokens come from a `usage` chunk when one comes, else from those counts.
 
+    `keep_text`: the answer's text goes into the sample (a chat session sends it back).
+
     Returns a `Sample`; raises StreamError for an error event, a chunk that does not parse or
     has the wrong shape, an end without `[DONE]` where the API's servers send it, or zero
     tokens. Network errors (a cut stream) propagate to the caller.
@@ -113,6 +126,7 @@ def read_sse_stream(
     usage_tokens = None
     size = 0
     tail = b""  # a line not yet complete
+    texts: list[str] | None = [] if keep_text else None
     while True:
         piece = read()
         if piece:
@@ -138,7 +152,8 @@ def read_sse_stream(
                 if not tokens:
                     ttft = _empty_answer_ttft(api, usage_tokens, choice_at, started)
                 elapsed = now - started
-                return _finished(api, per_chunk, tokens, usage_tokens, elapsed, ttft, itl, size)
+                sample = _finished(api, per_chunk, tokens, usage_tokens, elapsed, ttft, itl, size)
+                return _with_text(sample, texts)
             event = _parse_data(line)
             if not isinstance(event, dict):
                 raise StreamError("a chunk is not a JSON object")
@@ -156,6 +171,8 @@ def read_sse_stream(
                 continue
             k = max(per_chunk(text), 1) if per_chunk is not None else 1
             tokens += k
+            if texts is not None:
+                texts.append(text)
             if ttft is None:
                 ttft = (now - started) * 1000
             else:
@@ -172,7 +189,15 @@ def read_sse_stream(
     if api.stream_needs_done:
         raise StreamError("stream ended without [DONE]")
     elapsed = now - started
-    return _finished(api, per_chunk, tokens, usage_tokens, elapsed, ttft, itl, size)
+    return _with_text(
+        _finished(api, per_chunk, tokens, usage_tokens, elapsed, ttft, itl, size), texts
+    )
+
+
+def _with_text(sample: Sample, texts: list[str] | None) -> Sample:
+    if texts is not None:
+        sample.text = "".join(texts)
+    return sample
 
 
 def _empty_answer_ttft(api: Api, usage_tokens, choice_at, started: float) -> float | None:
@@ -274,6 +299,7 @@ class Histogram:
     def summary(self) -> dict[str, float | None]:
         out: dict[str, float | None] = {f"p{p}": self.percentile(p) for p in PERCENTILES}
         out["mean"] = self.total / self.n if self.n else None
+        out["max"] = max(self.counts) if self.counts else None
         out["count"] = self.n
         return out
 
@@ -302,6 +328,8 @@ class LlmStats:
         h = self.hist
         h["e2e_ms"].add(sample.e2e_ms)
         h["output_tokens"].add(sample.output_tokens)
+        if sample.input_tokens is not None:
+            h["input_tokens"].add(sample.input_tokens)
         if sample.output_tokens > 0:
             h["normalized_ms"].add(sample.e2e_ms / sample.output_tokens)
         if sample.ttft_ms is not None:

@@ -16,6 +16,13 @@ each falls back to the environment variable in brackets, which `deploytest` sets
     --tokenizer         [DEPLOYTEST_TOKENIZER] the model's tokenizer.json (or its folder), to
                         count output tokens of answers that carry no count
     --max-new-tokens    [DEPLOYTEST_MAX_NEW_TOKENS] tokens requested per request (16)
+    --workload          [DEPLOYTEST_WORKLOAD] a workload spec (a file, a NAME in
+                        loadtests/workloads/, or JSON text; loadtests/workload.py): input and
+                        output lengths in tokens, a dataset, a shared prefix, chat sessions;
+                        needs --tokenizer (prompts are built with the model's own). Replaces
+                        --prompts and --max-new-tokens
+    --context-tokens    [DEPLOYTEST_CONTEXT_TOKENS] the model's context: dataset prompts that
+                        do not fit are skipped, a synthetic spec that cannot fit is refused
     --stream            [DEPLOYTEST_STREAM] send "stream": true and read server-sent events:
                         measures TTFT, ITL and TPOT (use the endpoint's :streamRawPredict)
     --prompts           [DEPLOYTEST_PROMPTS] prompts file, one per line (default
@@ -87,6 +94,14 @@ from loadtests.shapes import (
 )
 from loadtests.tokens import estimate, load_counter
 from loadtests.wire import Wire, body_reader
+from loadtests.workload import (
+    Workload,
+    WorkloadRequest,
+    build_requests,
+    load_workload,
+    mean_output,
+)
+from loadtests.workload import check_api as check_workload_api
 
 logger = logging.getLogger("deploytest.locustfile")
 
@@ -129,6 +144,9 @@ PREDICT_HOST = os.environ.get("DEPLOYTEST_PREDICT_HOST", "").strip() or None
 # Set in the init event from the parsed options (every process runs it, workers included).
 PROMPTS: list[str] = list(_BUILTIN_PROMPTS)
 BODIES: list[str] = []  # one encoded request per prompt: no JSON encoding per request
+INPUT_TOKENS: list[int | None] = []  # each body's prompt tokens (None: no tokenizer)
+WORKLOAD: Workload | None = None  # --workload, set in the init event
+REQUESTS: list[WorkloadRequest] = []  # the workload's requests (sessions: their turns)
 OPTIONS = None
 API: Api = DEFAULT_API  # the serving API (--api), set in the init event
 COUNT_TOKENS = None  # the model's tokenizer (--tokenizer): text -> tokens, or None
@@ -141,18 +159,31 @@ def request_bodies(
     return [json.dumps(api.body(prompt, max_new_tokens, stream)) for prompt in prompts]
 
 
+def workload_bodies(
+    requests: list[WorkloadRequest], stream: bool, exact: bool, api: Api = DEFAULT_API
+) -> list[str]:
+    """One body per single-turn workload request, each with its own output length."""
+    return [json.dumps(api.body(r.prompt, r.turns[0].max_tokens, stream, exact)) for r in requests]
+
+
 def answer_tokens(api: Api, payload: object, count_tokens=None) -> tuple[int, str]:
     """Checks a whole (non-streamed) answer; (its output tokens, how they were counted).
 
     AnswerError (a ValueError) says what is wrong, in a short fixed message so Locust groups
     failures into a few rows. The count is the answer's own, else the tokenizer's, else an
     estimate (loadtests/apis.py)."""
+    count, source, _ = answer_text_tokens(api, payload, count_tokens)
+    return count, source
+
+
+def answer_text_tokens(api: Api, payload: object, count_tokens=None) -> tuple[int, str, str]:
+    """`answer_tokens` plus the answer's text."""
     text, count = api.answer(payload)
     if count is not None:
-        return count, SOURCE_ANSWER
+        return count, SOURCE_ANSWER, text
     if count_tokens is not None:
-        return count_tokens(text), SOURCE_TOKENIZER
-    return estimate(text), SOURCE_ESTIMATE
+        return count_tokens(text), SOURCE_TOKENIZER, text
+    return estimate(text), SOURCE_ESTIMATE, text
 
 
 def _error_message(read, limit: int = 8192) -> str:
@@ -236,6 +267,8 @@ def _add_options(parser):
     add("--api", "API", choices=API_NAMES, default="deploytest", help="serving API")
     add("--tokenizer", "TOKENIZER", default="", help="tokenizer.json (or its folder)")
     add("--max-new-tokens", "MAX_NEW_TOKENS", type=_positive(int), default=16)
+    add("--workload", "WORKLOAD", default="", help="workload spec: file, NAME or JSON")
+    add("--context-tokens", "CONTEXT_TOKENS", type=_positive(int), default=None)
     add("--stream", "STREAM", action="store_true", default=False, help="stream tokens (SSE)")
     add("--prompts", "PROMPTS", default="", help="prompts file, one per line")
     add("--auth", "AUTH", choices=("none", "google"), default="none")
@@ -291,10 +324,41 @@ def _use_environment_network(host_url: str) -> None:
         logger.info("through the proxy %s:%s", PredictUser.proxy_host, PredictUser.proxy_port)
 
 
+def _set_requests(o) -> None:
+    """The bodies to send (and their prompts' tokens): a workload's, else the prompts
+    file's with --max-new-tokens; the same in every process (the workload's seed)."""
+    global PROMPTS, WORKLOAD
+    if not o.workload:
+        WORKLOAD = None
+        REQUESTS[:] = []
+        PROMPTS = load_prompts(o.prompts)
+        BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens, o.stream, API)
+        INPUT_TOKENS[:] = [COUNT_TOKENS(p) if COUNT_TOKENS else None for p in PROMPTS]
+        return
+    if not o.tokenizer:
+        raise ValueError(
+            "--workload builds its prompts with the model's tokenizer: give "
+            "--tokenizer (the model's tokenizer.json or its folder)"
+        )
+    WORKLOAD = load_workload(o.workload)
+    check_workload_api(WORKLOAD, o.api)
+    built = build_requests(WORKLOAD, o.tokenizer, o.context_tokens, default_output=o.max_new_tokens)
+    for note in built.notes:
+        logger.warning("workload: %s", note)
+    REQUESTS[:] = built.requests
+    PROMPTS = [r.prompt for r in built.requests]
+    exact = WORKLOAD.exact_output and API.exact_output
+    if WORKLOAD.turns > 1:
+        BODIES[:] = []  # a session's body is built per turn, with its history
+    else:
+        BODIES[:] = workload_bodies(built.requests, o.stream, exact, API)
+    INPUT_TOKENS[:] = [r.input_tokens for r in built.requests]
+
+
 @events.init.add_listener
 def _on_init(environment, **_kwargs):
     """Runs once per process (master and every forked worker): options, auth, fail fast."""
-    global _token, PROMPTS, OPTIONS, API, COUNT_TOKENS
+    global _token, PROMPTS, OPTIONS, API, COUNT_TOKENS, WORKLOAD
     o = environment.parsed_options
     if o is None:  # a library user without a parser: nothing of ours to set up
         return
@@ -302,8 +366,7 @@ def _on_init(environment, **_kwargs):
     OPTIONS = o
     API = APIS[o.api]
     COUNT_TOKENS = load_counter(o.tokenizer) if o.tokenizer else None
-    PROMPTS = load_prompts(o.prompts)
-    BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens, o.stream, API)
+    _set_requests(o)
     RUN.options = o
     RUN.arrivals = Arrivals(o.seed)
     RUN.total = LlmStats(o.slo_ttft_ms, o.slo_tpot_ms)
@@ -321,13 +384,12 @@ def _on_init(environment, **_kwargs):
     else:
         _token = None
     logger.info(
-        "predict %s%s, api=%s, tokenizer=%s, max_new_tokens=%d, stream=%s, shape=%s, "
-        "%d prompts, auth=%s",
+        "predict %s%s, api=%s, tokenizer=%s, %s, stream=%s, shape=%s, %d prompts, auth=%s",
         environment.host or PREDICT_HOST or "<--host>",
         o.predict_path,
         o.api,
         o.tokenizer or "none",
-        o.max_new_tokens,
+        f"workload {WORKLOAD.describe()}" if WORKLOAD else f"max_new_tokens={o.max_new_tokens}",
         o.stream,
         o.load_shape,
         len(PROMPTS),
@@ -394,6 +456,10 @@ def _on_quitting(environment, **_kwargs):
         },
         stages=RUN.stages,
         knee_rps=knee(RUN.stages) if o.load_shape == "sweep" else None,
+        workload=WORKLOAD.to_spec() if WORKLOAD else None,
+        workload_id=WORKLOAD.identity() if WORKLOAD else None,
+        workload_requests=len(REQUESTS) if WORKLOAD else None,
+        workload_output_tokens=mean_output(REQUESTS) if WORKLOAD else None,
         client_cpu_s=own_cpu + RUN.worker_cpu_s,
         # value -> count of every metric (rounded as llm_stats.Histogram keeps them), so a
         # reader can re-bucket them, e.g. onto a server's own Prometheus buckets
@@ -425,6 +491,35 @@ class PredictUser(FastHttpUser):
     network_timeout = 120.0
     connection_timeout = 120.0
     _wire: Wire | None = None  # this user's predict URL on its session's connections
+    _session: dict | None = None  # a workload's chat session in progress (sessions only)
+
+    def _session_body(self, stream: bool) -> tuple[str, int]:
+        """The next turn of this user's chat session (a new session after the last turn):
+        the history so far plus the turn's message; (body, the history's tokens)."""
+        s = self._session
+        if s is None or s["turn"] >= len(s["request"].turns):
+            request = random.choice(REQUESTS)
+            s = self._session = {
+                "request": request,
+                "turn": 0,
+                "messages": [],
+                "tokens": request.prefix_tokens,
+            }
+        request, turn = s["request"], s["request"].turns[s["turn"]]
+        content = (request.prefix if s["turn"] == 0 else "") + turn.text
+        s["messages"].append({"role": "user", "content": content})
+        s["tokens"] += turn.input_tokens
+        exact = WORKLOAD.exact_output and API.exact_output
+        body = API.messages_body(s["messages"], turn.max_tokens, stream, exact)
+        return json.dumps(body), s["tokens"]
+
+    def _session_answered(self, sample: Sample) -> None:
+        """The answer joins the history the next turn sends."""
+        s = self._session
+        text = sample.text or ""
+        s["messages"].append({"role": "assistant", "content": text})
+        s["tokens"] += COUNT_TOKENS(text) if COUNT_TOKENS else sample.output_tokens
+        s["turn"] += 1
 
     def _fail(self, reason: str) -> None:
         for stats in RUN.collectors():
@@ -453,8 +548,10 @@ class PredictUser(FastHttpUser):
             time.sleep(0.05)  # between stages, or after the last: no arrivals
             return
         stream = bool(o and o.stream)
-        if len(BODIES) != len(PROMPTS):  # no init event ran (a library user)
+        sessions = WORKLOAD is not None and WORKLOAD.turns > 1
+        if not sessions and len(BODIES) != len(PROMPTS):  # no init event ran (a library user)
             BODIES[:] = request_bodies(PROMPTS, o.max_new_tokens if o else 16, stream, API)
+            INPUT_TOKENS[:] = [None] * len(BODIES)
         path = o.predict_path if o else "/predict"
         authorization = None
         if _token is not None:
@@ -467,24 +564,33 @@ class PredictUser(FastHttpUser):
         wire = self._wire
         if wire is None or wire.path != path:
             wire = self._wire = Wire(self.client, path)
-        data = wire.request_bytes(random.choice(BODIES), authorization)
+        if sessions:
+            body, input_tokens = self._session_body(stream)
+        else:
+            i = random.randrange(len(BODIES))
+            body, input_tokens = BODIES[i], INPUT_TOKENS[i] if i < len(INPUT_TOKENS) else None
+        data = wire.request_bytes(body, authorization)
         start_time = time.time()
         started = time.perf_counter()
         response = None
         try:
             response = wire.send(data)
-            reason, sample = self._read(response, started, stream)
+            reason, sample = self._read(response, started, stream, keep_text=sessions)
         except Exception as exc:  # no answer at all: refused, reset, timed out
             reason, sample = f"no response ({type(exc).__name__})", None
         finally:
             if response is not None:
                 response.release()  # closes the connection unless the body was read to its end
         if sample is None:
+            self._session = None  # a broken conversation starts afresh
             for stats in RUN.collectors():
                 stats.failed()
             elapsed = (time.perf_counter() - started) * 1000
             self._report(start_time, elapsed, 0, response, CatchResponseError(reason))
             return
+        sample.input_tokens = input_tokens
+        if sessions:
+            self._session_answered(sample)
         for stats in RUN.collectors():
             stats.add(sample)
         _log_llm(self.environment, sample)
@@ -505,7 +611,9 @@ class PredictUser(FastHttpUser):
         )
 
     @staticmethod
-    def _read(response, started: float, stream: bool) -> tuple[str, None] | tuple[None, Sample]:
+    def _read(
+        response, started: float, stream: bool, keep_text: bool = False
+    ) -> tuple[str, None] | tuple[None, Sample]:
         """(failure reason, None) or (None, the request's sample) from an HTTP answer; network
         errors propagate."""
         read = body_reader(response)
@@ -513,14 +621,17 @@ class PredictUser(FastHttpUser):
             return f"HTTP {response.status_code}{_error_message(read)}", None
         if stream:
             try:
-                return None, read_sse_stream(read, started, api=API, count_tokens=COUNT_TOKENS)
+                sample = read_sse_stream(
+                    read, started, api=API, count_tokens=COUNT_TOKENS, keep_text=keep_text
+                )
+                return None, sample
             except StreamError as exc:
                 return str(exc), None
             except Exception as exc:  # timeouts, resets: the stream broke off
                 return f"stream broken ({type(exc).__name__})", None
         try:
             content = b"".join(iter(read, b""))
-            tokens, source = answer_tokens(API, json.loads(content), COUNT_TOKENS)
+            tokens, source, text = answer_text_tokens(API, json.loads(content), COUNT_TOKENS)
         except json.JSONDecodeError:
             return "body is not JSON", None
         except ValueError as exc:
@@ -529,5 +640,9 @@ class PredictUser(FastHttpUser):
             return f"body unreadable ({type(exc).__name__})", None
         e2e = (time.perf_counter() - started) * 1000
         return None, Sample(
-            e2e_ms=e2e, output_tokens=tokens, bytes=len(content), token_source=source
+            e2e_ms=e2e,
+            output_tokens=tokens,
+            bytes=len(content),
+            token_source=source,
+            text=text if keep_text else None,
         )

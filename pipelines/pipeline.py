@@ -96,6 +96,10 @@ DEFAULTS: dict[str, Any] = {
     "notify_webhook_secret": "",
     "notify_topic": "",
     "notify_timeout_s": 10.0,
+    # The workload (loadtests/workload.py) as its canonical JSON: input and output lengths in
+    # tokens, a dataset, a shared prefix, sessions. "": the locustfile's prompts file and
+    # max_new_tokens.
+    "workload": "",
 }
 
 
@@ -189,6 +193,7 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
         notify_webhook_secret: str = d["notify_webhook_secret"],
         notify_topic: str = d["notify_topic"],
         notify_timeout_s: float = d["notify_timeout_s"],
+        workload: str = d["workload"],
     ):
         model_import = dsl.importer(
             artifact_uri=model_uri,
@@ -210,7 +215,12 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
 
         # Before anything is created: a container no rule knows costs no deploy.
         serving = serving_api(
-            model=model, api=api, stream=stream, location=location, api_endpoint=api_endpoint
+            model=model,
+            api=api,
+            stream=stream,
+            location=location,
+            api_endpoint=api_endpoint,
+            workload=workload,
         ).set_display_name("serving API")
 
         # Declared first; takes plain strings only (an exit task may not depend on tasks).
@@ -292,6 +302,7 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
                     reference=reference.outputs["reference"],
                     expectations=expectations,
                     parity_tokens=parity_tokens,
+                    workload=workload,
                 )
                 .after(deploy)
                 .set_display_name("load test")

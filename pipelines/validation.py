@@ -252,6 +252,7 @@ def pipeline_parameters(params: dict) -> None:
     notify(p)
     load_shape(p)
     correctness(p)
+    workload(p)
     try:
         validate_labels(p["cost_labels"])
         validate_prices(p["prices"])
@@ -317,6 +318,59 @@ def correctness_files(p: dict, local: bool) -> dict:
         except (ExpectationError, FileError) as exc:
             raise InputError(f"--expect: {exc}") from None
     return p
+
+
+def workload(p: dict) -> None:
+    """The workload's spec (its dataset is checked by `workload_files`)."""
+    from loadtests.workload import WorkloadError, check_api, parse_workload_json
+
+    text = str(p["workload"])
+    check(len(text) <= 64 * 1024, "the workload spec is over 64 KiB")
+    if not text:
+        return
+    try:
+        spec = parse_workload_json(text)
+        if p["api"] != "auto":
+            check_api(spec, p["api"])
+    except WorkloadError as exc:
+        raise InputError(f"--workload: {exc}") from None
+
+
+def workload_files(p: dict, local: bool, context_tokens: int | None = None) -> dict:
+    """The workload's dataset, checked before anything is created (the parameters back with
+    a local dataset path made absolute), and its lengths against the model's context when
+    known. `local` (deploytest run): the dataset is read and every line parsed here; on
+    Vertex (`submit`) it must be gs:// and the load-test task reads it."""
+    import json
+
+    from loadtests.workload import (
+        Dataset,
+        WorkloadError,
+        check_context,
+        parse_workload_json,
+        read_dataset,
+    )
+
+    if not p.get("workload"):
+        return p
+    spec = parse_workload_json(p["workload"])
+    try:
+        check_context(spec, context_tokens)
+        if spec.dataset is None:
+            return p
+        path = spec.dataset.path
+        if path.startswith("gs://"):
+            gcs_uri(path, "workload dataset")
+            return p
+        check(local, f"--workload: dataset {path!r}: on Vertex AI give gs://BUCKET/PATH")
+        read_dataset(path, spec.dataset.format)
+    except WorkloadError as exc:
+        raise InputError(f"--workload: {exc}") from None
+    resolved = str(Path(path).resolve())
+    import dataclasses
+
+    spec = dataclasses.replace(spec, dataset=Dataset(resolved, spec.dataset.format))
+    return {**p, "workload": json.dumps(spec.to_spec(), sort_keys=True)}
 
 
 def notify(p: dict) -> None:

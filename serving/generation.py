@@ -17,7 +17,7 @@ MAX_PROMPT_CHARS = 100_000
 DEFAULT_MAX_NEW_TOKENS = 16
 # Keys accepted in "parameters" and, Model Garden vLLM style, inside each instance.
 PARAM_KEYS = frozenset(
-    {"max_new_tokens", "max_tokens", "temperature", "top_p", "do_sample", "seed"}
+    {"max_new_tokens", "max_tokens", "temperature", "top_p", "do_sample", "seed", "ignore_eos"}
 )
 # vLLM's Model Garden container takes raw_response; our answer has one shape, so it is ignored.
 IGNORED_INSTANCE_KEYS = frozenset({"raw_response"})
@@ -36,6 +36,9 @@ class GenParams:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    # vLLM's `ignore_eos`: generate exactly max_new_tokens (the end-of-sequence token is held
+    # back until then), as load tests with fixed output lengths ask for.
+    ignore_eos: bool = False
 
     def batch_key(self) -> tuple | None:
         """Jobs with equal keys may share a generate call; None means "run alone".
@@ -45,7 +48,7 @@ class GenParams:
         """
         if self.do_sample and self.seed is not None:
             return None
-        return (self.max_new_tokens, self.do_sample, self.temperature, self.top_p)
+        return (self.max_new_tokens, self.do_sample, self.temperature, self.top_p, self.ignore_eos)
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,13 @@ def parse_params(raw: dict[str, Any], cap: int) -> GenParams:
     seed = raw.get("seed")
     if seed is not None:
         seed = _int("seed", seed, 0, 2**63 - 1)
+    ignore_eos = raw.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise RequestError(f"ignore_eos must be true or false, got {ignore_eos!r}")
     if not do_sample:
         # Greedy ignores these; normalising them lets greedy requests share a batch.
         temperature, top_p, seed = 1.0, 1.0, None
-    return GenParams(min(max_new, cap), do_sample, temperature, top_p, seed)
+    return GenParams(min(max_new, cap), do_sample, temperature, top_p, seed, ignore_eos)
 
 
 def parse_predict_body(body: Any, cap: int) -> list[tuple[str, GenParams]]:
@@ -221,6 +227,8 @@ class Generator:
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self.eos_token_id,
         }
+        if params.ignore_eos:  # transformers holds EOS back until min_new_tokens are out
+            kwargs["min_new_tokens"] = max_new
         if sinks and any(sinks):
             from serving.streaming import RowStreamer
 

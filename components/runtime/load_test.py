@@ -157,30 +157,77 @@ def predict_target(
     return f"https://{location}-aiplatform.googleapis.com", path, "google"
 
 
-def fetch_tokenizer(api: str, model_uri: str, out_dir: str | os.PathLike) -> str:
-    """A local tokenizer.json for an API whose answers carry no token count (and to spread
-    multi-token chunks): the model artifact's own, copied from `model_uri` (a folder, local
-    or gs://) into `out_dir`. "" when none is needed or there is none (then counts are
-    marked as estimated in metrics.json)."""
-    from loadtests.tokens import TOKENIZER_FILE, tokenizer_file
+MODEL_CONFIG = "model_config.json"  # the model's config.json, beside its tokenizer
 
-    if api == "deploytest" or not model_uri:
-        return ""  # our server counts its own tokens, one chunk each
+
+def fetch_tokenizer(api: str, model_uri: str, out_dir: str | os.PathLike) -> str:
+    """A local tokenizer.json: the model artifact's own, copied from `model_uri` (a folder,
+    local or gs://) into `out_dir`, with its config.json when there is one (the model's
+    context, for a workload). It counts the prompts' input tokens, the output tokens of
+    answers that carry no count, and spreads multi-token chunks. "" when there is none
+    (then output counts are marked as estimated in metrics.json, input tokens not counted)."""
+    from loadtests.tokens import TOKENIZER_FILE
+
+    if not model_uri:
+        return ""
     target = Path(out_dir) / TOKENIZER_FILE
     try:
-        if model_uri.startswith("gs://"):
-            from google.cloud import storage
-
-            blob = storage.Blob.from_string(model_uri.rstrip("/") + "/" + TOKENIZER_FILE)
-            blob.download_to_filename(str(target), client=storage.Client())
-        else:
-            target.write_bytes(tokenizer_file(model_uri).read_bytes())
+        _copy_model_file(model_uri, TOKENIZER_FILE, target)
     except Exception as exc:  # no tokenizer is a fact to report, not a failed load test
         print(f"{LINE_PREFIX}no tokenizer at {model_uri} ({exc}): token counts estimated")
         target.unlink(missing_ok=True)
         return ""
-    print(f"{LINE_PREFIX}counting tokens with {model_uri}/{TOKENIZER_FILE}", flush=True)
+    try:
+        _copy_model_file(model_uri, "config.json", Path(out_dir) / MODEL_CONFIG)
+    except Exception:  # optional: the context is then unknown
+        pass
+    print(f"{LINE_PREFIX}counting tokens with {model_uri}/{TOKENIZER_FILE} (api {api})", flush=True)
     return str(target)
+
+
+def _copy_model_file(model_uri: str, name: str, target: Path) -> None:
+    if model_uri.startswith("gs://"):
+        from google.cloud import storage
+
+        blob = storage.Blob.from_string(model_uri.rstrip("/") + "/" + name)
+        blob.download_to_filename(str(target), client=storage.Client())
+        return
+    source = Path(model_uri)
+    source = source / name if source.is_dir() else source.with_name(name)
+    target.write_bytes(source.read_bytes())
+
+
+def prepare_workload(
+    workload: str, tokenizer: str, out_dir: str | os.PathLike
+) -> tuple[str, int | None]:
+    """The workload (JSON text) with its dataset copied here when it is on gs://, and the
+    model's context; its requests built once so that a spec the model cannot take fails
+    before any load (WorkloadError names why). ("", None) without a workload."""
+    import dataclasses
+
+    from loadtests.workload import Dataset, build_requests, context_tokens, parse_workload_json
+
+    if not workload:
+        return "", None
+    spec = parse_workload_json(workload)
+    if not tokenizer:
+        raise ValueError(
+            "a workload builds its prompts with the model's tokenizer, and the model artifact "
+            "has no tokenizer.json"
+        )
+    context = context_tokens(Path(tokenizer).with_name(MODEL_CONFIG))
+    if spec.dataset is not None and spec.dataset.path.startswith("gs://"):
+        from google.cloud import storage
+
+        local = Path(out_dir) / ("workload_dataset." + spec.dataset.format)
+        blob = storage.Blob.from_string(spec.dataset.path)
+        blob.download_to_filename(str(local), client=storage.Client())
+        spec = dataclasses.replace(spec, dataset=Dataset(str(local), spec.dataset.format))
+    built = build_requests(spec, tokenizer, context)
+    for note in built.notes:
+        print(f"{LINE_PREFIX}workload: {note}", flush=True)
+    print(f"{LINE_PREFIX}workload {spec.describe()}: {len(built.requests)} requests", flush=True)
+    return json.dumps(spec.to_spec()), context
 
 
 def output_files(out_dir: str | os.PathLike) -> dict[str, Path]:

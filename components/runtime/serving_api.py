@@ -21,13 +21,19 @@ def container_spec(model: str, location: str, api_endpoint: str = "") -> dict[st
     )
 
 
-def resolve(api: str, stream: bool, spec_of) -> tuple[str, str]:
+def resolve(api: str, stream: bool, spec_of, workload: str = "") -> tuple[str, str]:
     """(api, why): `api` itself when given (checked), else the rule's pick for the
-    container spec `spec_of()` returns. ValueError says why a run cannot go on."""
+    container spec `spec_of()` returns; a workload the API cannot send (chat sessions need a
+    chat API) is refused too. ValueError says why a run cannot go on."""
     if api != AUTO:
-        check_api(api, stream)
-        return api, "given"
-    spec = spec_of()
-    name, why = auto_api(spec, stream)
+        name, why = api, "given"
+    else:
+        name, why = auto_api(spec_of(), stream)
+        why = f"auto: {why}"
     check_api(name, stream)
-    return name, f"auto: {why}"
+    if workload:
+        from loadtests.workload import check_api as check_workload_api
+        from loadtests.workload import parse_workload_json
+
+        check_workload_api(parse_workload_json(workload), name)
+    return name, why

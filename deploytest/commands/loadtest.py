@@ -18,6 +18,7 @@ DEFAULT_MAX_FAILURE_RATIO = 0.01
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from deploytest.commands.options import add_workload_options
     from loadtests.apis import API_NAMES, AUTO
     from loadtests.plan import SHAPES
 
@@ -79,6 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     load.add_argument("--sweep-rates", default="1,2,4,8,16,32,64", help="rising sweep rates")
     load.add_argument("--stage-s", type=float, default=10.0, help="seconds per sweep stage")
     load.add_argument("--seed", type=int, default=None, help="seed of the arrival schedule")
+    add_workload_options(load)  # needs --tokenizer: prompts are built with the model's own
     slo = p.add_argument_group("SLOs (each optional; a missed one exits 1)")
     slo.add_argument("--slo-ttft-ms", type=float, default=None, help="per-request TTFT target")
     slo.add_argument("--slo-tpot-ms", type=float, default=None, help="per-request TPOT target")
@@ -234,6 +236,15 @@ def _target(args: argparse.Namespace, api: str, stream: bool | None = None) -> t
     return args.url.rstrip("/"), args.predict_path, args.auth
 
 
+def check_workload_files(load) -> None:
+    """The workload's dataset read and its requests built once, before any load."""
+    from loadtests.workload import build_requests, parse_workload_json
+
+    built = build_requests(parse_workload_json(load.workload), load.tokenizer, load.context_tokens)
+    for note in built.notes:
+        print(f"workload: {note}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from components import llm_metrics
     from components.load_options import LoadOptions
@@ -244,7 +255,10 @@ def run(args: argparse.Namespace) -> int:
     locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()
     from google.api_core import exceptions as google_errors
 
+    from deploytest.commands.options import workload_json
     from loadtests.tokens import tokenizer_file
+    from loadtests.workload import context_tokens
+    from pipelines.validation import InputError
 
     checks = list(args.slo)
     if args.slo_p95_ms is not None:
@@ -258,6 +272,12 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.tokenizer:
             tokenizer_file(args.tokenizer)
+        workload = workload_json(args)
+        if workload and not args.tokenizer:
+            raise ValueError(
+                "--workload/--input-tokens build prompts with the model's tokenizer: give "
+                "--tokenizer (the model's tokenizer.json or its folder)"
+            )
         api, why = _serving_api(args)
         host, path, auth = _target(args, api)
         load = LoadOptions(
@@ -275,8 +295,14 @@ def run(args: argparse.Namespace) -> int:
             slo_p95_ms=args.slo_p95_ms,
             max_failure_ratio=args.max_failure_ratio,
             seed=args.seed,
+            workload=workload,
+            context_tokens=context_tokens(tokenizer_file(args.tokenizer).with_name("config.json"))
+            if args.tokenizer
+            else None,
         )
         load.validate(args.processes)
+        if workload:
+            check_workload_files(load)
         validate_inputs(
             locustfile, host, path, args.users, args.spawn_rate, args.duration,
             args.processes, args.max_new_tokens, auth,
@@ -286,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
         plan = correctness_plan(args)
         checks += correctness_checks(plan, api, args)
         phase_url = host + (_target(args, api, stream=False)[1] if args.stream else path)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, InputError) as exc:
         print(f"deploytest loadtest: {exc}", file=sys.stderr)
         return 2
     except google_errors.GoogleAPICallError as exc:  # --api auto could not read the model

@@ -125,6 +125,52 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
 }
 
 
+def add_workload_options(group) -> None:
+    """`--workload`, `--input-tokens`, `--output-tokens` (run, submit, loadtest)."""
+    group.add_argument(
+        "--workload",
+        dest="workload_spec",
+        default="",
+        metavar="FILE|NAME",
+        help="the workload (loadtests/workload.py): a YAML or JSON spec of input and output "
+        "lengths in tokens (fixed, normal, uniform), a ShareGPT or JSONL dataset, a shared "
+        "prefix, chat sessions; or a NAME in loadtests/workloads/ (e.g. sharegpt-mini). "
+        "Prompts are built with the model's own tokenizer, exactly (default: the prompts "
+        "file with --max-new-tokens)",
+    )
+    group.add_argument(
+        "--input-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="every prompt exactly N tokens (over the workload's input_tokens)",
+    )
+    group.add_argument(
+        "--output-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ask for exactly N output tokens a request where the API allows it (vLLM's "
+        "ignore_eos, our server's): over the workload's output_tokens",
+    )
+
+
+def workload_json(args: argparse.Namespace) -> str:
+    """The workload the options give, as the pipeline parameter's canonical JSON ("" for
+    none); InputError names the bad field, file or line."""
+    import json
+
+    from loadtests.workload import WorkloadError, from_flags, load_workload
+    from pipelines.validation import InputError
+
+    try:
+        workload = load_workload(args.workload_spec) if args.workload_spec else None
+        workload = from_flags(workload, args.input_tokens, args.output_tokens)
+    except WorkloadError as exc:
+        raise InputError(str(exc)) from None
+    return json.dumps(workload.to_spec(), sort_keys=True) if workload else ""
+
+
 def add_pipeline_options(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
     """Add the deploy, load and SLO options; `defaults` overrides the pipeline defaults."""
     values = {**DEFAULTS, **(defaults or {})}
@@ -169,6 +215,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser, defaults: dict | None 
         help="hourly price of a machine or accelerator type for the run's cost, over the "
         "table in components/prices.json (repeatable), e.g. NVIDIA_TESLA_T4=0.40",
     )
+    add_workload_options(group)
 
 
 def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -184,6 +231,7 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError(f"--rate must be > 0 requests/s, got {params['rate']:g}")
     params["stream"] = args.stream
     params["slo_checks"] = list(args.slo_checks)
+    params["workload"] = workload_json(args)
     return params
 
 

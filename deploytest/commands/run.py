@@ -111,6 +111,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _demo_context(args: argparse.Namespace) -> int | None:
+    """The demo model's context in tokens (None for a model of the user's own: the
+    load-test task checks it against the model's config.json)."""
+    from serving.demo_model import SIZES
+
+    return None if args.model else SIZES[args.demo_size].n_positions
+
+
 def run(args: argparse.Namespace) -> int:
     from components.runtime.make_labels import label_value
     from deploytest.commands.options import pipeline_parameters
@@ -142,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             params["history"] = str(Path(args.output_dir) / "history")
         check.pipeline_parameters(params)
         params = check.correctness_files(params, local=True)
+        params = check.workload_files(params, local=True, context_tokens=_demo_context(args))
         params["reference_cache"] = str(Path(args.cache_dir).resolve() / "reference-answers")
         check.check(
             not params["notify_webhook_secret"],

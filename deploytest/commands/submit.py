@@ -101,7 +101,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from deploytest.commands.options import pipeline_parameters
     from pipelines.submit import SubmitRequest, build_job_body, dumps, to_pipeline_job
-    from pipelines.validation import InputError, check, correctness_files, key_values
+    from pipelines.validation import (
+        InputError,
+        check,
+        correctness_files,
+        key_values,
+        workload_files,
+    )
 
     try:
         check(
@@ -126,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
             template_uri=args.template_uri,
             display_name=args.display_name,
             labels=key_values(args.label, "label"),
-            parameters=correctness_files(pipeline_parameters(args), local=False),
+            parameters=workload_files(
+                correctness_files(pipeline_parameters(args), local=False), local=False
+            ),
             kms_key_name=args.kms_key_name,
             notify_emails=list(args.notify_emails),
         )

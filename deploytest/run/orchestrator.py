@@ -237,6 +237,7 @@ class LocalRun:
                 self.params["api"],
                 bool(self.params["stream"]),
                 lambda: container_spec(model, self.o.location, self.api_endpoint),
+                self.params["workload"],
             )
         except ValueError as exc:
             raise RunError(str(exc)) from None

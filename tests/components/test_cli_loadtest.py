@@ -74,3 +74,41 @@ def test_bad_input_exits_2_and_creates_nothing(tmp_path, args, message):
     done = loadtest("--url", "http://127.0.0.1:9", "--predict-path", "/p", "-o", str(out), *args)
     assert done.returncode == 2 and message in done.stderr
     assert not out.exists()
+
+
+def test_a_sharegpt_workload_drives_the_load_and_its_lengths_are_recorded(tmp_path, demo_model_dir):
+    from loadtests.workload import build_requests, load_workload
+
+    out = tmp_path / "out"
+    with StreamServer("ok", ttft_s=0.01, itl_s=0.002, tokens=4) as server:
+        done = loadtest(
+            "--url", server.url, "--predict-path", "/predict", "--stream", "-o", str(out),
+            "--duration", "2s", "--users", "2", "--workload", "sharegpt-mini",
+            "--tokenizer", str(demo_model_dir),
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    built = build_requests(load_workload("sharegpt-mini"), str(demo_model_dir))
+    lengths = {r.input_tokens for r in built.requests}
+    achieved = metrics["achieved"]["input_tokens"]
+    assert min(lengths) <= achieved["p50"] <= achieved["max"] <= max(lengths)
+    assert {achieved["p50"], achieved["max"]} <= lengths  # the prompts' own lengths
+    assert metrics["workload"]["dataset"]["format"] == "sharegpt"
+    assert metrics["workload_requests"] == len(built.requests)
+    # the scripted server answers 4 tokens whatever is asked: the run says so
+    assert metrics["achieved"]["output_tokens"]["max"] == 4
+    assert "below" in metrics["workload_warning"] and "WARNING" in done.stdout
+    assert "tokens/s" in done.stdout and metrics["input_tokens_per_s"] > 0
+
+
+def test_a_workload_without_a_tokenizer_or_with_a_bad_dataset_exits_2(tmp_path, demo_model_dir):
+    dataset = tmp_path / "d.jsonl"
+    dataset.write_text('{"prompt": "a"}\n{"prompt": 3}\n')
+    spec = tmp_path / "w.json"
+    spec.write_text(json.dumps({"dataset": {"path": str(dataset), "format": "jsonl"}}))
+    base = ("--url", "http://127.0.0.1:9", "--predict-path", "/p", "-o", str(tmp_path / "o"))
+    done = loadtest(*base, "--input-tokens", "8")
+    assert done.returncode == 2 and "give --tokenizer" in done.stderr
+    done = loadtest(*base, "--workload", str(spec), "--tokenizer", str(demo_model_dir))
+    assert done.returncode == 2 and 'd.jsonl line 2: needs a "prompt" string' in done.stderr
+    assert not (tmp_path / "o").exists()

@@ -114,11 +114,25 @@ def test_schema_round_trip_and_units():
     metrics = validate_metrics(_metrics())
     assert LoadTestMetrics.from_json(metrics.to_json()) == metrics
     assert set(FIELD_UNITS) == set(metrics.to_dict())
-    assert json.loads(metrics.to_json())["schema_version"] == 4
+    assert json.loads(metrics.to_json())["schema_version"] == 5
+
+
+def test_schema_4_files_read_without_the_workload_and_5_needs_it():
+    from components.metrics_schema import V5_FIELDS
+
+    v4 = {k: v for k, v in _metrics().items() if k not in V5_FIELDS}
+    old = validate_metrics({**v4, "schema_version": 4})
+    assert (old.workload, old.workload_id, old.achieved) == (None, "", {})
+    with pytest.raises(SchemaError, match="missing fields .*'workload'"):
+        validate_metrics({**v4, "schema_version": 5})
+    with pytest.raises(SchemaError, match="workload must be an object"):
+        validate_metrics(_metrics(workload="64/16"))
 
 
 def test_schema_3_files_read_without_the_correctness_phase_and_4_needs_it():
-    v3 = {k: v for k, v in _metrics().items() if k not in V4_FIELDS}
+    from components.metrics_schema import V5_FIELDS
+
+    v3 = {k: v for k, v in _metrics().items() if k not in V4_FIELDS | V5_FIELDS}
     old = validate_metrics({**v3, "schema_version": 3})
     assert (old.parity_ratio, old.expect_pass_ratio, old.correctness) == (None, None, {})
     with pytest.raises(SchemaError, match="missing fields .*'parity_ratio'"):
@@ -166,7 +180,7 @@ def test_extra_checks_gate_on_any_metric():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"schema_version": 5}, "unsupported schema_version"),
+        ({"schema_version": 6}, "unsupported schema_version"),
         ({"requests": "10"}, "requests must be an int"),
         ({"rps": -1.0}, "rps must be finite"),
         ({"p95_ms": float("inf")}, "p95_ms must be finite"),

@@ -132,7 +132,7 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
     with receiver("ok") as hook:
         code, out, run_dir = run(
             tmp_path, cache_dir, "--notify", hook.url, "--notify-topic", topic,
-            run_id="e2e-success",
+            "--input-tokens", "64", "--output-tokens", "16", run_id="e2e-success",
         )  # fmt: skip
     assert code == 0, out
     facts = assert_one_message(hook, "PASS", summary(run_dir), "e2e-success")
@@ -153,7 +153,19 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
     assert (run_dir / "report.html").read_text().lower().count("locust") > 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics == s["metrics"]
-    assert metrics["schema_version"] == 4 and metrics["requests"] > 0
+    assert metrics["schema_version"] == 5 and metrics["requests"] > 0
+    # the workload: every prompt 64 tokens by the model's tokenizer, every answer 16 (our
+    # server's ignore_eos); the mean equal to the max means every request
+    exact = {"p50": 64, "p90": 64, "max": 64, "mean": 64.0}
+    assert metrics["achieved"]["input_tokens"] == exact
+    assert metrics["achieved"]["output_tokens"] == {k: v / 4 for k, v in exact.items()}
+    assert metrics["workload"]["input_tokens"] == 64 and metrics["workload_warning"] == ""
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert run_json["series"]["workload"] == metrics["workload_id"] != ""
+    assert metrics["total_tokens_per_s"] == pytest.approx(
+        metrics["input_tokens_per_s"] + metrics["output_tokens_per_s"]
+    )
+    assert "achieved     input tokens p50 64 p90 64 max 64; output tokens p50 16" in out
     # the demo model's container picks our own API, before anything is deployed
     assert s["serving_api"] == {
         "api": "deploytest",

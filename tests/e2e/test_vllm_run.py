@@ -52,7 +52,10 @@ def needs_vllm():
 def test_a_run_served_by_vllm_passes_with_llm_metrics_from_usage(tmp_path, cache_dir):
     api, why = "openai-completions", "auto: predict route /v1/completions"
     method = ":streamRawPredict"
-    code, out, run_dir = run(tmp_path, cache_dir, *VLLM, run_id=f"e2e-vllm-{api}")
+    code, out, run_dir = run(
+        tmp_path, cache_dir, *VLLM, "--input-tokens", "32", "--output-tokens", "8",
+        run_id=f"e2e-vllm-{api}",
+    )  # fmt: skip
     assert code == 0, out
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["outcome"]["verdict"] == "PASS", out
@@ -64,6 +67,9 @@ def test_a_run_served_by_vllm_passes_with_llm_metrics_from_usage(tmp_path, cache
     assert m["parity_ratio"] == 1.0 and m["correctness"]["parity_prompts"] == 8, out
     assert m["output_tokens_source"] == "answer"  # from each stream's usage chunk
     assert m["output_tokens"] > 0 and m["ttft_p50_ms"] > 0
+    # exact lengths through vLLM's min_tokens and ignore_eos (its usage counts them)
+    assert m["achieved"]["output_tokens"] == {"p50": 8, "p90": 8, "max": 8, "mean": 8.0}
+    assert m["achieved"]["input_tokens"] == {"p50": 32, "p90": 32, "max": 32, "mean": 32.0}
     assert m["itl_p50_ms"] is not None and m["tpot_p50_ms"] > 0
     assert s["left"] == {"endpoints": [], "processes": []}
     assert f"serving API  {api} ({why})" in out
@@ -74,11 +80,18 @@ def test_a_run_served_by_vllm_passes_with_llm_metrics_from_usage(tmp_path, cache
 
 def test_kill_9_of_a_vllm_run_leaves_no_vllm_process(tmp_path, cache_dir):
     seen = []
+
+    def vllm_started() -> None:  # killed while vLLM's engine starts: the deploy's hardest part
+        deadline = time.monotonic() + 60
+        while not seen and time.monotonic() < deadline:
+            seen.extend(vllm_processes())
+            time.sleep(0.2)
+
     killed = kill_9_during(
-        tmp_path, cache_dir, "locust-load-test", *VLLM, "--duration", "60s",
-        run_id="vllm-kill9", before_kill=lambda: seen.extend(vllm_processes()),
+        tmp_path, cache_dir, "model-deploy", *VLLM, "--duration", "60s",
+        run_id="vllm-kill9", before_kill=vllm_started,
     )  # fmt: skip
-    assert seen, "vLLM should be serving the load test"
+    assert seen, "the deploy should have started vLLM"
     # the emulator sees its owner gone, undeploys and stops vLLM's group (SIGTERM, then
     # SIGKILL after the grace period)
     while vllm_processes() and time.monotonic() - killed < 30:

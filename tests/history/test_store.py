@@ -34,6 +34,30 @@ def test_record_round_trips_and_has_a_stable_series_key():
     assert other.key() != record.series.key()
 
 
+def test_runs_on_different_workloads_never_share_a_series():
+    from history.series import group
+    from history.store import Entry
+    from loadtests.workload import from_flags, load_workload
+
+    record, metrics, _ = make_run(0, np.random.default_rng(0))
+    # no workload: the key of a series recorded before workloads existed stays the same
+    data = json.loads(record.to_json())
+    del data["series"]["workload"], data["workload"]
+    old = RunRecord.from_dict(data)
+    assert old.series.key() == record.series.key() == data["series_key"]
+    ids = [from_flags(None, 64, 16).identity(), from_flags(None, 128, 16).identity(),
+           load_workload("sharegpt-mini").identity()]  # fmt: skip
+    runs = [
+        replace(record, run_id=f"r{i}", series=replace(record.series, workload=w))
+        for i, w in enumerate(["", *ids, ids[0]])
+    ]
+    groups = group([Entry(r.run_id, r, metrics, None) for r in runs])
+    assert sorted(len(g.entries) for g in groups.values()) == [1, 1, 1, 2]
+    (same,) = [g for g in groups.values() if len(g.entries) == 2]
+    assert {e.record.run_id for e in same.entries} == {"r1", "r4"}
+    assert "workload " + ids[0] in same.series.describe()
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

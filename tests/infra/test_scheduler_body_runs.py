@@ -78,8 +78,11 @@ def test_the_scheduler_body_runs_to_succeeded(synth, tmp_path, monkeypatch):
 
         credentials, _ = google.auth.default(scopes=[target["oauth_token"]["scope"]])
         session = AuthorizedSession(credentials)
+        # The Scheduler's body as synthesised, but a 3 s load instead of the regression's own
+        # length: this test is about the body's shape and where it runs, not the load.
+        body["runtimeConfig"]["parameterValues"]["duration"] = "3s"
         resp = session.request(
-            target["http_method"], target["uri"], data=base64.b64decode(target["body"]),
+            target["http_method"], target["uri"], data=json.dumps(body).encode(),
             headers=target["headers"],
         )  # fmt: skip
         assert resp.status_code == 200, resp.text

@@ -120,3 +120,42 @@ def test_temperature_zero_means_greedy_as_in_vllm():
     [(_, params)] = parse_predict_body(body, CAP)
     assert params.do_sample is False
     assert params == GenParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
+
+
+def test_ignore_eos_generates_exactly_max_new_tokens(demo_model_dir, tmp_path):
+    """A model whose every step's likeliest token is EOS: greedy stops at once, unless the
+    request says ignore_eos (vLLM's parameter; load tests with fixed output lengths)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from serving.generation import Generator, parse_predict_body
+
+    eager = tmp_path / "eager-eos"
+    shutil.copytree(demo_model_dir, eager)
+    model = AutoModelForCausalLM.from_pretrained(eager, local_files_only=True)
+    with torch.no_grad():  # the last hidden state is a constant e0; only EOS scores on e0
+        eos = model.config.eos_token_id
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.zero_()
+        model.transformer.ln_f.bias[0] = 10.0
+        model.transformer.wte.weight[:, 0] = 0.0  # tied to the output layer
+        model.transformer.wte.weight[eos, 0] = 1.0
+    model.save_pretrained(eager)
+    generator = Generator(eager)
+    body = {"instances": [{"text": "hello world"}], "parameters": {"max_new_tokens": 12}}
+    ((prompt, params),) = parse_predict_body(body, cap=64)
+    assert generator.generate([prompt], params)[0].output_tokens == 1
+    body["parameters"]["ignore_eos"] = True
+    ((prompt, params),) = parse_predict_body(body, cap=64)
+    assert (
+        params.ignore_eos
+        and params.batch_key()
+        != parse_predict_body(
+            {"instances": [{"text": "x"}], "parameters": {"max_new_tokens": 12}}, 64
+        )[0][1].batch_key()
+    )
+    assert generator.generate([prompt], params)[0].output_tokens == 12
+    with pytest.raises(RequestError, match="ignore_eos must be true or false"):
+        parse_predict_body({"instances": [{"text": "x"}], "parameters": {"ignore_eos": 1}}, 64)
