@@ -56,6 +56,8 @@ class ApiServer:
         self.texts: list[str] = []
         self.refused = 0
         self.paths: set[str] = set()
+        self.chats: list[list] = []  # openai-chat: each request's messages, in order
+        self.length_fields: set[tuple] = set()  # (min_tokens, ignore_eos) as they came
         self._lock = threading.Lock()
         server = self
 
@@ -92,6 +94,10 @@ class ApiServer:
                     return self._json(400, _error("not JSON"))
                 with server._lock:
                     server.paths.add(self.path)
+                    if isinstance(body, dict):
+                        server.length_fields.add((body.get("min_tokens"), body.get("ignore_eos")))
+                        if server.api == "openai-chat" and len(server.chats) < 10_000:
+                            server.chats.append(body.get("messages"))
                 request = server._parse(body)
                 if isinstance(request, str):
                     with server._lock:

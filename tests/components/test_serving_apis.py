@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.components.api_servers import ApiServer
+from tests.components.api_servers import WORDS, ApiServer
 from tests.components.test_cli_loadtest import loadtest
 
 pytestmark = pytest.mark.usefixtures("no_process_left_behind")
@@ -123,3 +123,30 @@ def test_bad_api_input_exits_2_before_anything_runs(tmp_path, args, message):
     done = loadtest("--url", "http://127.0.0.1:9", "--predict-path", "/p", "-o", str(out), *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not out.exists()
+
+
+def test_chat_sessions_send_the_history_and_ask_for_exact_lengths(tmp_path, demo_model_dir):
+    """A 3-turn session workload: each turn sends the conversation so far, the answers
+    as they streamed back, and vLLM's min_tokens/ignore_eos for the turn's length."""
+    from loadtests.tokens import load_counter
+
+    with ApiServer("openai-chat", chunk_tokens=2) as server:
+        done, m = _run(
+            server, tmp_path / "out", "--stream", "--workload", "chat-sessions",
+            "--tokenizer", str(demo_model_dir), api="openai-chat",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert m["failures"] == 0 and m["workload"]["sessions"] == {"turns": 3}
+    assert server.length_fields == {(16, True)}  # chat-sessions.yaml: output_tokens 16
+    answer = "".join(WORDS[i % len(WORDS)] for i in range(16))
+    lengths = {len(messages) for messages in server.chats}
+    assert lengths == {1, 3, 5}, lengths  # a turn, its history: user, assistant, user, ...
+    for messages in server.chats:
+        assert [x["role"] for x in messages] == ["user", "assistant"] * (len(messages) // 2) + [
+            "user"
+        ]
+        assert all(x["content"] == answer for x in messages if x["role"] == "assistant")
+    # input tokens: the history's, so later turns send more (48 is the longest first turn)
+    count = load_counter(str(demo_model_dir))
+    longest = max(sum(count(x["content"]) for x in messages) for messages in server.chats)
+    assert 48 < m["achieved"]["input_tokens"]["max"] <= longest
