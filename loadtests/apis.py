@@ -173,9 +173,10 @@ class OpenAICompletionsApi(Api):
     `choices[].text` (a chunk may carry several tokens), a final `choices: []` chunk with
     `usage` when asked for, then `data: [DONE]`."""
 
-    # vLLM's extra sampling parameters (vllm/entrypoints/openai/protocol.py, CompletionRequest
-    # and ChatCompletionRequest: `min_tokens`, `ignore_eos`); OpenAI's own API does not have
-    # them (unverified how every OpenAI-style server treats them; vLLM honours both).
+    # vLLM's extra sampling parameters `min_tokens` and `ignore_eos` (CompletionRequest and
+    # ChatCompletionRequest, vllm/entrypoints/openai/{completion,chat_completion}/protocol.py
+    # in the vLLM `make vllm` installs); OpenAI's own API has neither (how other OpenAI-style
+    # servers treat them is unverified).
     exact_output = True
 
     def body(self, prompt, max_tokens, stream, exact=False):
