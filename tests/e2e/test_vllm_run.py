@@ -52,10 +52,7 @@ def needs_vllm():
 def test_a_run_served_by_vllm_passes_with_llm_metrics_from_usage(tmp_path, cache_dir):
     api, why = "openai-completions", "auto: predict route /v1/completions"
     method = ":streamRawPredict"
-    code, out, run_dir = run(
-        tmp_path, cache_dir, *VLLM, "--input-tokens", "32", "--output-tokens", "8",
-        run_id=f"e2e-vllm-{api}",
-    )  # fmt: skip
+    code, out, run_dir = run(tmp_path, cache_dir, *VLLM, run_id=f"e2e-vllm-{api}")
     assert code == 0, out
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["outcome"]["verdict"] == "PASS", out
@@ -67,9 +64,6 @@ def test_a_run_served_by_vllm_passes_with_llm_metrics_from_usage(tmp_path, cache
     assert m["parity_ratio"] == 1.0 and m["correctness"]["parity_prompts"] == 8, out
     assert m["output_tokens_source"] == "answer"  # from each stream's usage chunk
     assert m["output_tokens"] > 0 and m["ttft_p50_ms"] > 0
-    # exact lengths through vLLM's min_tokens and ignore_eos (its usage counts them)
-    assert m["achieved"]["output_tokens"] == {"p50": 8, "p90": 8, "max": 8, "mean": 8.0}
-    assert m["achieved"]["input_tokens"] == {"p50": 32, "p90": 32, "max": 32, "mean": 32.0}
     assert m["itl_p50_ms"] is not None and m["tpot_p50_ms"] > 0
     assert s["left"] == {"endpoints": [], "processes": []}
     assert f"serving API  {api} ({why})" in out

@@ -53,7 +53,7 @@ def test_sampling_parameters_and_batch_keys():
     assert seeded.batch_key() is None  # a seeded sample runs alone
     del body["parameters"]["seed"]
     [(_, unseeded)] = parse_predict_body(body, CAP)
-    assert unseeded.batch_key() == (DEFAULT_MAX_NEW_TOKENS, True, 2.0, 0.9)
+    assert unseeded.batch_key() == (DEFAULT_MAX_NEW_TOKENS, True, 2.0, 0.9, False)
 
 
 def test_max_new_tokens_is_capped_not_refused():
