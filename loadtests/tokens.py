@@ -24,13 +24,17 @@ def tokenizer_file(path: str) -> Path:
     return candidate
 
 
+def load_tokenizer(path: str):
+    """The `tokenizers.Tokenizer` at `path` (a tokenizer.json or a model folder holding one)."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(tokenizer_file(path)))
+
+
 def load_counter(path: str) -> Callable[[str], int]:
     """A function text -> its number of tokens (no special tokens added), from the
     tokenizer at `path` (a tokenizer.json or a model folder holding one)."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(tokenizer_file(path)))
-    encode = tokenizer.encode
+    encode = load_tokenizer(path).encode
 
     def count(text: str) -> int:
         return len(encode(text, add_special_tokens=False).ids) if text else 0

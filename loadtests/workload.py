@@ -579,11 +579,9 @@ class WordPool:
 
 def tokenizer_functions(tokenizer_path: str):
     """(vocab, decode, encode) of a tokenizer.json (or a model folder holding one)."""
-    from tokenizers import Tokenizer
+    from loadtests.tokens import load_tokenizer
 
-    from loadtests.tokens import tokenizer_file
-
-    tokenizer = Tokenizer.from_file(str(tokenizer_file(tokenizer_path)))
+    tokenizer = load_tokenizer(tokenizer_path)
 
     def encode(text: str) -> list[int]:
         return tokenizer.encode(text, add_special_tokens=False).ids
