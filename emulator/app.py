@@ -95,9 +95,25 @@ def build_app(
             m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken")
         )
 
+    @route("GET", _MODEL + r":listVersions")
+    def list_model_versions(req, body, m):
+        return vertex.list_model_versions(m["name"], req.query_params)
+
+    @route("POST", _MODEL + r":mergeVersionAliases")
+    def merge_version_aliases(req, body, m):
+        return vertex.merge_version_aliases(m["name"], body)
+
+    @route("DELETE", _MODEL + r":deleteVersion")
+    def delete_model_version(req, body, m):
+        return vertex.delete_model_version(m["name"])
+
     @route("GET", _MODEL)
     def get_model(req, body, m):
         return vertex.get_model(m["name"])
+
+    @route("PATCH", _MODEL)
+    def update_model(req, body, m):
+        return vertex.update_model(m["name"], body, req.query_params)
 
     @route("DELETE", _MODEL)
     def delete_model(req, body, m):
@@ -117,6 +133,12 @@ def build_app(
     @route("GET", _EP)
     def get_endpoint(req, body, m):
         return vertex.get_endpoint(f"{m['parent']}/endpoints/{m['endpoint']}")
+
+    @route("PATCH", _EP)
+    def update_endpoint(req, body, m):
+        return vertex.update_endpoint(
+            f"{m['parent']}/endpoints/{m['endpoint']}", body, req.query_params
+        )
 
     @route("DELETE", _EP)
     def delete_endpoint(req, body, m):
@@ -172,7 +194,7 @@ def build_app(
         def list_pipeline_jobs(req, body, m):
             q = req.query_params
             return pipelines.list(
-                m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken")
+                m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken"), q
             )
 
         @route("GET", _JOB)
@@ -190,7 +212,8 @@ def build_app(
     async def dispatch(request: Request) -> Response:
         path = request.path_params["path"]
         try:
-            body = _json(await request.body()) if request.method in ("POST", "PUT") else {}
+            has_body = request.method in ("POST", "PUT", "PATCH")
+            body = _json(await request.body()) if has_body else {}
             body = camel_case_fields(body)  # proto3 JSON: `display_name` is `displayName`
             for method, pattern, fn in routes:
                 match = pattern.match(path)

@@ -19,6 +19,7 @@ from pathlib import Path
 from emulator import processes
 from emulator import resources as res
 from emulator.faults import FaultState
+from emulator.model_versions import ModelVersions
 from emulator.operations import Operations
 from emulator.store import DeployedRow, Store
 
@@ -102,6 +103,7 @@ class Deployments:
         self.store = store
         self.ops = ops
         self.faults = faults
+        self.models = ModelVersions(store)
         self.logs_dir = state_dir / "logs"
         self.gcs_dir = gcs_dir
         # The environment of Google's clients (emulator/envfile.py), set by the server: a
@@ -158,7 +160,8 @@ class Deployments:
     def _command_env(
         self, row: DeployedRow, port: int, fault: str | None = None
     ) -> tuple[list[str], dict, str]:
-        model = self.store.get_resource(row.data["model"])
+        # the version the deploy resolved to (`models/ID@2`, `@alias`: DeployedModel.model)
+        model = self.models.version_doc(row.data["model"], row.data.get("modelVersionId"))
         if model is None:
             raise DeployError("NOT_FOUND", f"Model {row.data['model']} not found.")
         spec = model.get("containerSpec", {})
@@ -295,7 +298,12 @@ class Deployments:
         self.store.update_deployed(live.endpoint, live.dm_id, state="READY", message=message)
         self.store.replace_deployed_data(live.endpoint, live.dm_id, data)
         if row.operation:
-            self.ops.succeed(row.operation, res.DEPLOY_MODEL_RESPONSE, {"deployedModel": data})
+            self.ops.succeed(
+                row.operation,
+                res.DEPLOY_MODEL_RESPONSE,
+                {"deployedModel": data},
+                metadata={"deploymentStage": "SUCCESSFULLY_DEPLOYED"},
+            )
         log.info("deployed model %s/%s is ready %s", live.endpoint, live.dm_id, message)
 
     def _aborted(self, live: Live) -> None:
@@ -308,6 +316,7 @@ class Deployments:
             live.operation,
             status,
             f"Deployment of DeployedModel {live.dm_id} was aborted by {live.abort_reason}.",
+            metadata={"deploymentStage": "DEPLOYMENT_TERMINATED"},
         )
 
     def _deploy_failed(self, live: Live, err: DeployError) -> None:
@@ -321,7 +330,12 @@ class Deployments:
             self.store.delete_deployed(live.endpoint, live.dm_id)
             with self._lock:
                 self._live.pop((live.endpoint, live.dm_id), None)
-            self.ops.fail(live.operation, err.status, err.message)
+            self.ops.fail(
+                live.operation,
+                err.status,
+                err.message,
+                metadata={"deploymentStage": "FAILED_TO_DEPLOY"},
+            )
 
     # -- undeploy / cancel ----------------------------------------------------------------
     def stop(self, endpoint: str, dm_id: str, reason: str) -> None:

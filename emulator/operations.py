@@ -45,15 +45,22 @@ class Operations:
         self.store.put_operation(op)
         return op
 
-    def succeed(self, name: str, response_type: str, response: dict | None = None) -> bool:
-        """Finish an operation with a response; False if it was already done."""
-        return self._finish(name, {"response": res.any_of(response_type, response)})
+    def succeed(
+        self,
+        name: str,
+        response_type: str,
+        response: dict | None = None,
+        metadata: dict | None = None,
+    ) -> bool:
+        """Finish an operation with a response (and `metadata` fields, e.g. the deploy's
+        final `deploymentStage`); False if it was already done."""
+        return self._finish(name, {"response": res.any_of(response_type, response)}, metadata)
 
-    def fail(self, name: str, status: str, message: str) -> bool:
+    def fail(self, name: str, status: str, message: str, metadata: dict | None = None) -> bool:
         """Finish an operation with a `google.rpc.Status` error; False if already done."""
-        return self._finish(name, {"error": rpc_status(status, message)})
+        return self._finish(name, {"error": rpc_status(status, message)}, metadata)
 
-    def _finish(self, name: str, result: dict) -> bool:
+    def _finish(self, name: str, result: dict, metadata: dict | None = None) -> bool:
         with self.store.lock:
             op = self.store.get_operation(name)
             if op is None or op.get("done"):
@@ -62,6 +69,7 @@ class Operations:
             op.pop("response", None)
             op.pop("error", None)
             op.update(result)
+            op["metadata"].update(metadata or {})
             op["metadata"]["genericMetadata"]["updateTime"] = res.now()
             self.store.put_operation(op)
             return True

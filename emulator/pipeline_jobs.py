@@ -65,6 +65,13 @@ _PARAM_TYPES = {
 }
 
 
+def default_service_account() -> str:
+    """The Compute Engine default service account of the emulator's one project number."""
+    from emulator.resource_manager import project_number
+
+    return f"{project_number()}-compute@developer.gserviceaccount.com"
+
+
 def repository_prefixes(*repositories: str) -> tuple[str, ...]:
     """`REPO:` and `REPO@` for each repository: its tags and digests, not `REPO-other`."""
     return tuple(f"{repo}{sep}" for repo in repositories for sep in (":", "@"))
@@ -214,6 +221,12 @@ class PipelineJobs:
         for key in ("serviceAccount", "network", "encryptionSpec"):
             if key in body:
                 job[key] = body[key]
+        if not job.get("serviceAccount"):
+            # PipelineJob.service_account: "If not specified, the Compute Engine default
+            # service account in the project will be used" (PROJECT_NUMBER-compute@...).
+            job["serviceAccount"] = default_service_account()
+        elif not isinstance(job["serviceAccount"], str) or len(job["serviceAccount"]) > 320:
+            raise invalid("pipeline_job.service_account must be a service account's email.")
         with self.store.lock:
             if self.store.get_resource(name) is not None:
                 raise ApiError("ALREADY_EXISTS", f"PipelineJob {name} already exists.")
@@ -246,13 +259,21 @@ class PipelineJobs:
             raise not_found(f"PipelineJob {name}")
         return self.render(job)
 
-    def list(self, parent: str, flt, page_size, page_token) -> dict:
-        """PipelineJobs under a parent, newest first, with `filter` (list view: no jobDetail)."""
+    def list(self, parent: str, flt, page_size, page_token, query=None) -> dict:
+        """PipelineJobs under a parent, newest first, with `filter` (list view: no
+        jobDetail) and `readMask` (only those fields: the SDK's
+        `PipelineJob.list(enable_simple_view=True)` asks for a few)."""
+        from google.cloud.aiplatform_v1.types import pipeline_job as pipeline_job_pb
+
+        from emulator import field_masks
         from emulator.service import _page
 
+        paths = field_masks.paths_of(query, "readMask") if query is not None else []
+        field_masks.check_paths(paths, pipeline_job_pb.PipelineJob, "read_mask")
         pred = filters.parse(flt)
         jobs = [self._public(j) for j in reversed(self.store.list_resources(KIND, parent))]
-        return _page([j for j in jobs if pred(j)], "pipelineJobs", page_size, page_token)
+        jobs = [field_masks.apply_read_mask(j, paths) for j in jobs if pred(j)]
+        return _page(jobs, "pipelineJobs", page_size, page_token)
 
     def cancel(self, name: str) -> dict:
         """CANCELLING now; CANCELLED once the exit handler ran (an error with code 1,

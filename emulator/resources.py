@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import secrets
 
+from emulator.errors import invalid
+
 TYPE_PREFIX = "type.googleapis.com/"
 V1 = "google.cloud.aiplatform.v1."
 
@@ -61,22 +63,31 @@ _CONTAINER_KEYS = (
 )
 
 
-def model_resource(name: str, body: dict, create_time: str) -> dict:
-    """A `Model` from an upload request's `model` field (kept fields only)."""
+def model_resource(
+    name: str,
+    body: dict,
+    create_time: str,
+    version_id: str = "1",
+    aliases: list[str] | None = None,
+) -> dict:
+    """A `Model` (one version of it) from an upload request's `model` field (kept fields
+    only). `modelSourceInfo` is CUSTOM: "uploaded by user or custom training pipeline"
+    (ModelSourceInfo.ModelSourceType)."""
     spec = {
         k: body["containerSpec"][k] for k in _CONTAINER_KEYS if k in body.get("containerSpec", {})
     }
     model = {
         "name": name,
         "displayName": body.get("displayName", ""),
-        "versionId": "1",
-        "versionAliases": ["default"],
+        "versionId": version_id,
+        "versionAliases": list(aliases) if aliases is not None else ["default"],
         "versionCreateTime": create_time,
         "versionUpdateTime": create_time,
         "createTime": create_time,
         "updateTime": create_time,
         "etag": new_id(),
         "supportedDeploymentResourcesTypes": ["DEDICATED_RESOURCES"],
+        "modelSourceInfo": {"sourceType": "CUSTOM"},
     }
     for key in ("description", "versionDescription", "artifactUri", "labels", "metadataSchemaUri"):
         if body.get(key):
@@ -111,9 +122,9 @@ def deployed_model_resource(dm_id: str, model: dict, request: dict, create_time:
         "createTime": create_time,
     }
     if "dedicatedResources" in request:
-        dm["dedicatedResources"] = request["dedicatedResources"]
+        dm["dedicatedResources"] = replica_counts(request["dedicatedResources"], dedicated=True)
     elif "automaticResources" in request:
-        dm["automaticResources"] = request["automaticResources"]
+        dm["automaticResources"] = replica_counts(request["automaticResources"], dedicated=False)
     else:
         dm["dedicatedResources"] = {
             "machineSpec": {"machineType": "n1-standard-2"},
@@ -124,6 +135,40 @@ def deployed_model_resource(dm_id: str, model: dict, request: dict, create_time:
         if key in request:
             dm[key] = request[key]
     return dm
+
+
+def replica_counts(resources: object, dedicated: bool) -> dict:
+    """`dedicatedResources`/`automaticResources` with int32 replica counts (proto3 JSON
+    accepts `"1"` for an int32, as GCPC's launchers send it; Vertex AI answers numbers).
+
+    Dedicated: a missing `maxReplicaCount` is `minReplicaCount` (DedicatedResources' field
+    docs); it may not be below the minimum. Automatic resources document no default for
+    the maximum."""
+    if not isinstance(resources, dict):
+        raise invalid("deployed_model resources must be an object.")
+    out = dict(resources)
+    for key in ("minReplicaCount", "maxReplicaCount"):
+        if key not in out:
+            continue
+        value = out[key]
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+            raise invalid(f"deployed_model.{key} must be a non-negative int32, not {value!r}.")
+        out[key] = value
+    if dedicated:
+        # Documented as required (at least 1); a request without it has always been
+        # deployed as one replica here (GCPC-shaped and raw callers omit it), so it stays 1.
+        out["minReplicaCount"] = out.get("minReplicaCount") or 1
+        if not out.get("maxReplicaCount"):  # unset (proto3: 0 is unset)
+            out["maxReplicaCount"] = out["minReplicaCount"]
+        if out["maxReplicaCount"] < out["minReplicaCount"]:
+            raise invalid(
+                "deployed_model.dedicated_resources.max_replica_count must be >= min_replica_count."
+            )
+    return out
 
 
 def machine_type(dm: dict) -> str:

@@ -10,16 +10,21 @@ import random
 import re
 import threading
 
-from emulator import filters
+from emulator import field_masks, filters
 from emulator import resources as res
 from emulator import validation as check
 from emulator.deployments import PENDING_TRAFFIC, Deployments
 from emulator.errors import ApiError, failed_precondition, invalid, not_found
+from emulator.model_versions import ModelVersions, check_aliases, split_name
 from emulator.operations import Operations
 from emulator.store import DeployedRow, Store
 
 _ENDPOINT_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_MODEL_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# UploadModelRequest.model_id: "up to 63 characters, and valid characters are [a-z0-9_-].
+# The first character cannot be a number or hyphen."
+_MODEL_ID = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
+# UpdateEndpoint: the fields the emulator keeps that the update mask may name.
+ENDPOINT_UPDATE_PATHS = {"displayName", "description", "labels", "trafficSplit"}
 DEFAULT_PAGE_SIZE = 100
 # Bounds on model-server processes, so a burst of deploys cannot start an unbounded number
 # of them. Vertex AI's own answers here are not documented: one deploy at a time per
@@ -43,7 +48,31 @@ def _page(items: list[dict], key: str, page_size, page_token) -> dict:
 
 def strip_version(name: str) -> str:
     """`.../models/123@1` -> `.../models/123`."""
-    return name.split("@", 1)[0]
+    return split_name(name)[0]
+
+
+def check_traffic_split(split: object, deployed: set[str], field: str) -> dict[str, int]:
+    """A traffic split as Endpoint.traffic_split documents it: percentages (ints 0-100) of
+    deployed models that "must add up to 100, or map must be empty if the Endpoint is to
+    not accept any traffic"; zeros are dropped."""
+    if not isinstance(split, dict):
+        raise invalid(f"{field} must be a map of DeployedModel ids to percentages.")
+    out: dict[str, int] = {}
+    for key, value in split.items():
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+            raise invalid(f"{field}: the percentage of {str(key)[:70]!r} must be 0-100.")
+        if value:
+            out[str(key)] = value
+    if out and sum(out.values()) != 100:
+        raise invalid(f"{field}: the percentages must add up to 100, not {sum(out.values())}.")
+    unknown = sorted(set(out) - deployed)
+    if unknown:
+        raise invalid(f"{field} names DeployedModel ids not deployed on the endpoint: {unknown}.")
+    return out
 
 
 def _public_dm(row: DeployedRow) -> dict:
@@ -69,6 +98,7 @@ class Vertex:
         self.store = store
         self.ops = ops
         self.deployments = deployments
+        self.models = ModelVersions(store)
         self.max_model_servers = max_model_servers
         self.max_deploys_per_endpoint = max_deploys_per_endpoint
 
@@ -90,65 +120,130 @@ class Vertex:
         check.check_display_name(model_body.get("displayName"), "model.display_name")
         check.check_labels(model_body.get("labels"), "model.labels")
         check.check_container_spec(model_body.get("containerSpec"))
-        if body.get("parentModel"):
-            raise ApiError("UNIMPLEMENTED", "Model versions (parentModel) are not emulated.")
-        model_id = body.get("modelId") or res.new_id()
-        if not _MODEL_ID.match(model_id):
-            raise invalid(f"Invalid modelId {model_id!r}.")
-        name = f"{parent}/models/{model_id}"
-        with self.store.lock:
-            if self.store.get_resource(name) is not None:
-                raise ApiError("ALREADY_EXISTS", f"Model {name} already exists.")
-            self.store.put_resource(
-                "models", parent, res.model_resource(name, model_body, res.now())
-            )
+        aliases = check_aliases(model_body.get("versionAliases"), "model.version_aliases")
+        parent_model = body.get("parentModel")
+        if parent_model:
+            if not isinstance(parent_model, str) or not parent_model.startswith(
+                f"{parent}/models/"
+            ):
+                raise invalid(
+                    f"parent_model {str(parent_model)[:300]!r} is not a model of {parent}."
+                )
+            if "@" in parent_model:
+                raise invalid("parent_model names a model, not a version: drop the @VERSION.")
+            if body.get("modelId") and body["modelId"] != parent_model.rsplit("/", 1)[-1]:
+                raise invalid("model_id and parent_model name different models.")
+            with self.store.lock:
+                version_id = self.models.add_version(parent_model, model_body, aliases)
+            name = parent_model
+        else:
+            model_id = body.get("modelId")
+            if model_id is None or model_id == "":
+                model_id = res.new_id()  # Vertex AI's own ids are numeric
+            elif not isinstance(model_id, str) or not _MODEL_ID.match(model_id):
+                raise invalid(
+                    f"Invalid modelId {str(model_id)[:100]!r}: up to 63 characters of "
+                    "[a-z0-9_-], not starting with a digit or hyphen."
+                )
+            name = f"{parent}/models/{model_id}"
+            with self.store.lock:
+                if self.store.get_resource(name) is not None:
+                    raise ApiError("ALREADY_EXISTS", f"Model {name} already exists.")
+                version_id = self.models.create(name, model_body, aliases)
         return self.ops.done(
             name,
             res.UPLOAD_MODEL_METADATA,
             res.UPLOAD_MODEL_RESPONSE,
-            {"model": name, "modelVersionId": "1"},
+            {"model": name, "modelVersionId": version_id},
         )
 
     def _model(self, name: str) -> dict:
-        model = self.store.get_resource(strip_version(name))
-        if model is None or "/models/" not in name:
-            raise not_found(f"Model {name}")
-        return model
+        """The version `name` names (`@N`, `@alias` or the default one), as answered."""
+        return self.models.deployable(name)
 
-    def get_model(self, name: str) -> dict:
-        """The Model, with `deployedModels` references."""
-        model = check.renderable(self._model(name))
+    def _refs(self, doc: dict) -> dict:
         refs = [
             {"endpoint": row.endpoint, "deployedModelId": row.id}
             for row in self.store.list_deployed()
-            if row.data.get("model") == model["name"]
+            if strip_version(row.data.get("model", "")) == strip_version(doc["name"])
+            and row.data.get("modelVersionId", "1") == doc.get("versionId", "1")
         ]
         if refs:
-            model["deployedModels"] = refs
-        return model
+            doc["deployedModels"] = refs
+        return doc
+
+    def get_model(self, name: str) -> dict:
+        """The Model version `name` names, with its `deployedModels` references."""
+        with self.store.lock:
+            return self._refs(self.models.get(name))
 
     def list_models(self, parent: str, flt, page_size, page_token) -> dict:
-        """`models` list with `filter`."""
-        pred = filters.parse(flt)
-        models = [
-            check.renderable(m) for m in self.store.list_resources("models", parent) if pred(m)
-        ]
+        """`models` list with `filter`: each model as its default version."""
+        with self.store.lock:
+            models = self.models.list_models(parent, flt)
         return _page(models, "models", page_size, page_token)
 
-    def delete_model(self, name: str) -> dict:
-        """Delete a model; FAILED_PRECONDITION while it is deployed anywhere."""
+    def list_model_versions(self, name: str, query) -> dict:
+        """`:listVersions` with `filter`, `orderBy`, `readMask`, pages."""
+        from google.cloud.aiplatform_v1.types import model as model_pb
+
+        paths = field_masks.paths_of(query, "readMask")
+        field_masks.check_paths(paths, model_pb.Model, "read_mask")
         with self.store.lock:
-            model = self._model(name)
-            where = sorted(
-                {r.endpoint for r in self.store.list_deployed() if r.data["model"] == model["name"]}
+            docs = [
+                self._refs(d)
+                for d in self.models.list_versions(name, query.get("filter"), query.get("orderBy"))
+            ]
+        docs = [field_masks.apply_read_mask(d, paths) for d in docs]
+        return _page(docs, "models", query.get("pageSize"), query.get("pageToken"))
+
+    def merge_version_aliases(self, name: str, body: dict) -> dict:
+        """`:mergeVersionAliases`: the version with its aliases merged."""
+        with self.store.lock:
+            return self._refs(self.models.merge_aliases(name, body.get("versionAliases")))
+
+    def update_model(self, name: str, body: dict, query) -> dict:
+        """UpdateModel (PATCH) with `updateMask`."""
+        from google.cloud.aiplatform_v1.types import model as model_pb
+
+        paths = field_masks.paths_of(query, "updateMask")
+        field_masks.check_paths(paths, model_pb.Model, "update_mask")
+        with self.store.lock:
+            return self._refs(self.models.update(name, body, paths))
+
+    def _deployed_versions(self, base: str) -> dict[str, list[str]]:
+        """version id -> endpoints it is deployed (or being deployed) on."""
+        out: dict[str, list[str]] = {}
+        for row in self.store.list_deployed():
+            if strip_version(row.data.get("model", "")) == base:
+                out.setdefault(row.data.get("modelVersionId", "1"), []).append(row.endpoint)
+        return out
+
+    def delete_model(self, name: str) -> dict:
+        """Delete a model and its versions; FAILED_PRECONDITION while any is deployed."""
+        base, version = split_name(name)
+        if version:
+            raise invalid(
+                f"DeleteModel deletes a whole model: {base}, not {name}; delete one version "
+                f"with {name}:deleteVersion."
             )
+        with self.store.lock:
+            self.models.resolve(base)
+            where = sorted({e for es in self._deployed_versions(base).values() for e in es})
             if where:
                 raise failed_precondition(
-                    f'The Model "{model["name"]}" is deployed or being deployed at the '
+                    f'The Model "{base}" is deployed or being deployed at the '
                     f"following Endpoint(s): {', '.join(where)}."
                 )
-            self.store.delete_resource(model["name"])
-        return self.ops.done(model["name"], res.DELETE_METADATA, res.EMPTY)
+            self.models.delete(base)
+        return self.ops.done(base, res.DELETE_METADATA, res.EMPTY)
+
+    def delete_model_version(self, name: str) -> dict:
+        """`:deleteVersion`: one version (named by id or alias); a done operation."""
+        base = strip_version(name)
+        with self.store.lock:
+            self.models.delete_version(name, set(self._deployed_versions(base)))
+        return self.ops.done(base, res.DELETE_METADATA, res.EMPTY)
 
     # -- endpoints ------------------------------------------------------------------------
     def create_endpoint(self, parent: str, body: dict, endpoint_id: str | None) -> dict:
@@ -195,6 +290,47 @@ class Vertex:
             ]
         return _page(items, "endpoints", page_size, page_token)
 
+    def update_endpoint(self, name: str, body: dict, query) -> dict:
+        """UpdateEndpoint (PATCH) with `updateMask`: the fields in the mask, no others."""
+        from google.cloud.aiplatform_v1.types import endpoint as endpoint_pb
+
+        paths = field_masks.paths_of(query, "updateMask")
+        if not paths:
+            raise invalid("update_mask is required.")
+        field_masks.check_paths(paths, endpoint_pb.Endpoint, "update_mask")
+        for path in paths:
+            if path not in ENDPOINT_UPDATE_PATHS:
+                raise invalid(
+                    f"update_mask path {path!r} cannot be updated by the emulator's "
+                    f"UpdateEndpoint (only {', '.join(sorted(ENDPOINT_UPDATE_PATHS))})."
+                )
+        if "displayName" in paths:
+            check.check_display_name(body.get("displayName"), "endpoint.display_name")
+        if "labels" in paths:
+            check.check_labels(body.get("labels"), "endpoint.labels")
+        if "description" in paths:
+            if not isinstance(body.get("description", ""), str):
+                raise invalid("endpoint.description must be a string.")
+            if len(body.get("description") or "") > 10000:
+                raise invalid(
+                    "endpoint.description is at most 10000 characters (emulator's bound)."
+                )
+        with self.store.lock:
+            endpoint = self._endpoint(name)
+            for path in paths:
+                value = body.get(path)
+                if path == "trafficSplit":
+                    deployed = {r.id for r in self.store.list_deployed(name)}
+                    value = check_traffic_split(value or {}, deployed, "endpoint.traffic_split")
+                if value in (None, "", {}):
+                    endpoint.pop(path, None)  # in the mask and unset: cleared
+                else:
+                    endpoint[path] = value
+            endpoint["updateTime"] = res.now()
+            endpoint["etag"] = res.new_id()
+            self.store.put_resource("endpoints", name.rsplit("/endpoints/", 1)[0], endpoint)
+            return self.render_endpoint(endpoint)
+
     def delete_endpoint(self, name: str) -> dict:
         """Delete an endpoint; FAILED_PRECONDITION while models are deployed on it."""
         with self.store.lock:
@@ -211,13 +347,12 @@ class Vertex:
         request = body.get("deployedModel")
         if not isinstance(request, dict) or not request.get("model"):
             raise invalid("deployedModel.model is required.")
-        traffic = body.get("trafficSplit") or {}
-        try:
-            traffic = {str(k): int(v) for k, v in traffic.items()}
-        except (TypeError, ValueError, AttributeError):
-            raise invalid("trafficSplit values must be integers.") from None
+        if not isinstance(request["model"], str):
+            raise invalid("deployedModel.model must be a string.")
         with self.store.lock:
             endpoint = self._endpoint(endpoint_name)
+            # `models/ID`, `models/ID@N` or `models/ID@alias` (DeployedModel.model); the
+            # deployed model records the model's name and the version it resolved to.
             model = self._model(request["model"])
             if not model.get("containerSpec", {}).get("command"):
                 raise invalid(
@@ -225,14 +360,10 @@ class Vertex:
                     "has no command (container images are not pulled)."
                 )
             existing = {r.id for r in self.store.list_deployed(endpoint_name)}
-            if traffic:
-                if sum(traffic.values()) != 100:
-                    raise invalid("trafficSplit percentages must add up to 100.")
-                unknown = set(traffic) - existing - {"0"}
-                if unknown:
-                    raise invalid(
-                        f"trafficSplit names unknown DeployedModel ids {sorted(unknown)}."
-                    )
+            # "0" is the model being deployed (DeployModelRequest.traffic_split)
+            traffic = check_traffic_split(
+                body.get("trafficSplit") or {}, existing | {"0"}, "traffic_split"
+            )
             dm_id = str(request.get("id") or res.new_id())
             if dm_id in existing:
                 raise ApiError("ALREADY_EXISTS", f"DeployedModel {dm_id} already exists.")
@@ -325,7 +456,7 @@ class Vertex:
         if row is None or row.state != "READY":
             state = row.state if row else "missing"
             raise ApiError("UNAVAILABLE", f"DeployedModel {dm_id} is not ready ({state}).")
-        return row, self.store.get_resource(row.data["model"]) or {}
+        return row, self.models.version_doc(row.data["model"], row.data.get("modelVersionId")) or {}
 
     # -- operations -----------------------------------------------------------------------
     def get_operation(self, name: str) -> dict:
@@ -354,5 +485,10 @@ class Vertex:
             if row.operation == name and row.state == "DEPLOYING":
                 self.deployments.stop(row.endpoint, row.id, "cancel")
                 self.store.delete_deployed(row.endpoint, row.id)
-                self.ops.fail(name, "CANCELLED", "Operation cancelled.")
+                self.ops.fail(
+                    name,
+                    "CANCELLED",
+                    "Operation cancelled.",
+                    metadata={"deploymentStage": "DEPLOYMENT_TERMINATED"},
+                )
         return {}

@@ -148,6 +148,23 @@ def test_sdk_pipeline_job_runs_to_succeeded_with_the_exit_handler(aiplatform, em
     assert storage.Client().bucket("bucket").blob(out).download_as_text() == job.resource_name
     listed = httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs").json()["pipelineJobs"]
     assert job.resource_name in [j["name"] for j in listed]
+    # no service account given: the Compute Engine default one (PipelineJob.service_account)
+    from emulator.resource_manager import project_number
+
+    sa = f"{project_number()}-compute@developer.gserviceaccount.com"
+    assert done.gca_resource.service_account == sa
+    # the SDK's simple view sends a readMask: only those fields come back
+    (simple,) = [
+        j for j in aiplatform.PipelineJob.list(enable_simple_view=True)
+        if j.resource_name == job.resource_name
+    ]  # fmt: skip
+    listed_view = simple.gca_resource  # read before `.state`, which fetches the whole job
+    assert listed_view.state.name == "PIPELINE_STATE_SUCCEEDED"
+    assert not listed_view.service_account and set(listed_view.pipeline_spec) == {"pipelineInfo"}
+    masked = httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs?readMask=name,state").json()
+    assert {tuple(sorted(j)) for j in masked["pipelineJobs"]} == {("name", "state")}
+    bad = httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs?readMask=bogus")
+    assert bad.json()["error"]["status"] == "INVALID_ARGUMENT"
     # The task log, whole or from a byte offset (what a follower has not seen yet).
     from emulator.client import EmulatorAdmin
 

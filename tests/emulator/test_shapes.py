@@ -43,9 +43,20 @@ def test_resources_parse_strictly_into_protos():
         t,
     )
     _strict(model_pb.Model, model)
-    dm = res.deployed_model_resource(
-        "2", model, {"dedicatedResources": {"machineSpec": {"machineType": "n1"}}}, t
-    )
+    assert model["modelSourceInfo"] == {"sourceType": "CUSTOM"}
+    # GCPC's launchers send int32s as strings; Vertex AI answers numbers, and the maximum
+    # defaults to the minimum (DedicatedResources.max_replica_count)
+    resources = {"machineSpec": {"machineType": "n1"}, "minReplicaCount": "2"}
+    dm = res.deployed_model_resource("2", model, {"dedicatedResources": resources}, t)
+    assert dm["dedicatedResources"]["minReplicaCount"] == 2
+    assert dm["dedicatedResources"]["maxReplicaCount"] == 2
+    for bad in (
+        {"minReplicaCount": -1},
+        {"minReplicaCount": "x"},
+        {"minReplicaCount": 2, "maxReplicaCount": 1},
+    ):
+        with pytest.raises(ApiError):
+            res.deployed_model_resource("2", model, {"dedicatedResources": bad}, t)
     dm["status"] = {"message": "restarted", "availableReplicaCount": 1}
     endpoint = res.endpoint_resource("projects/p/locations/l/endpoints/3", {"displayName": "e"}, t)
     endpoint |= {"deployedModels": [dm], "trafficSplit": {"2": 100}}
