@@ -12,7 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from components.metrics_schema import LLM_SERIES, LLM_STATS, llm_field
+from components.metrics_schema import (
+    HISTOGRAM_SERIES,
+    LATENCY_FIELDS,
+    LLM_SERIES,
+    LLM_STATS,
+    MAX_HISTOGRAM_BINS,
+    llm_field,
+)
 
 LLM_STATS_NAME = "llm_metrics.json"
 STREAM_ONLY = ("ttft", "itl", "tpot")
@@ -128,6 +135,61 @@ def workload_fields(summary: dict[str, Any], duration_s: float) -> dict[str, Any
             out["total_tokens_per_s"] = (total_in + output_tokens(summary)) / duration_s
     if out["workload"] is not None:
         out["workload_warning"] = output_warning(summary.get("workload_output_tokens"), got) or ""
+    return out
+
+
+def latency_fields(locust: dict[str, Any], summary: dict[str, Any] | None) -> dict[str, Any]:
+    """p50_ms .. mean_ms and `latency_source` of metrics.json (schema 6).
+
+    The successful requests' own E2E from the locustfile's summary (loadtests/llm_stats.py:
+    to 1 ms or better, nearest-rank percentiles): what the gate, the summary, the report and
+    the regression verdict use. Without it (a locustfile of your own, or no successful
+    request) Locust's figures (`locust` holds parse_results' locust_p50_ms .. locust_mean_ms),
+    with `latency_source` "locust" saying so.
+    """
+    e2e = (summary or {}).get(_HIST["e2e"]) or {}
+    exact = {name: e2e.get(name.removesuffix("_ms")) for name in LATENCY_FIELDS}
+    if e2e.get("count") and all(isinstance(v, int | float) for v in exact.values()):
+        return {**{k: float(v) for k, v in exact.items()}, "latency_source": "requests"}
+    return {name: float(locust[f"locust_{name}"]) for name in LATENCY_FIELDS} | {
+        "latency_source": "locust"
+    }
+
+
+# Bin widths (ms or tokens) tried, finest first, when a distribution has too many values.
+_STEPS = tuple(m * 10.0**k for k in range(-2, 7) for m in (1, 2, 5))
+
+
+def bounded_histogram(counts: list, max_bins: int = MAX_HISTOGRAM_BINS) -> dict[str, Any]:
+    """{counts: [[value, n], ...] sorted, n: total, step} with at most `max_bins` values: the
+    values as given (step None) when few enough, else each rounded to the nearest multiple of
+    the finest step of 1, 2 or 5 x 10^k (ms or tokens) that keeps them within `max_bins`."""
+    merged: dict[float, int] = {}
+    for value, n in counts:
+        merged[float(value)] = merged.get(float(value), 0) + int(n)
+    step = None
+    if len(merged) > max_bins:
+        for step in _STEPS:
+            if len({round(v / step) for v in merged}) <= max_bins:
+                break
+        coarse: dict[float, int] = {}
+        for value, n in merged.items():
+            key = round(round(value / step) * step, 6)
+            coarse[key] = coarse.get(key, 0) + n
+        merged = coarse
+    pairs = [[value, n] for value, n in sorted(merged.items())]
+    return {"counts": pairs, "n": sum(n for _, n in pairs), "step": step}
+
+
+def histograms(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """metrics.json's `histograms`: the successful requests' E2E, TTFT, input and output
+    length distributions (from the locustfile's summary, bounded by bounded_histogram); only
+    those with data."""
+    out = {}
+    for name in HISTOGRAM_SERIES:
+        counts = (((summary or {}).get("histograms") or {}).get(name) or {}).get("counts")
+        if counts:
+            out[name] = bounded_histogram(counts)
     return out
 
 

@@ -14,10 +14,12 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-SCHEMA_VERSION = 5
-# Older files still read: version 1 (no LLM fields), 2 (no serving API), 3 (no
-# correctness phase) and 4 (no workload) take the defaults of the fields added after them.
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+SCHEMA_VERSION = 6
+# Older files still read: version 1 (no LLM fields), 2 (no serving API), 3 (no correctness
+# phase), 4 (no workload) and 5 (Locust's latencies) take the defaults of the fields added
+# after them. Version 6 changed what p50_ms .. mean_ms mean (Locust's rounded histogram before,
+# the exact per-request E2E now): `upgrade` maps an older object onto version 6's meaning.
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 
 # LLM serving metrics (version 2, components/llm_metrics.py): percentiles of per-request values.
 LLM_SERIES: dict[str, str] = {
@@ -36,22 +38,43 @@ def llm_field(series: str, stat: str) -> str:
     return f"{series}_{stat}" if series == "output_tokens" else f"{series}_{stat}_ms"
 
 
-# Every field, with its unit. Latencies are Locust's (response time of every request, failed
-# ones included, with Locust's bucketing: exact below 100 ms, rounded to 10 ms below 1 s, to
-# 100 ms above).
+# The latencies the gate, the summary, the report and the regression verdict use (version 6):
+# the E2E of each *successful* request as the locustfile measured it (loadtests/llm_stats.py
+# keeps it to 0.01 ms below 10 ms, 0.1 ms below 100 ms, 1 ms above; nearest-rank percentiles),
+# `latency_source` "requests"; Locust's own figures where no per-request data was kept
+# ("locust": a locustfile of the user's own, or no successful request).
+LATENCY_FIELDS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms")
+# Locust's own figures, always kept beside them: every request, failed ones included, with
+# Locust's bucketing (exact below 100 ms, rounded to 10 ms below 1 s, to two significant digits
+# above: 1547 ms reads 1500).
+LOCUST_LATENCY_FIELDS = tuple(f"locust_{name}" for name in LATENCY_FIELDS)
+LATENCY_SOURCES = ("requests", "locust")
+# The per-request distributions metrics.json keeps for the report's charts (latency, and the
+# achieved lengths in tokens), each at most MAX_HISTOGRAM_BINS values.
+HISTOGRAM_SERIES = ("e2e_ms", "ttft_ms", "input_tokens", "output_tokens")
+MAX_HISTOGRAM_BINS = 200
+
+# Every field, with its unit.
 FIELD_UNITS: dict[str, str] = {
     "schema_version": "integer",
     "requests": "count (all requests, failures included)",
     "failures": "count (non-200, or a body that breaks the predict contract)",
     "failure_ratio": "ratio 0..1 (failures / requests; 1.0 when there were no requests)",
     "rps": "requests per second (all requests, over Locust's measured load window)",
-    "p50_ms": "milliseconds",
-    "p90_ms": "milliseconds",
-    "p95_ms": "milliseconds",
-    "p99_ms": "milliseconds",
-    "mean_ms": "milliseconds",
-    "min_ms": "milliseconds",
-    "max_ms": "milliseconds",
+    **{
+        name: "milliseconds (E2E of the successful requests, exact: see latency_source)"
+        for name in LATENCY_FIELDS
+    },
+    "latency_source": (
+        "requests (p50_ms .. mean_ms are the successful requests' own E2E) or locust (they are "
+        "Locust's rounded figures: no per-request data was kept)"
+    ),
+    **{
+        name: "milliseconds (Locust's: every request, failed ones included, rounded by Locust)"
+        for name in LOCUST_LATENCY_FIELDS
+    },
+    "min_ms": "milliseconds (Locust's, exact: every request, failed ones included)",
+    "max_ms": "milliseconds (Locust's, exact: every request, failed ones included)",
     "output_tokens": "count (sum of output_tokens over successful requests)",
     "output_tokens_per_s": "tokens per second (output_tokens over the load window)",
     "duration_s": "seconds (Locust's load window: first to last request)",
@@ -104,6 +127,12 @@ FIELD_UNITS: dict[str, str] = {
     "input_tokens_per_s": "tokens per second (input_tokens over the load window)",
     "total_tokens_per_s": "tokens per second (input and output tokens over the load window)",
     "workload_warning": "why the achieved output lengths are far from those asked ('' if not)",
+    "histograms": (
+        "object: e2e_ms, ttft_ms, input_tokens, output_tokens -> {counts: [[value, requests], "
+        "...], n, step}: the successful requests' values in ms or tokens (step null: as the "
+        "locustfile keeps them; else rounded to a multiple of step, at most "
+        f"{MAX_HISTOGRAM_BINS} values)"
+    ),
 }
 
 # The numbers a KFP Metrics artifact gets (`metrics.log_metric(name, value)`).
@@ -120,6 +149,7 @@ LOGGED_METRICS: tuple[str, ...] = (
     "failures",
     "output_tokens",
     "duration_s",
+    *LOCUST_LATENCY_FIELDS,
 )
 
 
@@ -186,6 +216,14 @@ class LoadTestMetrics:
     input_tokens_per_s: float | None = None
     total_tokens_per_s: float | None = None
     workload_warning: str = ""
+    # -- version 6: exact latencies in p50_ms .. mean_ms; Locust's kept as locust_* ------
+    latency_source: str = "locust"  # what p50_ms .. mean_ms meant before version 6
+    locust_p50_ms: float | None = None
+    locust_p90_ms: float | None = None
+    locust_p95_ms: float | None = None
+    locust_p99_ms: float | None = None
+    locust_mean_ms: float | None = None
+    histograms: dict[str, Any] = dataclasses.field(default_factory=dict)
     # The LLM_SERIES x LLM_STATS numbers (llm_field names); flat at the top level of the JSON.
     llm: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
@@ -224,6 +262,9 @@ class LoadTestMetrics:
             problems.append("workload must be an object or null")
         if not isinstance(self.achieved, dict):
             problems.append("achieved must be an object")
+        if self.latency_source not in LATENCY_SOURCES:
+            problems.append(f"latency_source must be one of {LATENCY_SOURCES}")
+        problems += _histogram_problems(self.histograms)
         if problems:
             raise SchemaError("; ".join(problems))
         if self.schema_version not in READABLE_VERSIONS:
@@ -240,7 +281,8 @@ class LoadTestMetrics:
             problems.append("failure_ratio != failures / requests")
         if self.requests == 0 and self.failure_ratio != 1.0:
             problems.append("failure_ratio must be 1.0 when there were no requests")
-        # Not min/max: Locust rounds percentiles into buckets but keeps min/max exact.
+        # Not min/max: the percentiles are rounded (Locust's into buckets, the requests' own to
+        # 1 ms at most) and cover other requests (successful ones) than Locust's exact min/max.
         if not self.p50_ms <= self.p90_ms <= self.p95_ms <= self.p99_ms:
             problems.append("latency percentiles must satisfy p50 <= p90 <= p95 <= p99")
         if self.users < 1 or self.spawn_rate <= 0 or self.max_new_tokens < 1:
@@ -321,12 +363,70 @@ V5_FIELDS = frozenset(
         "workload_warning",
     }
 )
+# The fields added in schema version 6 (which also changed what p50_ms .. mean_ms mean).
+V6_FIELDS = frozenset({"latency_source", *LOCUST_LATENCY_FIELDS, "histograms"})
 # The version that added each field after 2 (fields past version 1 without an entry: 2).
 FIELD_VERSION = {
     **dict.fromkeys(V3_FIELDS, 3),
     **dict.fromkeys(V4_FIELDS, 4),
     **dict.fromkeys(V5_FIELDS, 5),
+    **dict.fromkeys(V6_FIELDS, 6),
 }
+
+
+def upgrade(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A metrics.json object of any readable version with version 6's latency meaning.
+
+    Before version 6, p50_ms .. mean_ms were Locust's (every request, rounded to two
+    significant digits above 1 s). Here they become locust_p50_ms .. locust_mean_ms, and
+    p50_ms .. mean_ms take the successful requests' own E2E where the file holds them
+    (e2e_p50_ms .. e2e_mean_ms, written by our locustfile since version 2), `latency_source`
+    "requests"; otherwise they stay Locust's, `latency_source` "locust". `schema_version` stays
+    the file's own. An object that has `latency_source` already comes back as a copy. History
+    entries of older runs are read through this, so a verdict compares like with like.
+    """
+    out = dict(data)
+    if "latency_source" in out:
+        return out
+    for name, locust in zip(LATENCY_FIELDS, LOCUST_LATENCY_FIELDS, strict=True):
+        out[locust] = out.get(name)
+    exact = {name: out.get(f"e2e_{name}") for name in LATENCY_FIELDS}
+    if all(_finite(value) for value in exact.values()):
+        out.update(exact)
+        out["latency_source"] = "requests"
+    else:
+        out["latency_source"] = "locust"
+    return out
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _histogram_problems(histograms: Any) -> list[str]:
+    if not isinstance(histograms, dict):
+        return ["histograms must be an object"]
+    problems = []
+    for name, h in histograms.items():
+        if name not in HISTOGRAM_SERIES:
+            problems.append(f"histograms: unknown series {name!r}")
+            continue
+        counts = h.get("counts") if isinstance(h, dict) else None
+        if not isinstance(counts, list) or len(counts) > MAX_HISTOGRAM_BINS:
+            problems.append(
+                f"histograms.{name}.counts must be a list of at most {MAX_HISTOGRAM_BINS} "
+                "[value, requests] pairs"
+            )
+            continue
+        for pair in counts:
+            ok = isinstance(pair, list | tuple) and len(pair) == 2
+            if not ok or not _finite(pair[0]) or pair[0] < 0:
+                problems.append(f"histograms.{name}: bad value in {pair!r}")
+                break
+            if not isinstance(pair[1], int) or isinstance(pair[1], bool) or pair[1] < 0:
+                problems.append(f"histograms.{name}: bad count in {pair!r}")
+                break
+    return problems
 
 
 # Logged into the KFP Metrics artifact when measured (the gate can then check any of them).
@@ -433,6 +533,11 @@ def parse_check(text: str) -> tuple[str, str, float]:
     name, op, raw = match.groups()
     if name not in FIELD_UNITS:
         raise ValueError(f"bad SLO check {text!r}: no metric {name!r} in metrics.json")
+    if name not in GATE_METRICS:
+        raise ValueError(
+            f"bad SLO check {text!r}: {name!r} is not among the numbers the gate task sees "
+            "(the load test's logged metrics: components/metrics_schema.GATE_METRICS)"
+        )
     try:
         value = float(raw)
     except ValueError:
@@ -454,6 +559,51 @@ def evaluate_checks(metrics: Mapping[str, Any], specs: list[str]) -> list[SloChe
         )
         checks.append(SloCheck(name, op, threshold, measured, passed))
     return checks
+
+
+# The numbers the pipeline's gate task sees: those the load test logs into its Metrics artifact
+# (components/load_test.py). A check on any other field could never pass there.
+GATE_METRICS = frozenset(LOGGED_METRICS + LLM_LOGGED_METRICS + CORRECTNESS_LOGGED_METRICS)
+
+
+def correctness_checks(
+    metrics: Mapping[str, Any], min_parity: float, min_expect_pass: float
+) -> list[str]:
+    """The checks on the correctness phase's ratios that it measured (a parity check that
+    was skipped, as for an API that cannot decode greedily, is not judged)."""
+    checks = []
+    if metrics.get("parity_ratio") is not None:
+        checks.append(f"parity_ratio>={min_parity}")
+    if metrics.get("expect_pass_ratio") is not None:
+        checks.append(f"expect_pass_ratio>={min_expect_pass}")
+    return checks
+
+
+def gate_checks(metrics: Mapping[str, Any] | None, params: Mapping[str, Any]) -> list[SloCheck]:
+    """Every check of the SLO gate, in its order: requests, p95_ms, failure_ratio, rps, the
+    extra checks (`--slo`), then the correctness phase's ratios that were measured.
+
+    The one definition that the gate task (components/runtime/slo_gate.judge), `deploytest
+    run`'s summary and the run report use, so their tables agree. `metrics` is metrics.json or
+    the load test's logged Metrics: either way only what the gate task sees (GATE_METRICS) is
+    judged, with version 6's meaning (an older metrics.json is upgraded: p95_ms is the exact
+    E2E p95). `params`: slo_p95_ms, max_failure_ratio, min_rps and optionally slo_checks
+    (["ttft_p95_ms<=500", ...]), min_parity and min_expect_pass (default 1.0). No metrics (the
+    load test did not finish): no checks.
+    """
+    if not metrics:
+        return []
+    seen = {name: value for name, value in upgrade(metrics).items() if name in GATE_METRICS}
+    _, checks = evaluate_slo(
+        seen, params["slo_p95_ms"], params["max_failure_ratio"], params["min_rps"]
+    )
+    extra = [
+        *(params.get("slo_checks") or ()),
+        *correctness_checks(
+            seen, params.get("min_parity", 1.0), params.get("min_expect_pass", 1.0)
+        ),
+    ]
+    return checks + evaluate_checks(seen, extra)
 
 
 def format_slo_table(checks: list[SloCheck]) -> str:

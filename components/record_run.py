@@ -41,6 +41,7 @@ def record_run(
     report: Output[HTML],
     min_parity: float = 1.0,
     min_expect_pass: float = 1.0,
+    slo_checks: list = [],  # noqa: B006 (KFP takes a list default as the parameter's default)
 ) -> str:
     """Writes run.json (+ verdict.json) to `record`, appends the run to `history`, renders `report`.
 
@@ -69,6 +70,7 @@ def record_run(
         min_rps: the SLO, for the report's SLO table.
         min_parity: the gate's least parity ratio, for the report's table.
         min_expect_pass: the gate's least share of expectations met, for the report's table.
+        slo_checks: the gate's extra checks (e.g. "ttft_p95_ms<=500"), for the report's table.
         record: folder with run.json, metrics.json and verdict.json.
         report: the run report (self-contained HTML).
 
@@ -102,8 +104,14 @@ def record_run(
             "duration": duration,
             "max_new_tokens": max_new_tokens,
         },
-        slo=(slo_p95_ms, max_failure_ratio, min_rps),
-        correctness_thresholds=(min_parity, min_expect_pass),
+        gate={
+            "slo_p95_ms": slo_p95_ms,
+            "max_failure_ratio": max_failure_ratio,
+            "min_rps": min_rps,
+            "slo_checks": list(slo_checks),
+            "min_parity": min_parity,
+            "min_expect_pass": min_expect_pass,
+        },
     )
     record.metadata.update(verdict.pop("metadata"))
     return verdict["text"]

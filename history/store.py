@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.metrics_schema import upgrade
 from history.records import METRICS_JSON, RUN_JSON, RecordError, RunRecord
 
 RESPONSE_TIMES_JSON = "response_times.json"
@@ -129,7 +130,8 @@ def parse_entry(name: str, files: Mapping[str, bytes | None]) -> Entry:
         raise RecordError("no metrics.json")
     try:
         record = RunRecord.from_json(raw_run.decode("utf-8"))
-        metrics = check_metrics(json.loads(raw_metrics.decode("utf-8")))
+        # With schema 6's meaning of p50_ms .. mean_ms, whatever version the run wrote.
+        metrics = upgrade(check_metrics(json.loads(raw_metrics.decode("utf-8"))))
         raw_times = files.get(RESPONSE_TIMES_JSON)
         times = check_response_times(json.loads(raw_times.decode("utf-8"))) if raw_times else None
         raw_outcome = files.get(OUTCOME_JSON)

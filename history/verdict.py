@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from components.metrics_schema import LATENCY_FIELDS, upgrade
 from history.changepoints import change_points
 from history.store import Entry
 
@@ -182,6 +183,9 @@ def judge_metric(
     value = number(candidate.metrics, spec.name)
     assert value is not None, spec.name
     usable = [e for e in history if number(e.metrics, spec.name) is not None]
+    if spec.name in LATENCY_FIELDS:  # like with like: exact E2E or Locust's rounded figures
+        source = candidate.metrics.get("latency_source")
+        usable = [e for e in usable if e.metrics.get("latency_source") == source]
     values = [float(e.metrics[spec.name]) for e in usable]
     start, note = baseline_window(values) if len(values) >= min_history else (0, "")
     base_entries, base = usable[start:], values[start:]
@@ -240,7 +244,10 @@ def judge(
     skipped: Sequence[str] = (),
     min_history: int = MIN_HISTORY,
 ) -> Verdict:
-    """Compare `candidate` with the earlier runs of its series in `history`."""
+    """Compare `candidate` with the earlier runs of its series in `history` (every side read
+    with metrics.json schema 6's meaning of p50_ms .. mean_ms, whatever version wrote it)."""
+    candidate = replace(candidate, metrics=upgrade(candidate.metrics))
+    history = [replace(e, metrics=upgrade(e.metrics)) for e in history]
     key = candidate.record.series.key()
     earlier = sorted(
         (

@@ -48,6 +48,8 @@ METRICS = (
     "output_tokens",
     "input_tokens",
 )
+# The metrics whose whole distribution the summary carries (the report draws them).
+DISTRIBUTIONS = ("e2e_ms", "ttft_ms", "input_tokens", "output_tokens")
 COUNTS = (
     "requests",
     "failures",
@@ -367,6 +369,10 @@ class LlmStats:
         """The numbers for llm_metrics.json: percentiles of every metric, counts, targets."""
         out: dict[str, Any] = {name: h.summary() for name, h in self.hist.items()}
         out["counts"] = {name: int(self.counts[name]) for name in COUNTS}
+        # The distributions themselves, for the run report's latency chart.
+        out["histograms"] = {
+            name: {"counts": self.hist[name].to_dict()["counts"]} for name in DISTRIBUTIONS
+        }
         out["slo_ttft_ms"] = self.slo_ttft_ms
         out["slo_tpot_ms"] = self.slo_tpot_ms
         return out

@@ -333,6 +333,7 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
                 min_rps=min_rps,
                 min_parity=min_parity,
                 min_expect_pass=min_expect_pass,
+                slo_checks=slo_checks,
             ).set_display_name("record and verdict")
             gate = slo_gate(
                 metrics=load_test.outputs["metrics"],

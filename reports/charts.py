@@ -111,3 +111,48 @@ def load_chart(history_csv: str | Path) -> str | None:
     ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper left")
     ax.set_title("the load over time", fontsize=10)
     return _svg(fig)
+
+
+def distribution_chart(
+    series: Sequence[tuple[str, Sequence[Sequence[float]]]],
+    title: str,
+    unit: str,
+    marks: Sequence[tuple[str, float]] = (),
+) -> str | None:
+    """Distributions as step histograms: `series` is (label, [[value, count], ...]) each, as
+    metrics.json's `histograms` hold them; `marks` draws labelled vertical lines (e.g. p95).
+
+    None when no series has data.
+    """
+    series = [(label, counts) for label, counts in series if counts]
+    if not series:
+        return None
+    from matplotlib.figure import Figure
+
+    low = min(float(v) for _, counts in series for v, _ in counts)
+    high = max(float(v) for _, counts in series for v, _ in counts)
+    if high <= low:
+        high = low + 1.0
+    edges = [low + (high - low) * i / 40 for i in range(41)]
+    fig = Figure(figsize=(6.4, 2.6), dpi=96)
+    ax = fig.subplots()
+    colors = ("#3465a4", "#f57900", "#4e9a06", "#75507b")
+    for (label, counts), color in zip(series, colors, strict=False):
+        ax.hist(
+            [float(v) for v, _ in counts],
+            bins=edges,
+            weights=[int(n) for _, n in counts],
+            histtype="step",
+            linewidth=1.4,
+            color=color,
+            label=label,
+        )
+    for (label, value), color in zip(marks, ("#cc0000", "#888a85", "#c4a000"), strict=False):
+        ax.axvline(value, color=color, linestyle="--", linewidth=1, label=label)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(unit, fontsize=8)
+    ax.set_ylabel("requests", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _svg(fig)

@@ -1,12 +1,15 @@
 """`report.html`: one run's own page, self-contained (inline CSS and SVG; no script, no CDN).
 
-Sections: the verdicts (SLO and regression), the SLO table, the correctness phase (parity with
-the reference model, the team's expectations, drift from the last PASS run), the regression
-table, trend charts of p95, requests/s and output tokens/s over the run's series with this
-run marked, the load's own time series, the clean-up record, and where Locust's own report
-is (beside it as `locust-report.html` in a run folder; the load test's `stats` artifact on
-Vertex AI). Locust's report is linked, not embedded: it needs scripts with storage access,
-which a sandboxed frame inside this page would refuse, and this page runs no script at all.
+Sections: the verdicts (SLO and regression), the SLO table (components.metrics_schema.
+gate_checks: the gate's own checks), the LLM serving metrics (TTFT, ITL, TPOT, E2E
+percentiles, goodput, tokens/s) with the latency distribution, the workload and the lengths it
+achieved, the cost, the correctness phase (parity with the reference model, the team's
+expectations, drift from the last PASS run), the regression table, trend charts of p95,
+requests/s and output tokens/s over the run's series with this run marked, the load's own time
+series, the clean-up record, and where Locust's own report is (beside it as
+`locust-report.html` in a run folder; the load test's `stats` artifact on Vertex AI). Locust's
+report is linked, not embedded: it needs scripts with storage access, which a sandboxed frame
+inside this page would refuse, and this page runs no script at all.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reports.charts import load_chart, trend_chart
+from reports.charts import distribution_chart, load_chart, trend_chart
 
 TRENDS = (
     ("p95_ms", "p95 latency", "ms"),
@@ -57,6 +60,8 @@ class ReportData:
     locust_report_link: str = ""  # a relative link, or a URI shown as text
     notes: list[str] = field(default_factory=list)
     correctness: Mapping[str, Any] | None = None  # correctness.json (correctness/phase.py)
+    cost: Mapping[str, Any] | None = None  # components.cost.run_cost
+    cost_note: str = ""  # why there is no cost (yet)
 
 
 def _e(value: Any) -> str:
@@ -107,13 +112,20 @@ def _summary(d: ReportData) -> str:
         )
         parts.append(f'<p class="muted">series: {_e(r.series.describe())}</p>')
     if d.metrics:
-        m = d.metrics
+        from components.metrics_schema import upgrade
+
+        m = upgrade(d.metrics)
+        source = (
+            "E2E of the successful requests"
+            if m["latency_source"] == "requests"
+            else "Locust's histogram: every request, rounded"
+        )
         parts.append(
-            "<p>"
+            "<p id='headline'>"
             + _e(
                 f"{m.get('requests', 0)} requests, {m.get('failures', 0)} failed; "
                 f"p50 {m.get('p50_ms', 0):g} ms, p95 {m.get('p95_ms', 0):g} ms, "
-                f"p99 {m.get('p99_ms', 0):g} ms; {m.get('rps', 0):.2f} requests/s, "
+                f"p99 {m.get('p99_ms', 0):g} ms ({source}); {m.get('rps', 0):.2f} requests/s, "
                 f"{m.get('output_tokens_per_s', 0):.1f} output tokens/s"
             )
             + "</p>"
@@ -143,6 +155,148 @@ def _slo(d: ReportData) -> str:
         for c in d.slo_checks
     ]
     return _table(("check", "threshold", "measured", "result"), rows)
+
+
+# The LLM table's rows: metrics.json series (components.metrics_schema.LLM_SERIES).
+_LLM_ROWS = (
+    ("ttft", "time to first token (TTFT)"),
+    ("itl", "inter-token latency (ITL)"),
+    ("tpot", "time per output token (TPOT)"),
+    ("e2e", "end to end (E2E)"),
+    ("normalized", "E2E per output token"),
+    ("output_tokens", "output tokens per request"),
+)
+
+
+def _llm(d: ReportData) -> str:
+    """The LLM serving metrics the summary prints: percentiles, goodput, tokens/s, and the
+    latency distribution."""
+    m = d.metrics
+    if not m:
+        return "<p>The load test did not finish: no LLM metrics.</p>"
+    from components.metrics_schema import LLM_STATS, llm_field
+
+    rows = []
+    for series, label in _LLM_ROWS:
+        values = [m.get(llm_field(series, stat)) for stat in LLM_STATS]
+        if all(v is None for v in values):
+            continue
+        unit = "" if series == "output_tokens" else " ms"
+        rows.append([_e(label), *(_e("–" if v is None else f"{v:.4g}{unit}") for v in values)])
+    parts = []
+    if rows:
+        parts.append(_table(("metric", *LLM_STATS), rows))
+    tokens = [f"{m.get('output_tokens_per_s', 0):.1f} output"]
+    if m.get("input_tokens_per_s") is not None:
+        tokens.insert(0, f"{m['input_tokens_per_s']:.1f} input")
+    if m.get("total_tokens_per_s") is not None:
+        tokens.append(f"{m['total_tokens_per_s']:.1f} total")
+    parts.append(
+        f"<p id='throughput'>tokens/s: {_e(' + '.join(tokens[:2]))}"
+        f"{_e(' = ' + tokens[2]) if len(tokens) == 3 else ''}; "
+        f"{_e(format(m.get('rps', 0), '.2f'))} requests/s</p>"
+    )
+    if m.get("goodput_rps") is not None:
+        targets = ", ".join(
+            f"{label} <= {m[key]:g} ms"
+            for key, label in (("slo_ttft_ms", "TTFT"), ("slo_tpot_ms", "TPOT"))
+            if m.get(key) is not None
+        )
+        parts.append(
+            f"<p id='goodput'>goodput: {_e(format(m['goodput_rps'], '.2f'))} requests/s "
+            f"({_e(format(m.get('goodput_ratio') or 0, '.0%'))} of requests met "
+            f"{_e(targets)})</p>"
+        )
+    for name, reason in sorted((m.get("llm_unavailable") or {}).items()):
+        parts.append(f"<p class='muted'>not measured: {_e(name)}: {_e(reason)}</p>")
+    hist = m.get("histograms") or {}
+    marks = [
+        (f"E2E {stat} {m[f'e2e_{stat}_ms']:.4g} ms", float(m[f"e2e_{stat}_ms"]))
+        for stat in ("p50", "p95")
+        if m.get(f"e2e_{stat}_ms") is not None
+    ]
+    svg = distribution_chart(
+        [
+            ("E2E", (hist.get("e2e_ms") or {}).get("counts") or []),
+            ("TTFT", (hist.get("ttft_ms") or {}).get("counts") or []),
+        ],
+        "latency of the successful requests",
+        "ms",
+        marks,
+    )
+    if svg:
+        parts.append(f'<div class="chart" data-chart="latency-distribution">{svg}</div>')
+    return "".join(parts)
+
+
+def _workload(d: ReportData) -> str:
+    """The workload the requests came from and the lengths they achieved."""
+    m = d.metrics or {}
+    spec, got = m.get("workload"), m.get("achieved") or {}
+    if not isinstance(spec, dict) and not got:
+        return "<p>No workload: the prompts came from a prompts file as they are.</p>"
+    parts = []
+    if isinstance(spec, dict):
+        from loadtests.workload import WorkloadError, parse_workload
+
+        try:
+            described = parse_workload(spec).describe()
+        except WorkloadError:
+            described = json.dumps(spec, sort_keys=True)
+        parts.append(
+            f"<p id='workload'>{_e(described)} <span class='muted'>(identity "
+            f"{_e(m.get('workload_id', ''))}; {_e(m.get('workload_requests'))} distinct "
+            "requests)</span></p>"
+        )
+        parts.append(f"<pre class='muted'>{_e(json.dumps(spec, indent=1, sort_keys=True))}</pre>")
+    if m.get("workload_warning"):
+        parts.append(f"<p class='WARN'>{_e(m['workload_warning'])}</p>")
+    if got:
+        rows = [
+            [
+                _e(name.replace("_", " ")),
+                *(_e(_fmt(v.get(k))) for k in ("p50", "p90", "max", "mean")),
+            ]
+            for name, v in got.items()
+            if isinstance(v, Mapping)
+        ]
+        parts.append("<p>Achieved lengths (tokens, by the model's tokenizer):</p>")
+        parts.append(_table(("length", "p50", "p90", "max", "mean"), rows))
+    hist = m.get("histograms") or {}
+    svg = distribution_chart(
+        [
+            ("input tokens", (hist.get("input_tokens") or {}).get("counts") or []),
+            ("output tokens", (hist.get("output_tokens") or {}).get("counts") or []),
+        ],
+        "achieved lengths of the successful requests",
+        "tokens",
+    )
+    if svg:
+        parts.append(f'<div class="chart" data-chart="length-distribution">{svg}</div>')
+    return "".join(parts)
+
+
+def _cost(d: ReportData) -> str:
+    if not d.cost:
+        return f"<p>{_e(d.cost_note or 'No cost: no clean-up record to compute it from.')}</p>"
+    from components.cost import describe
+
+    c = d.cost
+    rows = [
+        [
+            _e(i.get("endpoint", "")),
+            _e(i.get("machine_type", "") or "–"),
+            _e(f"{i['seconds']:.1f} s" if i.get("seconds") is not None else "–"),
+            _e(i.get("replicas", "")),
+            _e(f"${i['usd_per_hour']:.4f}" if i.get("usd_per_hour") is not None else "–"),
+            _e(f"${i['usd']:.4f}" if i.get("usd") is not None else i.get("reason", "–")),
+        ]
+        for i in c.get("items", [])
+    ]
+    out = f"<p id='cost'>{_e(describe(c))}</p><p class='muted'>{_e(c.get('basis', ''))}</p>"
+    if rows:
+        out += _table(("endpoint", "machine", "billed", "replicas", "per hour", "cost"), rows)
+    return out
 
 
 def _clip(text: str, n: int = 160) -> str:
@@ -298,6 +452,9 @@ def render(d: ReportData) -> str:
     sections = [
         ("Verdict", _summary(d)),
         ("SLO gate", _slo(d)),
+        ("LLM serving", _llm(d)),
+        ("Workload", _workload(d)),
+        ("Cost", _cost(d)),
         ("Correctness", _correctness(d)),
         ("Regression against history", _regression(d)),
         ("Trends over the series", _trends(d)),
@@ -332,27 +489,26 @@ def build_report(
     metrics: Mapping[str, Any] | None = None,
     series: Sequence[Any] = (),
     verdict=None,
-    slo: tuple[float, float, float] | None = None,
+    gate: Mapping[str, Any] | None = None,
     regression_mode: str = "",
     cleanup: Mapping[str, Any] | None = None,
     cleanup_note: str = "",
     locust_report_link: str = "",
-    correctness_thresholds: tuple[float, float] = (1.0, 1.0),
+    cost: Mapping[str, Any] | None = None,
+    cost_note: str = "",
 ) -> str:
     """The report page of one run from what it left: its stats folder, record and verdict.
 
-    `slo` is (max p95 ms, max failure ratio, min requests/s) and `correctness_thresholds`
-    (least parity, least share of expectations met), judged as the SLO gate judges.
+    `gate` holds the gate's parameters (slo_p95_ms, max_failure_ratio, min_rps, slo_checks,
+    min_parity, min_expect_pass): the SLO table is components.metrics_schema.gate_checks,
+    the gate task's own checks. `cost` is components.cost.run_cost's answer (`cost_note`
+    says why there is none).
     """
-    from components.metrics_schema import evaluate_checks, evaluate_slo
+    from components.metrics_schema import gate_checks
     from components.runtime.load_test import output_files
-    from components.runtime.slo_gate import correctness_checks
     from correctness.phase import RESULT_NAME
 
-    checks = []
-    if metrics and slo:
-        _, checks = evaluate_slo(metrics, *slo)
-        checks += evaluate_checks(metrics, correctness_checks(metrics, *correctness_thresholds))
+    checks = gate_checks(metrics, gate) if gate else []
     files = output_files(stats_dir) if stats_dir else {}
     correctness = read_json(Path(stats_dir) / RESULT_NAME) if stats_dir else None
     return render(
@@ -369,6 +525,8 @@ def build_report(
             cleanup_note=cleanup_note,
             locust_report_link=locust_report_link,
             correctness=correctness if isinstance(correctness, dict) else None,
+            cost=cost,
+            cost_note=cost_note,
         )
     )
 
@@ -412,19 +570,13 @@ def write_run_report(run_dir: str | Path, parameters: Mapping[str, Any]) -> Path
         metrics=metrics if isinstance(metrics, dict) else None,
         series=series,
         verdict=verdict,
-        slo=(
-            float(parameters["slo_p95_ms"]),
-            float(parameters["max_failure_ratio"]),
-            float(parameters["min_rps"]),
-        ),
+        gate=parameters,
         regression_mode=regression_mode(
             parameters.get("regression", ""), parameters.get("trigger", "manual")
         ),
-        correctness_thresholds=(
-            float(parameters.get("min_parity", 1.0)),
-            float(parameters.get("min_expect_pass", 1.0)),
-        ),
         cleanup=read_json(run_dir / "cleanup.json"),
+        cost=(read_json(run_dir / "summary.json") or {}).get("cost"),
+        cost_note="No cost: the run has no summary with a clean-up record.",
         cleanup_note="No clean-up record: the exit task did not write one.",
         locust_report_link=LOCUST_REPORT if (run_dir / LOCUST_REPORT).is_file() else "",
     )

@@ -45,6 +45,7 @@ REPORT_NAME = "report.html"
 LOG_NAME = "locust.log"
 METRICS_NAME = "metrics.json"
 LINE_PREFIX = "[locust] "
+_SOURCE = {"requests": "successful requests, exact", "locust": "Locust's rounded histogram"}
 
 _TIMESPAN = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 
@@ -374,6 +375,8 @@ def parse_results(out_dir: str | os.PathLike) -> dict[str, Any]:
     buckets merge, the load window runs from the earliest start to the latest request.
     Output tokens are the summed `total_content_length` (the locustfile reports a request's
     output tokens as its response_length); tokens/s uses the same window as requests/s.
+    The percentiles and mean are Locust's (locust_p50_ms ..: every request, failed ones
+    included, rounded as Locust rounds); run_locust adds the exact ones (p50_ms ..).
     """
     files = output_files(out_dir)
     if not files["json"].is_file():
@@ -405,11 +408,11 @@ def parse_results(out_dir: str | os.PathLike) -> dict[str, Any]:
         "failures": failures,
         "failure_ratio": failures / requests if requests else 1.0,
         "rps": requests / window if window > 0 else 0.0,
-        "p50_ms": percentile(buckets, timed, 0.50),
-        "p90_ms": percentile(buckets, timed, 0.90),
-        "p95_ms": percentile(buckets, timed, 0.95),
-        "p99_ms": percentile(buckets, timed, 0.99),
-        "mean_ms": total_response_time / timed if timed > 0 else 0.0,
+        "locust_p50_ms": percentile(buckets, timed, 0.50),
+        "locust_p90_ms": percentile(buckets, timed, 0.90),
+        "locust_p95_ms": percentile(buckets, timed, 0.95),
+        "locust_p99_ms": percentile(buckets, timed, 0.99),
+        "locust_mean_ms": total_response_time / timed if timed > 0 else 0.0,
         "min_ms": min(mins) if mins else 0.0,
         "max_ms": max(maxes) if maxes else 0.0,
         "output_tokens": output_tokens,
@@ -593,8 +596,10 @@ def run_locust(
         numbers["output_tokens_per_s"] = numbers["output_tokens"] / window if window else 0.0
     else:
         numbers["output_tokens"], numbers["output_tokens_per_s"] = 0, 0.0
+    numbers.update(llm_metrics.latency_fields(numbers, summary))
     metrics = LoadTestMetrics(
         **numbers,
+        histograms=llm_metrics.histograms(summary),
         **llm_metrics.llm_fields(summary, numbers["requests"], numbers["duration_s"]),
         wall_s=wall_s,
         users=users,
@@ -612,7 +617,8 @@ def run_locust(
     print(
         f"{LINE_PREFIX}done: {metrics.requests} requests, {metrics.failures} failures "
         f"({metrics.failure_ratio:.1%}), {metrics.rps:.1f} req/s, p50 {metrics.p50_ms:g} ms, "
-        f"p95 {metrics.p95_ms:g} ms, {metrics.output_tokens_per_s:.1f} output tokens/s",
+        f"p95 {metrics.p95_ms:g} ms ({_SOURCE[metrics.latency_source]}), "
+        f"{metrics.output_tokens_per_s:.1f} output tokens/s",
         flush=True,
     )
     print(f"{LINE_PREFIX}{llm_metrics.describe(metrics.to_dict())}", flush=True)

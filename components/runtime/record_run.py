@@ -26,8 +26,7 @@ def record_and_report(
     location: str,
     api_endpoint: str,
     parameters: dict[str, Any],
-    slo: tuple[float, float, float],
-    correctness_thresholds: tuple[float, float] = (1.0, 1.0),
+    gate: dict[str, Any],
     log: Callable[[str], None] = lambda line: print(line, flush=True),
 ) -> dict[str, Any]:
     """Write run.json (+ verdict.json) to `record_dir`, append the run to `history`, write
@@ -59,12 +58,13 @@ def record_and_report(
         metrics=metrics,
         series=series,
         verdict=verdict,
-        slo=slo,
-        correctness_thresholds=correctness_thresholds,
+        gate=gate,
         regression_mode=regression_mode(regression, trigger),
         cleanup_note="The clean-up runs after this report, in the exit handler: its record is the "
         "output of the `clean up` task.",
         locust_report_link=stats_uri.rstrip("/") + "/report.html",
+        cost_note="The cost is known after the clean-up, in the exit handler: see the output "
+        "of the `clean up` task (and `deploytest run`'s summary).",
     )
     os.makedirs(os.path.dirname(report_path) or ".", exist_ok=True)
     with open(report_path, "w", encoding="utf-8") as f:

@@ -1,24 +1,12 @@
 """The SLO gate's work (the KFP component is components/slo_gate.py): the SLO checks on
-the load test's metrics (components.metrics_schema, shared with `deploytest run`'s summary),
+the load test's metrics (components.metrics_schema.gate_checks, shared with `deploytest run`'s
+summary and the run report),
 the correctness phase's ratios, the regression verdict and the answers' drift under their
 modes; and the outcome written into the run's history entry."""
 
 from __future__ import annotations
 
 from typing import Any
-
-
-def correctness_checks(
-    metrics: dict[str, Any], min_parity: float, min_expect_pass: float
-) -> list[str]:
-    """The checks on the correctness phase's ratios that it measured (a parity check that
-    was skipped, as for an API that cannot decode greedily, is not judged)."""
-    checks = []
-    if metrics.get("parity_ratio") is not None:
-        checks.append(f"parity_ratio>={min_parity}")
-    if metrics.get("expect_pass_ratio") is not None:
-        checks.append(f"expect_pass_ratio>={min_expect_pass}")
-    return checks
 
 
 def judge(
@@ -38,15 +26,25 @@ def judge(
     history: str = "",
 ) -> str:
     """Return "PASS", or raise RuntimeError naming every missed threshold, and a regression
-    or drift that fails under its mode. Prints the verdict table. With `history`, writes the
-    outcome into the run's entry first (a failure to write it is logged, never the gate's)."""
-    from components.metrics_schema import evaluate_checks, evaluate_slo, format_slo_table
+    or drift that fails under its mode. The checks are components.metrics_schema.gate_checks
+    (p95_ms is the successful requests' exact E2E p95). Prints the verdict table. With
+    `history`, writes the outcome into the run's entry first (a failure to write it is logged,
+    never the gate's)."""
+    from components.metrics_schema import format_slo_table, gate_checks
     from history.drift import describe as describe_drift
     from history.recorder import drift_of, gate_failed, regression_mode
 
-    _, checks = evaluate_slo(metrics, max_p95_ms, max_failure_ratio, min_rps)
-    checks += evaluate_checks(metrics, list(extra_checks))
-    checks += evaluate_checks(metrics, correctness_checks(metrics, min_parity, min_expect_pass))
+    checks = gate_checks(
+        metrics,
+        {
+            "slo_p95_ms": max_p95_ms,
+            "max_failure_ratio": max_failure_ratio,
+            "min_rps": min_rps,
+            "slo_checks": list(extra_checks),
+            "min_parity": min_parity,
+            "min_expect_pass": min_expect_pass,
+        },
+    )
     log(format_slo_table(checks))
     problems = []
     if not all(check.passed for check in checks):

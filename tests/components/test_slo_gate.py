@@ -114,25 +114,107 @@ def test_schema_round_trip_and_units():
     metrics = validate_metrics(_metrics())
     assert LoadTestMetrics.from_json(metrics.to_json()) == metrics
     assert set(FIELD_UNITS) == set(metrics.to_dict())
-    assert json.loads(metrics.to_json())["schema_version"] == 5
+    assert json.loads(metrics.to_json())["schema_version"] == 6
+
+
+def test_schema_5_files_read_with_the_exact_latencies_and_6_needs_the_source():
+    from components.metrics_schema import V6_FIELDS, upgrade
+
+    v5 = {k: v for k, v in _metrics().items() if k not in V6_FIELDS}
+    # A version-5 file from our locustfile: Locust's rounded p95 1500, the requests' own 1547.
+    v5.update(p95_ms=1500.0, p99_ms=1600.0, e2e_p50_ms=9.0, e2e_p90_ms=21.0)
+    v5.update(e2e_p95_ms=1547.0, e2e_p99_ms=1590.0, e2e_mean_ms=16.0)
+    old = validate_metrics({**v5, "schema_version": 5})
+    assert old.latency_source == "locust" and old.p95_ms == 1500.0  # as the file meant it
+    with pytest.raises(SchemaError, match="missing fields .*'latency_source'"):
+        validate_metrics({**v5, "schema_version": 6})
+    up = upgrade({**v5, "schema_version": 5})
+    assert (up["p95_ms"], up["locust_p95_ms"], up["latency_source"]) == (1547.0, 1500.0, "requests")
+    assert up["p50_ms"] == 9.0 and up["locust_p50_ms"] == 10.0 and up["schema_version"] == 5
+    # a locustfile of the user's own kept no per-request E2E: Locust's stay, and say so
+    own = upgrade({**v5, "e2e_p95_ms": None})
+    assert (own["p95_ms"], own["latency_source"]) == (1500.0, "locust")
+    assert upgrade(up) == up  # already upgraded: unchanged
+
+
+def test_histograms_are_bounded_and_checked():
+    from components.llm_metrics import bounded_histogram
+    from components.metrics_schema import MAX_HISTOGRAM_BINS
+
+    few = bounded_histogram([[12.5, 2], [10.0, 1], [12.5, 1]])
+    assert few == {"counts": [[10.0, 1], [12.5, 3]], "n": 4, "step": None}
+    many = bounded_histogram([[float(v), 1] for v in range(100, 5100)])
+    assert len(many["counts"]) <= MAX_HISTOGRAM_BINS and many["n"] == 5000
+    assert many["step"] == 50.0 and all(v % 50 == 0 for v, _ in many["counts"])
+    assert validate_metrics(_metrics(histograms={"e2e_ms": many})).histograms["e2e_ms"] == many
+    for bad, match in (
+        ({"tpot_ms": few}, "unknown series"),
+        ({"e2e_ms": {"counts": [[1.0, 1]] * (MAX_HISTOGRAM_BINS + 1)}}, "at most"),
+        ({"e2e_ms": {"counts": [[-1.0, 1]]}}, "bad value"),
+        ({"e2e_ms": {"counts": [[1.0, 1.5]]}}, "bad count"),
+    ):
+        with pytest.raises(SchemaError, match=match):
+            validate_metrics(_metrics(histograms=bad))
+    with pytest.raises(SchemaError, match="latency_source must be one of"):
+        validate_metrics(_metrics(latency_source="guess"))
+
+
+def test_latency_fields_are_the_requests_own_and_locusts_without_them():
+    from components.llm_metrics import latency_fields
+
+    locust = {f"locust_{s}_ms": v for s, v in (("p50", 10), ("p90", 20), ("p95", 1500))}
+    locust |= {"locust_p99_ms": 1600.0, "locust_mean_ms": 15.0}
+    e2e = {"p50": 9.0, "p90": 21.0, "p95": 1547.0, "p99": 1590.0, "mean": 16.0, "count": 40}
+    exact = latency_fields(locust, {"e2e_ms": e2e})
+    assert exact["p95_ms"] == 1547.0 and exact["latency_source"] == "requests"
+    for summary in (None, {"e2e_ms": {**e2e, "count": 0}}):  # no summary; no success
+        fallback = latency_fields(locust, summary)
+        assert fallback["p95_ms"] == 1500.0 and fallback["latency_source"] == "locust"
+
+
+def test_gate_checks_judge_what_the_gate_task_sees_with_the_exact_p95():
+    from components.metrics_schema import gate_checks
+
+    params = {"slo_p95_ms": 1520.0, "max_failure_ratio": 0.2, "min_rps": 1.0}
+    # schema 5: p95_ms is Locust's 1500 (would pass); the requests' own 1547 is judged
+    v5 = {**_metrics(schema_version=5, p95_ms=1500.0, p99_ms=1600.0), "e2e_p95_ms": 1547.0}
+    from components.metrics_schema import V6_FIELDS
+
+    v5 = {k: v for k, v in v5.items() if k not in V6_FIELDS}
+    v5.update(e2e_p50_ms=9.0, e2e_p90_ms=21.0, e2e_p99_ms=1590.0, e2e_mean_ms=16.0)
+    p95 = next(c for c in gate_checks(v5, params) if c.name == "p95_ms")
+    assert (p95.measured, p95.passed) == (1547.0, False)
+    checks = gate_checks(
+        _metrics(parity_ratio=0.5, workload_requests=4),
+        {**params, "slo_checks": ["p99_ms<=50"], "min_parity": 0.9},
+    )
+    assert [c.name for c in checks] == [
+        "requests", "p95_ms", "failure_ratio", "rps", "p99_ms", "parity_ratio",
+    ]  # fmt: skip
+    assert [c.passed for c in checks] == [True, True, True, True, True, False]
+    assert gate_checks(None, params) == []
+    # a field the gate task never sees is refused up front, not failed at the gate
+    with pytest.raises(ValueError, match="not among the numbers the gate task sees"):
+        parse_check("workload_requests>=1")
 
 
 def test_schema_4_files_read_without_the_workload_and_5_needs_it():
-    from components.metrics_schema import V5_FIELDS
+    from components.metrics_schema import V5_FIELDS, V6_FIELDS
 
-    v4 = {k: v for k, v in _metrics().items() if k not in V5_FIELDS}
+    v4 = {k: v for k, v in _metrics().items() if k not in V5_FIELDS | V6_FIELDS}
     old = validate_metrics({**v4, "schema_version": 4})
     assert (old.workload, old.workload_id, old.achieved) == (None, "", {})
     with pytest.raises(SchemaError, match="missing fields .*'workload'"):
         validate_metrics({**v4, "schema_version": 5})
+    assert validate_metrics({**v4, "schema_version": 4}).latency_source == "locust"
     with pytest.raises(SchemaError, match="workload must be an object"):
         validate_metrics(_metrics(workload="64/16"))
 
 
 def test_schema_3_files_read_without_the_correctness_phase_and_4_needs_it():
-    from components.metrics_schema import V5_FIELDS
+    from components.metrics_schema import V5_FIELDS, V6_FIELDS
 
-    v3 = {k: v for k, v in _metrics().items() if k not in V4_FIELDS | V5_FIELDS}
+    v3 = {k: v for k, v in _metrics().items() if k not in V4_FIELDS | V5_FIELDS | V6_FIELDS}
     old = validate_metrics({**v3, "schema_version": 3})
     assert (old.parity_ratio, old.expect_pass_ratio, old.correctness) == (None, None, {})
     with pytest.raises(SchemaError, match="missing fields .*'parity_ratio'"):
@@ -180,7 +262,7 @@ def test_extra_checks_gate_on_any_metric():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"schema_version": 6}, "unsupported schema_version"),
+        ({"schema_version": 7}, "unsupported schema_version"),
         ({"requests": "10"}, "requests must be an int"),
         ({"rps": -1.0}, "rps must be finite"),
         ({"p95_ms": float("inf")}, "p95_ms must be finite"),
