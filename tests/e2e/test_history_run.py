@@ -1,5 +1,7 @@
 """End-to-end: two `deploytest run`s in a row write two records to the history, and the second
-run's report shows both runs on its trend charts (rendered in headless Chromium)."""
+run's report shows both runs on its trend charts (rendered in headless Chromium); a third run
+on the shipped ShareGPT workload falls in a series of its own, and its report shows the
+lengths that the dataset's prompts achieved."""
 
 import json
 import os
@@ -17,10 +19,10 @@ pytestmark = pytest.mark.slow
 FAST = ["--duration", "4s", "--users", "4", "--spawn-rate", "4"]
 
 
-def deploytest_run(tmp_path, cache_dir, run_id):
+def deploytest_run(tmp_path, cache_dir, run_id, *more):
     cmd = [
         sys.executable, "-m", "deploytest", "run", "--run-id", run_id,
-        "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(cache_dir), *FAST,
+        "--output-dir", str(tmp_path / "runs"), "--cache-dir", str(cache_dir), *FAST, *more,
     ]  # fmt: skip
     done = subprocess.run(
         cmd,
@@ -69,3 +71,26 @@ def test_two_runs_write_two_records_and_the_second_report_shows_both(tmp_path, c
     dom, console = render(page, tmp_path)
     assert console == []
     assert dom.count('data-chart="trend-') == 3
+
+    # A ShareGPT workload: another series (never compared with the runs above), and the
+    # report shows the lengths its prompts achieved, by the model's tokenizer.
+    code, out = deploytest_run(tmp_path, cache_dir, "e2e-history-3", "--workload", "sharegpt-mini")
+    assert code == 0, out
+    listing = LocalStore(tmp_path / "runs" / "history").list()
+    third = next(e for e in listing.entries if e.record.run_id == "e2e-history-3")
+    assert third.record.series.key() != records[0].series.key()
+    assert third.record.series.workload and not records[0].series.workload
+    assert "regression   NOT ENOUGH HISTORY against 0 earlier run(s)" in out
+    run_dir = tmp_path / "runs" / "e2e-history-3"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    got = metrics["achieved"]["input_tokens"]
+    assert metrics["workload"]["name"] == "sharegpt-mini" and got["p50"] < got["max"]
+    dom, console = render(run_dir / "report.html", tmp_path)
+    assert console == []
+    lengths = re.search(r"<td>input tokens</td>(.*?)</tr>", dom, re.S).group(1)
+    assert re.findall(r"<td>([^<]*)</td>", lengths)[:3] == [
+        f"{got[k]:.4g}" for k in ("p50", "p90", "max")
+    ]
+    block = re.search(r'data-chart="length-distribution">(.*?)</div>', dom, re.S)
+    assert block and "<path" in block.group(1)
+    assert "sharegpt-mini" in dom and processes_mentioning("e2e-history-3") == []
