@@ -106,10 +106,7 @@ def build_app(
 
     @route("GET", _PARENT + r"/models")
     def list_models(req, body, m):
-        q = req.query_params
-        return vertex.list_models(
-            m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken")
-        )
+        return vertex.list_models(m["parent"], req.query_params)
 
     @route("GET", _MODEL + r":listVersions")
     def list_model_versions(req, body, m):
@@ -141,10 +138,7 @@ def build_app(
 
     @route("GET", _PARENT + r"/endpoints")
     def list_endpoints(req, body, m):
-        q = req.query_params
-        return vertex.list_endpoints(
-            m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken")
-        )
+        return vertex.list_endpoints(m["parent"], req.query_params)
 
     @route("GET", _EP)
     def get_endpoint(req, body, m):
@@ -208,10 +202,7 @@ def build_app(
 
         @route("GET", _PARENT + r"/pipelineJobs")
         def list_pipeline_jobs(req, body, m):
-            q = req.query_params
-            return pipelines.list(
-                m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken"), q
-            )
+            return pipelines.list(m["parent"], req.query_params)
 
         @route("GET", _JOB)
         def get_pipeline_job(req, body, m):

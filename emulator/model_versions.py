@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import re
 
-from emulator import filters
 from emulator import resources as res
 from emulator import validation as check
 from emulator.errors import ApiError, failed_precondition, invalid, not_found
@@ -197,28 +196,23 @@ class ModelVersions:
             return None
         return render(model, version, versioned=False)
 
-    def list_models(self, parent: str, flt) -> list[dict]:
-        """ListModels: each model as its default version."""
-        pred = filters.parse(flt)
-        out = []
-        for model in self.store.list_resources(MODELS, parent):
-            doc = render(model, self._pick(model, "", model["name"]), versioned=False)
-            if pred(doc):
-                out.append(doc)
-        return out
+    def list_models(self, parent: str) -> list[dict]:
+        """ListModels: each model as its default version (filtered by the caller)."""
+        return [
+            render(model, self._pick(model, "", model["name"]), versioned=False)
+            for model in self.store.list_resources(MODELS, parent)
+        ]
 
-    def list_versions(self, name: str, flt, order_by) -> list[dict]:
-        """ListModelVersions: every version, named with its version id."""
+    def list_versions(self, name: str) -> list[dict]:
+        """ListModelVersions: every version, named with its version id, by version id
+        (filtered and ordered by the caller)."""
         base, spec = split_name(name)
         if spec:
             raise invalid(f"ListModelVersions takes a model name without a version: {name}.")
         model = self._model_row(base)
-        pred = filters.parse(flt)
         docs = [render(model, v, versioned=True) for v in self.versions(model)]
         docs.sort(key=lambda d: int(d["versionId"]) if str(d.get("versionId")).isdigit() else 0)
-        for key, descending in reversed(_order_by(order_by)):
-            docs.sort(key=lambda d: d.get(key, ""), reverse=descending)
-        return [d for d in docs if pred(d)]
+        return docs
 
     # -- writing (callers hold `store.lock`) ----------------------------------------------
     def _split(self, model: dict) -> dict:
@@ -393,22 +387,3 @@ class ModelVersions:
             for version in self.versions(model):
                 self.store.delete_resource(version["name"])
         self.store.delete_resource(base)
-
-
-def _order_by(order_by) -> list[tuple[str, bool]]:
-    """ListModelVersions' `orderBy`: `create_time`, `update_time`, each `asc`|`desc`."""
-    fields = {
-        "create_time": "versionCreateTime",
-        "createTime": "versionCreateTime",
-        "update_time": "versionUpdateTime",
-        "updateTime": "versionUpdateTime",
-    }
-    out = []
-    for item in (order_by or "").split(","):
-        words = item.split()
-        if not words:
-            continue
-        if words[0] not in fields or len(words) > 2 or words[1:] not in ([], ["asc"], ["desc"]):
-            raise invalid(f"Unsupported order_by {order_by!r}: create_time, update_time.")
-        out.append((fields[words[0]], words[1:] == ["desc"]))
-    return out
