@@ -125,15 +125,12 @@ class _Walk:
         )
 
     def message(self, value, desc, path: str) -> None:
-        if desc.full_name in _ANY_JSON:
-            return  # any JSON: data, not field names
-        if desc.full_name == "google.protobuf.ListValue":
-            return
+        if desc.full_name in (*_ANY_JSON, "google.protobuf.ListValue", "google.protobuf.Any"):
+            return  # any JSON is data; an Any's fields are its type's (the parser checks)
+        by_json = {f.json_name: f for f in desc.fields}
         for name, item in value.items():
-            field = desc.fields_by_camelcase_name.get(name) or desc.fields_by_name.get(name)
+            field = by_json.get(name) or desc.fields_by_name.get(name)
             if field is None:
-                if desc.full_name == "google.protobuf.Any" and name == "@type":
-                    continue
                 self.unknown(name, path)
                 continue
             self.field(item, field, f"{path}.{field.name}" if path else field.name, name, path)
@@ -204,7 +201,7 @@ def problems(body: dict, message_cls, at: str = "") -> list[tuple[str, str]]:
     try:  # what the walk does not look at (timestamp syntax, base64, Any): the parser's
         json_format.ParseDict(body, pb_cls(), ignore_unknown_fields=False)
     except (json_format.ParseError, ValueError, TypeError) as exc:
-        return [(at, f"{_PREFIX} {str(exc).splitlines()[0][:500]}")]
+        return [(at, f"{_PREFIX} {str(exc).splitlines()[0][:500].rstrip('.')}.")]
     return []
 
 

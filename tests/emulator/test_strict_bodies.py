@@ -171,3 +171,12 @@ def test_proto3_json_spellings_pass():
     job = {"pipelineSpec": {"x": [1, {"y": None}]}, "runtimeConfig": {"parameterValues": {"a": 1}}}
     assert problems(job, v1.PipelineJob, "pipeline_job") == []
     assert problems({"deployedModel": {"model": None}}, v1.DeployModelRequest) == []
+
+
+def test_what_the_walk_leaves_to_the_parser_is_still_refused():
+    # two members of one oneof, a malformed timestamp: json_format's own checks
+    both = {"model": "m", "dedicatedResources": {}, "automaticResources": {}}
+    ((path, text),) = problems({"deployedModel": both}, v1.DeployModelRequest)
+    assert path == "" and "oneof" in text and text.startswith("Invalid JSON payload received.")
+    ((path, text),) = problems({"createTime": "soon"}, v1.Endpoint, "endpoint")
+    assert path == "endpoint" and "timestamp" in text
