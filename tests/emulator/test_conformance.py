@@ -78,15 +78,15 @@ def tiny(word: str = "hi"):
 
 
 @pytest.fixture
-def url(emulator):
-    yield emulator.url
+def url(shared_emulator):
+    yield shared_emulator.url
     for kind in ("endpoints", "models"):
-        for item in httpx.get(f"{emulator.url}/{V1}/{kind}").json().get(kind, []):
+        for item in httpx.get(f"{shared_emulator.url}/{V1}/{kind}").json().get(kind, []):
             for dm in item.get("deployedModels", []) if kind == "endpoints" else []:
                 body = {"deployedModelId": dm["id"]}
-                httpx.post(f"{emulator.url}/v1/{item['name']}:undeployModel", json=body)
-            httpx.delete(f"{emulator.url}/v1/{item['name']}")
-    assert emulator.processes() == []
+                httpx.post(f"{shared_emulator.url}/v1/{item['name']}:undeployModel", json=body)
+            httpx.delete(f"{shared_emulator.url}/v1/{item['name']}")
+    assert shared_emulator.processes() == []
 
 
 def test_models_and_versions(url):
@@ -136,7 +136,7 @@ def test_models_and_versions(url):
     operation(httpx.delete(f"{url}/v1/{name}"), v1.DeleteOperationMetadata, empty_pb2.Empty)
 
 
-def test_endpoints_deploy_predict_and_operations(url, emulator):
+def test_endpoints_deploy_predict_and_operations(url, shared_emulator):
     model = {
         "displayName": "fake",
         "containerSpec": {
@@ -191,7 +191,7 @@ def test_endpoints_deploy_predict_and_operations(url, emulator):
     undeploy = httpx.post(f"{url}/v1/{ep}:undeployModel", json={"deployedModelId": deployed.id})
     operation(undeploy, v1.UndeployModelOperationMetadata, v1.UndeployModelResponse)
     # a failed deploy: the operation's error is a google.rpc.Status
-    emulator.set_faults({"deploy": "fail"})
+    shared_emulator.set_faults({"deploy": "fail"})
     try:
         pending = operation(
             httpx.post(f"{url}/v1/{ep}:deployModel", json=body), v1.DeployModelOperationMetadata
@@ -199,7 +199,7 @@ def test_endpoints_deploy_predict_and_operations(url, emulator):
         failed = operation(wait(url, pending.name), v1.DeployModelOperationMetadata)
         assert failed.error.code == code_pb2.INTERNAL, failed
     finally:
-        emulator.clear_faults()
+        shared_emulator.clear_faults()
     operation(httpx.delete(f"{url}/v1/{ep}"), v1.DeleteOperationMetadata, empty_pb2.Empty)
 
 
@@ -226,10 +226,10 @@ def test_error_bodies_are_google_rpc_status(url):
     error(httpx.get(f"{url}/{V1}/endpoints", headers=cross_site), 403, "PERMISSION_DENIED")
 
 
-def test_pipeline_jobs(url, emulator, monkeypatch, tmp_path):
+def test_pipeline_jobs(url, shared_emulator, monkeypatch, tmp_path):
     from google.cloud import storage
 
-    for key, value in emulator.client_env().items():
+    for key, value in shared_emulator.client_env().items():
         monkeypatch.setenv(key, value)
     if storage.Client().lookup_bucket("conformance") is None:
         storage.Client().create_bucket("conformance")

@@ -158,8 +158,8 @@ def test_pages_are_bounded_and_bound_to_their_query():
     assert len(filters.select(many, "items", "endpoints", {}, P)["items"]) == 100
 
 
-def test_over_http_filters_pages_and_refusals(emulator):
-    url = emulator.url
+def test_over_http_filters_pages_and_refusals(shared_emulator):
+    url = shared_emulator.url
     made = []
     for name in ("conf-a", "conf-b", "other"):
         body = {"displayName": name, "labels": {"run": name.replace("-", "")}}
