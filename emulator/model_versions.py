@@ -273,10 +273,8 @@ class ModelVersions:
         base, spec = split_name(name)
         if spec in ("", "-"):
             raise invalid(f"MergeVersionAliases needs a version: {name}@VERSION_ID.")
-        if not isinstance(changes, list) or not changes:
+        if not changes:  # a list of strings: the body was parsed strictly (strict.py)
             raise invalid("version_aliases is required.")
-        if not all(isinstance(c, str) for c in changes):
-            raise invalid("version_aliases must be a list of strings.")
         adds = check_aliases([c for c in changes if not c.startswith("-")], "version_aliases")
         removes = check_aliases([c[1:] for c in changes if c.startswith("-")], "version_aliases")
         adds, removes = (
@@ -328,9 +326,7 @@ class ModelVersions:
             check.check_display_name(body.get("displayName"), "model.display_name")
         if "labels" in paths:
             check.check_labels(body.get("labels"), "model.labels")
-        for key in ("description", "versionDescription"):
-            if key in paths and not isinstance(body.get(key, ""), str):
-                raise invalid(f"model.{key} must be a string.")
+        for key in ("description", "versionDescription"):  # strings (emulator/strict.py)
             if key in paths and len(body.get(key) or "") > 10000:
                 raise invalid(f"model.{key} is at most 10000 characters (emulator's bound).")
         model = self._split(self._model_row(base))

@@ -292,13 +292,9 @@ class Vertex:
             check.check_display_name(body.get("displayName"), "endpoint.display_name")
         if "labels" in paths:
             check.check_labels(body.get("labels"), "endpoint.labels")
-        if "description" in paths:
-            if not isinstance(body.get("description", ""), str):
-                raise invalid("endpoint.description must be a string.")
-            if len(body.get("description") or "") > 10000:
-                raise invalid(
-                    "endpoint.description is at most 10000 characters (emulator's bound)."
-                )
+        if "description" in paths and len(body.get("description") or "") > 10000:
+            # a string: the body was parsed as an Endpoint (emulator/strict.py)
+            raise invalid("endpoint.description is at most 10000 characters (emulator's bound).")
         with self.store.lock:
             endpoint = self._endpoint(name)
             for path in paths:
@@ -329,10 +325,9 @@ class Vertex:
     def deploy_model(self, endpoint_name: str, body: dict) -> dict:
         """`:deployModel`: record the deployed model (visible at once), start it, answer the LRO."""
         request = body.get("deployedModel")
+        # JSON types were checked against DeployModelRequest already (emulator/strict.py)
         if not isinstance(request, dict) or not request.get("model"):
             raise invalid("deployedModel.model is required.")
-        if not isinstance(request["model"], str):
-            raise invalid("deployedModel.model must be a string.")
         with self.store.lock:
             endpoint = self._endpoint(endpoint_name)
             # `models/ID`, `models/ID@N` or `models/ID@alias` (DeployedModel.model); the
