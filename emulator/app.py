@@ -29,6 +29,7 @@ from emulator.pipeline_jobs import PipelineJobs
 from emulator.protojson import camel_case_fields
 from emulator.security import RequestGuard
 from emulator.service import Vertex
+from emulator.strict import check_body
 
 log = logging.getLogger("emulator.app")
 
@@ -53,6 +54,17 @@ def _json(request_body: bytes) -> dict:
     return body
 
 
+def _message(name: str):
+    """A request message class by name: `aiplatform_v1`'s, or google.longrunning's."""
+    if name in ("CancelOperationRequest", "WaitOperationRequest"):
+        from google.longrunning import operations_pb2
+
+        return getattr(operations_pb2, name)
+    from google.cloud import aiplatform_v1
+
+    return getattr(aiplatform_v1, name)
+
+
 def normalize_numbers(value):
     """Integral floats -> ints, recursively.
 
@@ -74,32 +86,33 @@ def build_app(
     vertex: Vertex, faults: FaultState, pipelines: PipelineJobs | None = None
 ) -> Starlette:
     """The Starlette application for one emulator (with Vertex AI Pipelines if given)."""
-    routes: list[tuple[str, re.Pattern, Callable]] = []
+    routes: list[tuple[str, re.Pattern, Callable, tuple[str, str] | None]] = []
 
-    def route(method: str, pattern: str):
+    def route(method: str, pattern: str, body: tuple[str, str] | None = None):
+        """`body`: (request message of `aiplatform_v1`, the request field the HTTP body
+        maps to, '' for `body: "*"`): the body is parsed strictly against it first
+        (emulator/strict.py), so nothing a proto3 JSON parser refuses is ever stored."""
+
         def register(fn):
-            routes.append((method, re.compile(pattern + r"$"), fn))
+            routes.append((method, re.compile(pattern + r"$"), fn, body))
             return fn
 
         return register
 
     # Vertex paths are matched below `/v1/`; the order matters (`:verb` forms first).
-    @route("POST", _PARENT + r"/models:upload")
+    @route("POST", _PARENT + r"/models:upload", ("UploadModelRequest", ""))
     def upload(req, body, m):
         return vertex.upload_model(m["parent"], body)
 
     @route("GET", _PARENT + r"/models")
     def list_models(req, body, m):
-        q = req.query_params
-        return vertex.list_models(
-            m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken")
-        )
+        return vertex.list_models(m["parent"], req.query_params)
 
     @route("GET", _MODEL + r":listVersions")
     def list_model_versions(req, body, m):
         return vertex.list_model_versions(m["name"], req.query_params)
 
-    @route("POST", _MODEL + r":mergeVersionAliases")
+    @route("POST", _MODEL + r":mergeVersionAliases", ("MergeVersionAliasesRequest", ""))
     def merge_version_aliases(req, body, m):
         return vertex.merge_version_aliases(m["name"], body)
 
@@ -111,7 +124,7 @@ def build_app(
     def get_model(req, body, m):
         return vertex.get_model(m["name"])
 
-    @route("PATCH", _MODEL)
+    @route("PATCH", _MODEL, ("Model", "model"))
     def update_model(req, body, m):
         return vertex.update_model(m["name"], body, req.query_params)
 
@@ -119,22 +132,19 @@ def build_app(
     def delete_model(req, body, m):
         return vertex.delete_model(m["name"])
 
-    @route("POST", _PARENT + r"/endpoints")
+    @route("POST", _PARENT + r"/endpoints", ("Endpoint", "endpoint"))
     def create_endpoint(req, body, m):
         return vertex.create_endpoint(m["parent"], body, req.query_params.get("endpointId"))
 
     @route("GET", _PARENT + r"/endpoints")
     def list_endpoints(req, body, m):
-        q = req.query_params
-        return vertex.list_endpoints(
-            m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken")
-        )
+        return vertex.list_endpoints(m["parent"], req.query_params)
 
     @route("GET", _EP)
     def get_endpoint(req, body, m):
         return vertex.get_endpoint(f"{m['parent']}/endpoints/{m['endpoint']}")
 
-    @route("PATCH", _EP)
+    @route("PATCH", _EP, ("Endpoint", "endpoint"))
     def update_endpoint(req, body, m):
         return vertex.update_endpoint(
             f"{m['parent']}/endpoints/{m['endpoint']}", body, req.query_params
@@ -144,11 +154,11 @@ def build_app(
     def delete_endpoint(req, body, m):
         return vertex.delete_endpoint(f"{m['parent']}/endpoints/{m['endpoint']}")
 
-    @route("POST", _EP + r":deployModel")
+    @route("POST", _EP + r":deployModel", ("DeployModelRequest", ""))
     def deploy(req, body, m):
         return vertex.deploy_model(f"{m['parent']}/endpoints/{m['endpoint']}", body)
 
-    @route("POST", _EP + r":undeployModel")
+    @route("POST", _EP + r":undeployModel", ("UndeployModelRequest", ""))
     def undeploy(req, body, m):
         return vertex.undeploy_model(f"{m['parent']}/endpoints/{m['endpoint']}", body)
 
@@ -160,11 +170,11 @@ def build_app(
     def delete_operation(req, body, m):
         return vertex.delete_operation(m["name"])
 
-    @route("POST", _OP + r":cancel")
+    @route("POST", _OP + r":cancel", ("CancelOperationRequest", ""))
     def cancel_operation(req, body, m):
         return vertex.cancel_operation(m["name"])
 
-    @route("POST", _OP + r":wait")
+    @route("POST", _OP + r":wait", ("WaitOperationRequest", ""))
     def wait_operation(req, body, m):
         import time
 
@@ -186,22 +196,19 @@ def build_app(
 
     if pipelines is not None:
 
-        @route("POST", _PARENT + r"/pipelineJobs")
+        @route("POST", _PARENT + r"/pipelineJobs", ("PipelineJob", "pipeline_job"))
         def create_pipeline_job(req, body, m):
             return pipelines.create(m["parent"], body, req.query_params.get("pipelineJobId"))
 
         @route("GET", _PARENT + r"/pipelineJobs")
         def list_pipeline_jobs(req, body, m):
-            q = req.query_params
-            return pipelines.list(
-                m["parent"], q.get("filter"), q.get("pageSize"), q.get("pageToken"), q
-            )
+            return pipelines.list(m["parent"], req.query_params)
 
         @route("GET", _JOB)
         def get_pipeline_job(req, body, m):
             return pipelines.get(m["name"])
 
-        @route("POST", _JOB + r":cancel")
+        @route("POST", _JOB + r":cancel", ("CancelPipelineJobRequest", ""))
         def cancel_pipeline_job(req, body, m):
             return pipelines.cancel(m["name"])
 
@@ -214,10 +221,12 @@ def build_app(
         try:
             has_body = request.method in ("POST", "PUT", "PATCH")
             body = _json(await request.body()) if has_body else {}
-            body = camel_case_fields(body)  # proto3 JSON: `display_name` is `displayName`
-            for method, pattern, fn in routes:
+            for method, pattern, fn, body_type in routes:
                 match = pattern.match(path)
                 if match and method == request.method:
+                    if body_type is not None:
+                        check_body(body, _message(body_type[0]), body_type[1])
+                    body = camel_case_fields(body)  # proto3 JSON: `display_name` too
                     result = await run_in_threadpool(fn, request, body, match.groupdict())
                     return JSONResponse(result)
             raise not_found(f"Method {request.method} {request.url.path}")

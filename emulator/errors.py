@@ -58,8 +58,11 @@ def status_for_http(http_code: int) -> str:
 class ApiError(Exception):
     """An error answered as `{"error": {"code", "message", "status"}}`."""
 
-    def __init__(self, status: str, message: str, http_code: int | None = None):
+    def __init__(
+        self, status: str, message: str, http_code: int | None = None, details: list | None = None
+    ):
         super().__init__(message)
+        self.details = details
         if status not in CODES:
             raise ValueError(f"unknown status {status!r}")
         self.status = status
@@ -68,7 +71,10 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         """The JSON body Vertex AI answers for this error."""
-        return {"error": {"code": self.http_code, "message": self.message, "status": self.status}}
+        error = {"code": self.http_code, "message": self.message, "status": self.status}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
 
     def rpc_status(self) -> dict:
         """The `google.rpc.Status` shape used in a failed operation's `error` field."""

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import re
 
-from emulator import filters
 from emulator import resources as res
 from emulator import validation as check
 from emulator.errors import ApiError, failed_precondition, invalid, not_found
@@ -197,28 +196,23 @@ class ModelVersions:
             return None
         return render(model, version, versioned=False)
 
-    def list_models(self, parent: str, flt) -> list[dict]:
-        """ListModels: each model as its default version."""
-        pred = filters.parse(flt)
-        out = []
-        for model in self.store.list_resources(MODELS, parent):
-            doc = render(model, self._pick(model, "", model["name"]), versioned=False)
-            if pred(doc):
-                out.append(doc)
-        return out
+    def list_models(self, parent: str) -> list[dict]:
+        """ListModels: each model as its default version (filtered by the caller)."""
+        return [
+            render(model, self._pick(model, "", model["name"]), versioned=False)
+            for model in self.store.list_resources(MODELS, parent)
+        ]
 
-    def list_versions(self, name: str, flt, order_by) -> list[dict]:
-        """ListModelVersions: every version, named with its version id."""
+    def list_versions(self, name: str) -> list[dict]:
+        """ListModelVersions: every version, named with its version id, by version id
+        (filtered and ordered by the caller)."""
         base, spec = split_name(name)
         if spec:
             raise invalid(f"ListModelVersions takes a model name without a version: {name}.")
         model = self._model_row(base)
-        pred = filters.parse(flt)
         docs = [render(model, v, versioned=True) for v in self.versions(model)]
         docs.sort(key=lambda d: int(d["versionId"]) if str(d.get("versionId")).isdigit() else 0)
-        for key, descending in reversed(_order_by(order_by)):
-            docs.sort(key=lambda d: d.get(key, ""), reverse=descending)
-        return [d for d in docs if pred(d)]
+        return docs
 
     # -- writing (callers hold `store.lock`) ----------------------------------------------
     def _split(self, model: dict) -> dict:
@@ -279,10 +273,8 @@ class ModelVersions:
         base, spec = split_name(name)
         if spec in ("", "-"):
             raise invalid(f"MergeVersionAliases needs a version: {name}@VERSION_ID.")
-        if not isinstance(changes, list) or not changes:
+        if not changes:  # a list of strings: the body was parsed strictly (strict.py)
             raise invalid("version_aliases is required.")
-        if not all(isinstance(c, str) for c in changes):
-            raise invalid("version_aliases must be a list of strings.")
         adds = check_aliases([c for c in changes if not c.startswith("-")], "version_aliases")
         removes = check_aliases([c[1:] for c in changes if c.startswith("-")], "version_aliases")
         adds, removes = (
@@ -334,9 +326,7 @@ class ModelVersions:
             check.check_display_name(body.get("displayName"), "model.display_name")
         if "labels" in paths:
             check.check_labels(body.get("labels"), "model.labels")
-        for key in ("description", "versionDescription"):
-            if key in paths and not isinstance(body.get(key, ""), str):
-                raise invalid(f"model.{key} must be a string.")
+        for key in ("description", "versionDescription"):  # strings (emulator/strict.py)
             if key in paths and len(body.get(key) or "") > 10000:
                 raise invalid(f"model.{key} is at most 10000 characters (emulator's bound).")
         model = self._split(self._model_row(base))
@@ -393,22 +383,3 @@ class ModelVersions:
             for version in self.versions(model):
                 self.store.delete_resource(version["name"])
         self.store.delete_resource(base)
-
-
-def _order_by(order_by) -> list[tuple[str, bool]]:
-    """ListModelVersions' `orderBy`: `create_time`, `update_time`, each `asc`|`desc`."""
-    fields = {
-        "create_time": "versionCreateTime",
-        "createTime": "versionCreateTime",
-        "update_time": "versionUpdateTime",
-        "updateTime": "versionUpdateTime",
-    }
-    out = []
-    for item in (order_by or "").split(","):
-        words = item.split()
-        if not words:
-            continue
-        if words[0] not in fields or len(words) > 2 or words[1:] not in ([], ["asc"], ["desc"]):
-            raise invalid(f"Unsupported order_by {order_by!r}: create_time, update_time.")
-        out.append((fields[words[0]], words[1:] == ["desc"]))
-    return out

@@ -259,21 +259,21 @@ class PipelineJobs:
             raise not_found(f"PipelineJob {name}")
         return self.render(job)
 
-    def list(self, parent: str, flt, page_size, page_token, query=None) -> dict:
+    def list(self, parent: str, query) -> dict:
         """PipelineJobs under a parent, newest first, with `filter` (list view: no
         jobDetail) and `readMask` (only those fields: the SDK's
         `PipelineJob.list(enable_simple_view=True)` asks for a few)."""
         from google.cloud.aiplatform_v1.types import pipeline_job as pipeline_job_pb
 
         from emulator import field_masks
-        from emulator.service import _page
 
-        paths = field_masks.paths_of(query, "readMask") if query is not None else []
+        paths = field_masks.paths_of(query, "readMask")
         field_masks.check_paths(paths, pipeline_job_pb.PipelineJob, "read_mask")
-        pred = filters.parse(flt)
+        # newest first among equal create times too (the documented default order)
         jobs = [self._public(j) for j in reversed(self.store.list_resources(KIND, parent))]
-        jobs = [field_masks.apply_read_mask(j, paths) for j in jobs if pred(j)]
-        return _page(jobs, "pipelineJobs", page_size, page_token)
+        page = filters.select(jobs, "pipelineJobs", KIND, query, parent)
+        page[KIND] = [field_masks.apply_read_mask(j, paths) for j in page[KIND]]
+        return page
 
     def cancel(self, name: str) -> dict:
         """CANCELLING now; CANCELLED once the exit handler ran (an error with code 1,

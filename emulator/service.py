@@ -25,25 +25,12 @@ _ENDPOINT_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _MODEL_ID = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
 # UpdateEndpoint: the fields the emulator keeps that the update mask may name.
 ENDPOINT_UPDATE_PATHS = {"displayName", "description", "labels", "trafficSplit"}
-DEFAULT_PAGE_SIZE = 100
 # Bounds on model-server processes, so a burst of deploys cannot start an unbounded number
 # of them. Vertex AI's own answers here are not documented: one deploy at a time per
 # endpoint is answered FAILED_PRECONDITION and the emulator-wide bound RESOURCE_EXHAUSTED
 # (as a quota would be), both unverified against the real service.
 MAX_DEPLOYS_IN_FLIGHT_PER_ENDPOINT = 1
 MAX_MODEL_SERVERS = 8
-
-
-def _page(items: list[dict], key: str, page_size, page_token) -> dict:
-    try:
-        size = int(page_size or DEFAULT_PAGE_SIZE) or DEFAULT_PAGE_SIZE
-        start = int(page_token or 0)
-    except ValueError:
-        raise invalid("Bad pageSize or pageToken.") from None
-    out: dict = {key: items[start : start + size]}
-    if start + size < len(items):
-        out["nextPageToken"] = str(start + size)
-    return out
 
 
 def strip_version(name: str) -> str:
@@ -177,11 +164,12 @@ class Vertex:
         with self.store.lock:
             return self._refs(self.models.get(name))
 
-    def list_models(self, parent: str, flt, page_size, page_token) -> dict:
-        """`models` list with `filter`: each model as its default version."""
+    def list_models(self, parent: str, query) -> dict:
+        """`models` list (`filter`, `orderBy`, pages: emulator/filters.py): each model as
+        its default version."""
         with self.store.lock:
-            models = self.models.list_models(parent, flt)
-        return _page(models, "models", page_size, page_token)
+            models = self.models.list_models(parent)
+        return filters.select(models, "models", "models", query, parent)
 
     def list_model_versions(self, name: str, query) -> dict:
         """`:listVersions` with `filter`, `orderBy`, `readMask`, pages."""
@@ -190,12 +178,10 @@ class Vertex:
         paths = field_masks.paths_of(query, "readMask")
         field_masks.check_paths(paths, model_pb.Model, "read_mask")
         with self.store.lock:
-            docs = [
-                self._refs(d)
-                for d in self.models.list_versions(name, query.get("filter"), query.get("orderBy"))
-            ]
-        docs = [field_masks.apply_read_mask(d, paths) for d in docs]
-        return _page(docs, "models", query.get("pageSize"), query.get("pageToken"))
+            docs = [self._refs(d) for d in self.models.list_versions(name)]
+        page = filters.select(docs, "models", "modelVersions", query, name)
+        page["models"] = [field_masks.apply_read_mask(d, paths) for d in page["models"]]
+        return page
 
     def merge_version_aliases(self, name: str, body: dict) -> dict:
         """`:mergeVersionAliases`: the version with its aliases merged."""
@@ -279,16 +265,14 @@ class Vertex:
         with self.store.lock:
             return self.render_endpoint(self._endpoint(name))
 
-    def list_endpoints(self, parent: str, flt, page_size, page_token) -> dict:
-        """`endpoints` list with `filter` (e.g. `labels.k="v" AND labels.k2="v2"`)."""
-        pred = filters.parse(flt)
+    def list_endpoints(self, parent: str, query) -> dict:
+        """`endpoints` list (`filter`, e.g. `labels.k="v" AND labels.k2="v2"`, `orderBy`,
+        pages: emulator/filters.py)."""
         with self.store.lock:
             items = [
-                self.render_endpoint(e)
-                for e in self.store.list_resources("endpoints", parent)
-                if pred(e)
+                self.render_endpoint(e) for e in self.store.list_resources("endpoints", parent)
             ]
-        return _page(items, "endpoints", page_size, page_token)
+        return filters.select(items, "endpoints", "endpoints", query, parent)
 
     def update_endpoint(self, name: str, body: dict, query) -> dict:
         """UpdateEndpoint (PATCH) with `updateMask`: the fields in the mask, no others."""
@@ -308,13 +292,9 @@ class Vertex:
             check.check_display_name(body.get("displayName"), "endpoint.display_name")
         if "labels" in paths:
             check.check_labels(body.get("labels"), "endpoint.labels")
-        if "description" in paths:
-            if not isinstance(body.get("description", ""), str):
-                raise invalid("endpoint.description must be a string.")
-            if len(body.get("description") or "") > 10000:
-                raise invalid(
-                    "endpoint.description is at most 10000 characters (emulator's bound)."
-                )
+        if "description" in paths and len(body.get("description") or "") > 10000:
+            # a string: the body was parsed as an Endpoint (emulator/strict.py)
+            raise invalid("endpoint.description is at most 10000 characters (emulator's bound).")
         with self.store.lock:
             endpoint = self._endpoint(name)
             for path in paths:
@@ -345,10 +325,9 @@ class Vertex:
     def deploy_model(self, endpoint_name: str, body: dict) -> dict:
         """`:deployModel`: record the deployed model (visible at once), start it, answer the LRO."""
         request = body.get("deployedModel")
+        # JSON types were checked against DeployModelRequest already (emulator/strict.py)
         if not isinstance(request, dict) or not request.get("model"):
             raise invalid("deployedModel.model is required.")
-        if not isinstance(request["model"], str):
-            raise invalid("deployedModel.model must be a string.")
         with self.store.lock:
             endpoint = self._endpoint(endpoint_name)
             # `models/ID`, `models/ID@N` or `models/ID@alias` (DeployedModel.model); the

@@ -51,9 +51,7 @@ def cleanup_sdk(aiplatform) -> None:
         model.delete()
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    """One emulator per test module; stopped (and checked for leftovers) at the end."""
+def _emulator(tmp_path_factory):
     emu = EmulatorProcess(
         tmp_path_factory.mktemp("emulator"), extra_args=["--deploy-timeout-s", "20"]
     )
@@ -62,6 +60,19 @@ def emulator(tmp_path_factory):
     url = emu.url
     emu.stop()  # raises LeftoverProcessError if a model server outlived it
     assert port_is_free(url)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    """One emulator per test module; stopped (and checked for leftovers) at the end."""
+    yield from _emulator(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def shared_emulator(tmp_path_factory):
+    """One emulator for the modules whose tests each leave it empty (the API contract
+    tests: test_strict_bodies, test_list_filters, test_conformance), so they start one."""
+    yield from _emulator(tmp_path_factory)
 
 
 @pytest.fixture

@@ -148,8 +148,9 @@ def test_endpoint_ids_and_label_filters(aiplatform):
     assert names('labels.deploytest-run="r1" AND labels.deploytest-managed="true"') == ["mine"]
     assert names('labels.deploytest-run="r2" AND labels.deploytest-managed="false"') == []
     assert names('display_name="other"') == ["other"]
-    with pytest.raises(gexc.BadRequest):
-        aiplatform.Endpoint.list(filter='labels.a="b" OR labels.c="d"')
+    assert names('labels.deploytest-run="r2" OR display_name="mine"') == ["mine", "other"]
+    with pytest.raises(gexc.BadRequest):  # negation is not documented for ListEndpoints
+        aiplatform.Endpoint.list(filter='NOT labels.a="b"')
 
 
 def test_traffic_split_two_models_and_raw_predict(aiplatform, emulator):
