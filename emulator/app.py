@@ -54,6 +54,9 @@ def _json(request_body: bytes) -> dict:
     return body
 
 
+_SEED_PARENT = re.compile(r"projects/[a-z0-9-]{1,63}/locations/[a-z0-9-]{1,63}")
+
+
 def _message(name: str):
     """A request message class by name: `aiplatform_v1`'s, or google.longrunning's."""
     if name in ("CancelOperationRequest", "WaitOperationRequest"):
@@ -348,6 +351,22 @@ def build_app(
             log.seek(int(offset))
             return Response(log.read(), media_type="text/plain; charset=utf-8")
 
+    async def admin_seed_model(request: Request) -> Response:
+        # A model that exists already under an id Vertex AI assigned (digits), which no
+        # `models:upload` may ask for: {"parent": "projects/P/locations/L", and the fields of
+        # an UploadModelRequest}. For tests and demos whose settings name such a model.
+        try:
+            body = _json(await request.body())
+            parent = body.pop("parent", None) if isinstance(body, dict) else None
+            if not isinstance(parent, str) or not _SEED_PARENT.fullmatch(parent):
+                raise invalid("parent must be projects/P/locations/L.")
+            check_body(body, _message("UploadModelRequest"))
+            body = camel_case_fields(body)
+            result = await run_in_threadpool(vertex.upload_model, parent, body, True)
+            return JSONResponse(result)
+        except ApiError as err:
+            return JSONResponse(err.body(), status_code=err.http_code)
+
     async def admin_healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "recovering": vertex.deployments.recovering})
 
@@ -368,6 +387,7 @@ def build_app(
             Route("/deploytest/v1/faults", admin_faults, methods=["GET", "PUT"]),
             Route("/deploytest/v1/processes", admin_processes, methods=["GET"]),
             Route("/deploytest/v1/healthz", admin_healthz, methods=["GET"]),
+            Route("/deploytest/v1/models:seed", admin_seed_model, methods=["POST"]),
             Route("/deploytest/v1/client-env", admin_client_env, methods=["GET"]),
             Route("/deploytest/v1/pipeline-logs/{job_id}", admin_pipeline_log, methods=["GET"]),
             # The SDK's REST operations client polls `/ui/{name=.../operations/*}` (the first

@@ -23,6 +23,8 @@ _ENDPOINT_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # UploadModelRequest.model_id: "up to 63 characters, and valid characters are [a-z0-9_-].
 # The first character cannot be a number or hyphen."
 _MODEL_ID = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
+# The ids Vertex AI assigns itself (as res.new_id makes them).
+_ASSIGNED_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # UpdateEndpoint: the fields the emulator keeps that the update mask may name.
 ENDPOINT_UPDATE_PATHS = {"displayName", "description", "labels", "trafficSplit"}
 # Bounds on model-server processes, so a burst of deploys cannot start an unbounded number
@@ -99,8 +101,12 @@ class Vertex:
         return out
 
     # -- models ---------------------------------------------------------------------------
-    def upload_model(self, parent: str, body: dict) -> dict:
-        """`models:upload`: register a model; answer a done operation (UploadModelResponse)."""
+    def upload_model(self, parent: str, body: dict, assigned_id: bool = False) -> dict:
+        """`models:upload`: register a model; answer a done operation (UploadModelResponse).
+
+        `assigned_id` (the admin API's seed only): `modelId` is an id as Vertex AI assigns
+        them (digits), which no `models:upload` may ask for; for a model that "exists
+        already" under the name a team's settings give it."""
         model_body = body.get("model")
         if not isinstance(model_body, dict):
             raise invalid("model is required.")
@@ -127,6 +133,9 @@ class Vertex:
             model_id = body.get("modelId")
             if model_id is None or model_id == "":
                 model_id = res.new_id()  # Vertex AI's own ids are numeric
+            elif assigned_id:
+                if not isinstance(model_id, str) or not _ASSIGNED_ID.match(model_id):
+                    raise invalid(f"Invalid assigned model id {str(model_id)[:100]!r}: digits.")
             elif not isinstance(model_id, str) or not _MODEL_ID.match(model_id):
                 raise invalid(
                     f"Invalid modelId {str(model_id)[:100]!r}: up to 63 characters of "

@@ -180,3 +180,27 @@ def test_what_the_walk_leaves_to_the_parser_is_still_refused():
     assert path == "" and "oneof" in text and text.startswith("Invalid JSON payload received.")
     ((path, text),) = problems({"createTime": "soon"}, v1.Endpoint, "endpoint")
     assert path == "endpoint" and "timestamp" in text
+
+
+def test_the_admin_seed_makes_a_model_under_an_assigned_id_which_upload_refuses(url):
+    """A model "that exists already" under an id Vertex AI assigned (digits): the admin seed
+    makes it, with its alias; `models:upload` may not ask for such an id."""
+    refused = httpx.post(f"{url}/{PARENT}/models:upload", json={"modelId": "123", "model": MODEL})
+    assert refused.status_code == 400 and "not starting with a digit" in refused.text
+    seed = f"{url}/deploytest/v1/models:seed"
+    parent = PARENT.removeprefix("v1/")
+    for bad, needle in (
+        ({"parent": parent, "modelId": "abc", "model": MODEL}, "assigned model id"),
+        ({"parent": parent, "modelId": "0123", "model": MODEL}, "assigned model id"),
+        ({"parent": "nowhere", "modelId": "123", "model": MODEL}, "parent must be"),
+        ({"parent": parent, "modelId": "123", "model": MODEL, "bogus": 1}, "Unknown name"),
+    ):
+        resp = httpx.post(seed, json=bad)
+        assert resp.status_code == 400 and needle in resp.text, resp.text
+    assert _names(url, "models") == []
+    model = {**MODEL, "versionAliases": ["production"]}
+    done = httpx.post(seed, json={"parent": parent, "modelId": "1234567890", "model": model})
+    assert done.status_code == 200, done.text
+    got = httpx.get(f"{url}/{PARENT}/models/1234567890@production").json()
+    assert got["name"].endswith("/models/1234567890@1")  # a versioned name: its version
+    assert "production" in got["versionAliases"]

@@ -20,16 +20,21 @@ LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
 
 
 def _register_model(emu, name: str, model_dir) -> None:
-    """The regression model under the id the settings name (Vertex AI accepts `modelId`)."""
+    """The regression model under the name the settings give it: an id Vertex AI assigned
+    (digits, which `models:upload` may not ask for: the emulator's admin seed) and the
+    settings' alias (`@production`) on its version."""
     import sys
 
     import httpx
 
-    project_location, model_id = name.split("@", 1)[0].rsplit("/models/", 1)
+    base, _, alias = name.partition("@")
+    project_location, model_id = base.rsplit("/models/", 1)
     body = {
+        "parent": project_location,
         "modelId": model_id,
         "model": {
             "displayName": "regression-model",
+            "versionAliases": [alias] if alias and not alias.isdigit() else [],
             "containerSpec": {
                 "imageUri": "local/deploytest-serving",
                 "command": [sys.executable, "-m", "serving"],
@@ -39,8 +44,10 @@ def _register_model(emu, name: str, model_dir) -> None:
             },
         },
     }
-    resp = httpx.post(f"{emu.url}/v1/{project_location}/models:upload", json=body)
+    resp = httpx.post(f"{emu.url}/deploytest/v1/models:seed", json=body)
     assert resp.status_code == 200, resp.text
+    got = httpx.get(f"{emu.url}/v1/{name}")
+    assert got.status_code == 200 and got.json()["name"].startswith(base), got.text
 
 
 def test_the_scheduler_body_runs_to_succeeded(synth, tmp_path, monkeypatch):
