@@ -7,6 +7,7 @@ Nothing is downloaded: a path that is not there is an error the caller reports.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,10 +26,16 @@ def tokenizer_file(path: str) -> Path:
 
 
 def load_tokenizer(path: str):
-    """The `tokenizers.Tokenizer` at `path` (a tokenizer.json or a model folder holding one)."""
+    """The `tokenizers.Tokenizer` at `path` (a tokenizer.json or a model folder holding one),
+    read once per process: the token counter and the workload's prompt builder share it."""
+    return _read_tokenizer(str(tokenizer_file(path).resolve()))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_tokenizer(resolved: str):
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(str(tokenizer_file(path)))
+    return Tokenizer.from_file(resolved)
 
 
 def load_counter(path: str) -> Callable[[str], int]:

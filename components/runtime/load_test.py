@@ -199,11 +199,16 @@ def _copy_model_file(model_uri: str, name: str, target: Path) -> None:
 
 
 def prepare_workload(
-    workload: str, tokenizer: str, out_dir: str | os.PathLike
+    workload: str,
+    tokenizer: str,
+    out_dir: str | os.PathLike,
+    config: str | os.PathLike | None = None,
 ) -> tuple[str, int | None]:
-    """The workload (JSON text) with its dataset copied here when it is on gs://, and the
-    model's context; its requests built once so that a spec the model cannot take fails
-    before any load (WorkloadError names why). ("", None) without a workload."""
+    """The workload (JSON text) with its dataset copied to `out_dir` when it is on gs://, and
+    the model's context (from `config`, the model's config.json; default the copy beside the
+    tokenizer that fetch_tokenizer makes); its requests built once so that a spec the model
+    cannot take fails before any load (WorkloadError names why). ("", None) without a
+    workload. The load-test task and `deploytest loadtest` both call it."""
     import dataclasses
 
     from loadtests.workload import Dataset, build_requests, context_tokens, parse_workload_json
@@ -216,11 +221,12 @@ def prepare_workload(
             "a workload builds its prompts with the model's tokenizer, and the model artifact "
             "has no tokenizer.json"
         )
-    context = context_tokens(Path(tokenizer).with_name(MODEL_CONFIG))
+    context = context_tokens(config or Path(tokenizer).with_name(MODEL_CONFIG))
     if spec.dataset is not None and spec.dataset.path.startswith("gs://"):
         from google.cloud import storage
 
         local = Path(out_dir) / ("workload_dataset." + spec.dataset.format)
+        local.parent.mkdir(parents=True, exist_ok=True)
         blob = storage.Blob.from_string(spec.dataset.path)
         blob.download_to_filename(str(local), client=storage.Client())
         spec = dataclasses.replace(spec, dataset=Dataset(str(local), spec.dataset.format))

@@ -236,20 +236,16 @@ def _target(args: argparse.Namespace, api: str, stream: bool | None = None) -> t
     return args.url.rstrip("/"), args.predict_path, args.auth
 
 
-def check_workload_files(load) -> None:
-    """The workload's dataset read and its requests built once, before any load."""
-    from loadtests.workload import build_requests, parse_workload_json
-
-    built = build_requests(parse_workload_json(load.workload), load.tokenizer, load.context_tokens)
-    for note in built.notes:
-        print(f"workload: {note}", flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
     from components import llm_metrics
     from components.load_options import LoadOptions
     from components.metrics_schema import evaluate_checks, format_slo_table, parse_check
-    from components.runtime.load_test import LocustRunError, run_locust, validate_inputs
+    from components.runtime.load_test import (
+        LocustRunError,
+        prepare_workload,
+        run_locust,
+        validate_inputs,
+    )
     from deploytest.run.orchestrator import default_locustfile
 
     locustfile = Path(args.locustfile) if args.locustfile else default_locustfile()
@@ -280,6 +276,18 @@ def run(args: argparse.Namespace) -> int:
             )
         api, why = _serving_api(args)
         host, path, auth = _target(args, api)
+        context = (
+            context_tokens(tokenizer_file(args.tokenizer).with_name("config.json"))
+            if args.tokenizer
+            else None
+        )
+        if workload:  # its dataset fetched (gs://) and its requests built once, before load
+            workload, context = prepare_workload(
+                workload,
+                str(tokenizer_file(args.tokenizer)),
+                args.output_dir,
+                config=tokenizer_file(args.tokenizer).with_name("config.json"),
+            )
         load = LoadOptions(
             api=api,
             tokenizer=str(Path(args.tokenizer).resolve()) if args.tokenizer else "",
@@ -296,13 +304,9 @@ def run(args: argparse.Namespace) -> int:
             max_failure_ratio=args.max_failure_ratio,
             seed=args.seed,
             workload=workload,
-            context_tokens=context_tokens(tokenizer_file(args.tokenizer).with_name("config.json"))
-            if args.tokenizer
-            else None,
+            context_tokens=context,
         )
         load.validate(args.processes)
-        if workload:
-            check_workload_files(load)
         validate_inputs(
             locustfile, host, path, args.users, args.spawn_rate, args.duration,
             args.processes, args.max_new_tokens, auth,
