@@ -54,7 +54,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install $(CHECKOV_VENV)/.installed $(VLLM_MARKER) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 run: install
 	$(BIN)/deploytest run

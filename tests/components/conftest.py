@@ -34,12 +34,15 @@ def no_process_left_behind(tmp_path_factory):
     process once any test has imported cdktf) are not the test's."""
     me = psutil.Process()
     ours = str(tmp_path_factory.getbasetemp())
+    # ... nor are the session's shared servers started before it (tests/emulator's
+    # shared emulator lives until the session ends, under this temp folder).
     before = {p.pid for p in me.children(recursive=True)}
+    before |= {p.pid for p in processes_mentioning(ours)}
     yield
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         left = [p for p in me.children(recursive=True) if p.pid not in before and not gone(p.pid)]
-        left += processes_mentioning(ours)
+        left += [p for p in processes_mentioning(ours) if p.pid not in before]
         if not left:
             return
         time.sleep(0.2)

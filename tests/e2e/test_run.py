@@ -153,7 +153,7 @@ def test_success_writes_report_and_cleans_up(tmp_path, cache_dir):
     assert (run_dir / "report.html").read_text().lower().count("locust") > 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics == s["metrics"]
-    assert metrics["schema_version"] == 5 and metrics["requests"] > 0
+    assert metrics["schema_version"] == 6 and metrics["requests"] > 0
     # the workload: every prompt 64 tokens by the model's tokenizer, every answer 16 (our
     # server's ignore_eos); the mean equal to the max means every request
     exact = {"p50": 64, "p90": 64, "max": 64, "mean": 64.0}

@@ -68,10 +68,11 @@ def emulator(tmp_path_factory):
     yield from _emulator(tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def shared_emulator(tmp_path_factory):
     """One emulator for the modules whose tests each leave it empty (the API contract
-    tests: test_strict_bodies, test_list_filters, test_conformance), so they start one."""
+    tests: test_strict_bodies, test_list_filters, test_conformance), so they start one;
+    stopped when tests/emulator ends, not kept running under later folders' tests."""
     yield from _emulator(tmp_path_factory)
 
 
