@@ -67,6 +67,16 @@ def _hourly(item: Mapping[str, Any], table: Mapping, overrides: Mapping) -> tupl
     return prices[machine] + (prices[accelerator] * count if count else 0.0), ""
 
 
+def hourly_price(
+    item: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, table=None
+) -> tuple[float | None, str]:
+    """USD per replica-hour of `{machine_type, accelerator_type, accelerator_count}` from
+    the price table and the overrides, or (None, why not)."""
+    table = table if table is not None else load_price_table()
+    hourly, why = _hourly(item, table, validate_prices(overrides or {}))
+    return (None, why) if why else (hourly, "")
+
+
 def run_cost(
     cleanup: Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,

@@ -102,6 +102,11 @@ def llm_fields(summary: dict[str, Any] | None, requests: int, duration_s: float)
         fields["delayed"] = int(arrivals.get("delayed") or 0)
         fields["dropped"] = int(arrivals.get("dropped") or 0)
     fields["knee_rps"] = summary.get("knee_rps")
+    knee_stage = [
+        s for s in summary.get("stages") or () if s.get("offered_rate") == fields["knee_rps"]
+    ]
+    if fields["knee_rps"] is not None and knee_stage:
+        fields["knee_output_tokens_per_s"] = knee_stage[-1].get("output_tokens_per_s")
     cpu = summary.get("client_cpu_s")
     if isinstance(cpu, int | float) and requests:
         fields["client_cpu_ms_per_request"] = cpu * 1000 / requests

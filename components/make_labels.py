@@ -13,6 +13,7 @@ def make_labels(
     deploy_timeout_s: int = 1800,
     duration: str = "20s",
     cleanup_timeout_s: int = 900,
+    candidates: list = [],  # noqa: B006 (KFP takes a list default as the parameter's default)
 ) -> dict:
     """Build `deploytest-run`, `deploytest-managed`, `deploytest-expires-at` and the team's
     cost labels.
@@ -25,6 +26,8 @@ def make_labels(
         deploy_timeout_s: the deploy's bound; part of the expiry.
         duration: the load test's length (Locust time span); part of the expiry.
         cleanup_timeout_s: the clean-up's bound; part of the expiry.
+        candidates: right-sizing candidates: each one more deploy and load test before
+            the clean-up (the expiry counts them as if one ran after the other).
 
     Returns:
         The label dict for `EndpointCreateOp`.
@@ -34,7 +37,13 @@ def make_labels(
     from components.runtime.load_test import parse_duration
     from components.runtime.make_labels import expires_at, resource_labels
 
-    expires = expires_at(time.time(), deploy_timeout_s, parse_duration(duration), cleanup_timeout_s)
+    branches = max(1, len(candidates))
+    expires = expires_at(
+        time.time(),
+        deploy_timeout_s * branches,
+        parse_duration(duration) * branches,
+        cleanup_timeout_s,
+    )
     labels = resource_labels(run_id, job_id, cost_labels, expires)
     print(f"labels: {labels}")
     return labels

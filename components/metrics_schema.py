@@ -127,6 +127,9 @@ FIELD_UNITS: dict[str, str] = {
     "input_tokens_per_s": "tokens per second (input_tokens over the load window)",
     "total_tokens_per_s": "tokens per second (input and output tokens over the load window)",
     "workload_warning": "why the achieved output lengths are far from those asked ('' if not)",
+    "knee_output_tokens_per_s": (
+        "tokens per second (sweep: output tokens the knee's stage generated per second)"
+    ),
     "histograms": (
         "object: e2e_ms, ttft_ms, input_tokens, output_tokens -> {counts: [[value, requests], "
         "...], n, step}: the successful requests' values in ms or tokens (step null: as the "
@@ -224,6 +227,7 @@ class LoadTestMetrics:
     locust_p99_ms: float | None = None
     locust_mean_ms: float | None = None
     histograms: dict[str, Any] = dataclasses.field(default_factory=dict)
+    knee_output_tokens_per_s: float | None = None
     # The LLM_SERIES x LLM_STATS numbers (llm_field names); flat at the top level of the JSON.
     llm: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
@@ -364,7 +368,9 @@ V5_FIELDS = frozenset(
     }
 )
 # The fields added in schema version 6 (which also changed what p50_ms .. mean_ms mean).
-V6_FIELDS = frozenset({"latency_source", *LOCUST_LATENCY_FIELDS, "histograms"})
+V6_FIELDS = frozenset(
+    {"latency_source", *LOCUST_LATENCY_FIELDS, "histograms", "knee_output_tokens_per_s"}
+)
 # The version that added each field after 2 (fields past version 1 without an entry: 2).
 FIELD_VERSION = {
     **dict.fromkeys(V3_FIELDS, 3),
@@ -438,6 +444,7 @@ LLM_LOGGED_METRICS: tuple[str, ...] = LLM_FIELDS + (
     "delayed",
     "dropped",
     "knee_rps",
+    "knee_output_tokens_per_s",
     "client_cpu_ms_per_request",
     "input_tokens_per_s",
     "total_tokens_per_s",

@@ -42,6 +42,7 @@ def record_run(
     min_parity: float = 1.0,
     min_expect_pass: float = 1.0,
     slo_checks: list = [],  # noqa: B006 (KFP takes a list default as the parameter's default)
+    candidate: dict = {},  # noqa: B006
 ) -> str:
     """Writes run.json (+ verdict.json) to `record`, appends the run to `history`, renders `report`.
 
@@ -71,6 +72,8 @@ def record_run(
         min_parity: the gate's least parity ratio, for the report's table.
         min_expect_pass: the gate's least share of expectations met, for the report's table.
         slo_checks: the gate's extra checks (e.g. "ttft_p95_ms<=500"), for the report's table.
+        candidate: a right-sizing branch's candidate (empty: a single run); its key joins the
+            history entry's run id.
         record: folder with run.json, metrics.json and verdict.json.
         report: the run report (self-contained HTML).
 
@@ -112,6 +115,7 @@ def record_run(
             "min_parity": min_parity,
             "min_expect_pass": min_expect_pass,
         },
+        candidate=dict(candidate) or None,
     )
     record.metadata.update(verdict.pop("metadata"))
     return verdict["text"]

@@ -112,6 +112,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "python:* and DEPLOYTEST_COMPONENT_IMAGE's repository always are",
     )
     p.add_argument(
+        "--machine-profiles",
+        default=None,
+        metavar="FILE|default",
+        help="give a model deployed on a machine type the table names that type's container "
+        "variables (a step delay, a batch size: emulator/machine_profiles.json is 'default'), "
+        "so that machine types differ measurably here; off by default",
+    )
+    p.add_argument(
+        "--fault-deploy-machine-type",
+        default="",
+        metavar="TYPE",
+        help="apply --fault-deploy only to deploys on this machine type (default: every deploy)",
+    )
+    p.add_argument(
         "--fault-predict-latency-ms",
         type=int,
         default=0,
@@ -144,8 +158,13 @@ def run(args: argparse.Namespace) -> int:
                 "predict_error_rate": args.fault_predict_error_rate,
                 "predict_error_code": args.fault_predict_error_code,
                 "predict_latency_ms": args.fault_predict_latency_ms,
+                "deploy_machine_type": args.fault_deploy_machine_type,
             }
         )
+        if args.machine_profiles is not None:
+            from emulator.machines import MachineProfiles
+
+            MachineProfiles.load(args.machine_profiles)  # a bad table fails here, with exit 2
     except ApiError as err:
         print(f"deploytest emulator: {err.message}")
         return 2
@@ -173,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
         env_file=args.env_file.resolve() if args.env_file else None,
         project=args.project,
         operation_hold_s=args.operation_hold_s,
+        machine_profiles=args.machine_profiles,
         local_images=tuple(i.split("@", 1)[0].rsplit(":", 1)[0] for i in args.local_image),
     )
     return serve(config)

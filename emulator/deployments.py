@@ -19,6 +19,7 @@ from pathlib import Path
 from emulator import processes
 from emulator import resources as res
 from emulator.faults import FaultState
+from emulator.machines import MachineProfiles
 from emulator.model_versions import ModelVersions
 from emulator.operations import Operations
 from emulator.store import DeployedRow, Store
@@ -99,7 +100,9 @@ class Deployments:
         state_dir: Path,
         gcs_dir: Path,
         deploy_timeout_s: float,
+        machines: MachineProfiles | None = None,
     ):
+        self.machines = machines or MachineProfiles()
         self.store = store
         self.ops = ops
         self.faults = faults
@@ -148,7 +151,8 @@ class Deployments:
     # -- deploy ---------------------------------------------------------------------------
     def begin(self, endpoint: str, dm_id: str, operation: str) -> None:
         """Start deploying a recorded (DEPLOYING) deployed model in the background."""
-        fault = self.faults.get().deploy
+        row = self.store.get_deployed(endpoint, dm_id)
+        fault = self.faults.get().deploy_fault_for(res.machine_type(row.data) if row else "")
         live = Live(endpoint, dm_id, operation)
         with self._lock:
             self._live[(endpoint, dm_id)] = live
@@ -171,7 +175,12 @@ class Deployments:
         health = spec.get("healthRoute") or res.DEFAULT_HEALTH_ROUTE
         endpoint_id = row.endpoint.rsplit("/", 1)[-1]
         parts = row.endpoint.split("/")
-        container_env = {e["name"]: e.get("value", "") for e in spec.get("env", [])}
+        machine = row.data.get("dedicatedResources", {}).get("machineSpec", {})
+        # the emulator's stand-in for the machine (emulator/machines.py); the spec's own win
+        container_env = self.machines.env_for(
+            machine.get("machineType", ""), machine.get("acceleratorType", "")
+        )
+        container_env.update({e["name"]: e.get("value", "") for e in spec.get("env", [])})
         container_env.update(
             {
                 "AIP_HTTP_PORT": str(port),

@@ -8,6 +8,7 @@ A deploy reads the faults once, when it is accepted; predict reads them per requ
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,13 @@ class Faults:
     predict_error_rate: float = 0.0  # 0.0-1.0: share of predict calls answered with an error
     predict_error_code: int = 503  # HTTP code of injected predict errors
     predict_latency_ms: int = 0  # added before every predict is forwarded
+    deploy_machine_type: str = ""  # the deploy fault hits only this machine type ('': all)
+
+    def deploy_fault_for(self, machine_type: str) -> str | None:
+        """The deploy fault a deploy on `machine_type` gets."""
+        if self.deploy_machine_type and machine_type != self.deploy_machine_type:
+            return None
+        return self.deploy
 
     def to_json(self) -> dict:
         """The faults as the admin API shows them."""
@@ -80,7 +88,10 @@ def validate(values: dict) -> Faults:
         raise invalid("predict_error_code must be an HTTP error code (400-599).")
     if latency < 0:
         raise invalid("predict_latency_ms must be >= 0.")
-    return Faults(deploy, rate, code, latency)
+    machine = values.get("deploy_machine_type") or ""
+    if not isinstance(machine, str) or not re.fullmatch(r"(?:[a-z][a-z0-9-]{0,62})?", machine):
+        raise invalid(f"deploy_machine_type must be a machine type or ''; got {machine!r}.")
+    return Faults(deploy, rate, code, latency, machine)
 
 
 def write_other_weights(model_dir: str | Path, out_dir: str | Path, seed: int = 1) -> Path:

@@ -53,6 +53,8 @@ class ServerConfig:
     operation_hold_s: float = 30.0
     # Vertex AI Pipelines: more image repositories whose code is installed here
     local_images: tuple[str, ...] = ()
+    # machine type -> container variables (emulator/machines.py); None: off
+    machine_profiles: str | None = None
 
 
 class StateInUse(Exception):
@@ -130,7 +132,12 @@ def run(config: ServerConfig) -> int:
     store = Store(state_dir / "state.sqlite3")
     ops = Operations(store)
     faults = FaultState(config.faults)
-    deployments = Deployments(store, ops, faults, state_dir, gcs_dir, config.deploy_timeout_s)
+    from emulator.machines import MachineProfiles
+
+    machines = MachineProfiles.load(config.machine_profiles)
+    deployments = Deployments(
+        store, ops, faults, state_dir, gcs_dir, config.deploy_timeout_s, machines
+    )
     vertex = Vertex(store, ops, deployments, max_model_servers=config.max_model_servers)
     for problem in vertex.stored_problems():
         log.warning("stored resource breaks a rule (kept; listable and deletable): %s", problem)

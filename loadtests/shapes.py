@@ -135,6 +135,11 @@ class RunState:
 RUN = RunState()
 
 
+def _token_rate(summary: dict[str, Any], seconds: float) -> float:
+    count, mean = summary.get("count") or 0, summary.get("mean")
+    return count * mean / seconds if count and mean is not None and seconds > 0 else 0.0
+
+
 def stage_row(stats: LlmStats, rate: float, seconds: float, o) -> dict[str, Any]:
     """One stage's numbers and its SLO verdict (see the module docstring)."""
     s = stats.summary()
@@ -150,6 +155,8 @@ def stage_row(stats: LlmStats, rate: float, seconds: float, o) -> dict[str, Any]
         "ttft_p95_ms": s["ttft_ms"]["p95"],
         "tpot_p95_ms": s["tpot_ms"]["p95"],
         "goodput_rps": counts["good"] / seconds,
+        # tokens the successful requests of this stage generated, per second of the stage
+        "output_tokens_per_s": _token_rate(s["output_tokens"], seconds),
         "delayed": counts["delayed"],
     }
     broken = []

@@ -100,11 +100,25 @@ DEFAULTS: dict[str, Any] = {
     # tokens, a dataset, a shared prefix, sessions. "": the locustfile's prompts file and
     # max_new_tokens.
     "workload": "",
+    # Right-sizing (pipelines/candidates.py): the machine shapes to compare, each deployed
+    # and swept on its own endpoint; the rate (or output tokens/s) the model must carry.
+    # Only the right-sizing graph (build_pipeline(rightsize=True)) reads them.
+    "candidates": [],
+    "required_rps": 0.0,
+    "required_tokens_per_s": 0.0,
 }
 
 
-def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
+def build_pipeline(
+    notify_emails: tuple[str, ...] | list[str] = (), rightsize: bool = False, parallelism: int = 1
+):
     """Return the pipeline function.
+
+    `rightsize`: the right-sizing graph: the create, deploy, load test and record of one run
+    fan out with `dsl.ParallelFor` over the `candidates` parameter, `parallelism` branches
+    at a time (KFP takes it at compile time), and a recommendation task after the fan-out
+    names the cheapest candidate that meets the SLO (components/recommend.py) in place of
+    the single run's gate. The clean-up exit task takes every endpoint of the run down.
 
     `notify_emails`: recipients of GCPC's `VertexNotificationEmailOp`, compiled in (Vertex AI
     only: GCPC documents that it "works only on Vertex Pipelines"; the embedded Vertex AI
@@ -120,9 +134,11 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
     from google_cloud_pipeline_components.types.artifact_types import VertexModel
     from google_cloud_pipeline_components.v1.endpoint import EndpointCreateOp, ModelDeployOp
 
+    from components.candidate_labels import candidate_labels
     from components.cleanup import cleanup_endpoints
     from components.load_test import locust_load_test
     from components.make_labels import make_labels
+    from components.recommend import recommend
     from components.record_run import record_run
     from components.reference_answers import reference_answers
     from components.serving_api import serving_api
@@ -194,6 +210,9 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
         notify_topic: str = d["notify_topic"],
         notify_timeout_s: float = d["notify_timeout_s"],
         workload: str = d["workload"],
+        candidates: list = d["candidates"],
+        required_rps: float = d["required_rps"],
+        required_tokens_per_s: float = d["required_tokens_per_s"],
     ):
         model_import = dsl.importer(
             artifact_uri=model_uri,
@@ -211,6 +230,7 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
             deploy_timeout_s=deploy_timeout_s,
             duration=duration,
             cleanup_timeout_s=cleanup_timeout_s,
+            candidates=candidates,
         ).set_display_name("labels")
 
         # Before anything is created: a container no rule knows costs no deploy.
@@ -239,39 +259,27 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
             notify_timeout_s=notify_timeout_s,
         ).set_display_name("clean up")
 
-        with dsl.ExitHandler(cleanup, name=EXIT_HANDLER_NAME) as exit_handler:
+        def branch(endpoint_labels, machine, accelerator, count, low, high, candidate=None):
+            """Create, deploy, load-test and record on one machine shape."""
             create = EndpointCreateOp(
                 project=project,
                 location=location,
                 display_name=endpoint_display_name,
-                labels=labels.output,
+                labels=endpoint_labels,
                 encryption_spec_key_name=encryption_spec_key_name,
             ).set_display_name("create endpoint")
             create.after(serving)
             endpoint = create.outputs["endpoint"]
-            # Beside the endpoint's creation, before the deploy: a reference that cannot be
-            # loaded or a bad expectations line stops the run before anything is deployed.
-            reference = reference_answers(
-                model=model,
-                location=location,
-                api_endpoint=api_endpoint,
-                api=serving.output,
-                reference_model=reference_model,
-                expectations=expectations,
-                parity_tokens=parity_tokens,
-                reference_max_mb=reference_max_mb,
-                cache=reference_cache,
-            ).set_display_name("reference answers")
             deploy = ModelDeployOp(
                 model=model_import.output,
                 endpoint=endpoint,
                 traffic_split={"0": 100},
                 deployed_model_display_name=endpoint_display_name,
-                dedicated_resources_machine_type=machine_type,
-                dedicated_resources_accelerator_type=accelerator_type,
-                dedicated_resources_accelerator_count=accelerator_count,
-                dedicated_resources_min_replica_count=min_replicas,
-                dedicated_resources_max_replica_count=max_replicas,
+                dedicated_resources_machine_type=machine,
+                dedicated_resources_accelerator_type=accelerator,
+                dedicated_resources_accelerator_count=count,
+                dedicated_resources_min_replica_count=low,
+                dedicated_resources_max_replica_count=high,
             ).set_display_name("deploy model")
             deploy.after(reference)
             load_test = (
@@ -319,11 +327,11 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
                 job_id=job,
                 location=location,
                 api_endpoint=api_endpoint,
-                machine_type=machine_type,
-                accelerator_type=accelerator_type,
-                accelerator_count=accelerator_count,
-                min_replicas=min_replicas,
-                max_replicas=max_replicas,
+                machine_type=machine,
+                accelerator_type=accelerator,
+                accelerator_count=count,
+                min_replicas=low,
+                max_replicas=high,
                 users=users,
                 spawn_rate=spawn_rate,
                 duration=duration,
@@ -334,21 +342,83 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
                 min_parity=min_parity,
                 min_expect_pass=min_expect_pass,
                 slo_checks=slo_checks,
+                **({"candidate": candidate} if candidate is not None else {}),
             ).set_display_name("record and verdict")
-            gate = slo_gate(
-                metrics=load_test.outputs["metrics"],
-                max_p95_ms=slo_p95_ms,
-                max_failure_ratio=max_failure_ratio,
-                min_rps=min_rps,
-                regression_verdict=record.outputs["Output"],
-                regression=regression,
-                trigger=trigger,
-                extra_checks=slo_checks,
-                min_parity=min_parity,
-                min_expect_pass=min_expect_pass,
-                correctness_drift=correctness_drift,
-                history=history,
-            ).set_display_name("gate")
+            return [create, deploy, load_test, record]
+
+        with dsl.ExitHandler(cleanup, name=EXIT_HANDLER_NAME) as exit_handler:
+            # Before the deploy: a reference that cannot be loaded or a bad expectations
+            # line stops the run before anything is deployed (beside the endpoint's creation).
+            reference = reference_answers(
+                model=model,
+                location=location,
+                api_endpoint=api_endpoint,
+                api=serving.output,
+                reference_model=reference_model,
+                expectations=expectations,
+                parity_tokens=parity_tokens,
+                reference_max_mb=reference_max_mb,
+                cache=reference_cache,
+            ).set_display_name("reference answers")
+            if rightsize:
+                # One endpoint per candidate, `parallelism` at a time (GPU quota is finite;
+                # offline 1, so that candidates do not share this machine's CPU).
+                with dsl.ParallelFor(candidates, parallelism=parallelism) as c:
+                    branch_labels = candidate_labels(
+                        labels=labels.output, candidate=c
+                    ).set_display_name("candidate labels")
+                    tasks = [branch_labels] + branch(
+                        branch_labels.output,
+                        c.machine_type,
+                        c.accelerator_type,
+                        c.accelerator_count,
+                        c.replicas,
+                        c.replicas,
+                        candidate=c,
+                    )
+                # Whatever each branch did: a failed deploy is a candidate marked failed.
+                choice = (
+                    recommend(
+                        candidates=candidates,
+                        run_id=run_id,
+                        job_id=job,
+                        history=history,
+                        prices=prices,
+                        required_rps=required_rps,
+                        required_tokens_per_s=required_tokens_per_s,
+                        sweep_rates=sweep_rates,
+                    )
+                    .after(*tasks)
+                    .ignore_upstream_failure()
+                    .set_display_name("recommendation")
+                )
+                tasks.append(choice)
+            else:
+                tasks = branch(
+                    labels.output,
+                    machine_type,
+                    accelerator_type,
+                    accelerator_count,
+                    min_replicas,
+                    max_replicas,
+                )
+                create, deploy, load_test, record = tasks
+                tasks.append(
+                    slo_gate(
+                        metrics=load_test.outputs["metrics"],
+                        max_p95_ms=slo_p95_ms,
+                        max_failure_ratio=max_failure_ratio,
+                        min_rps=min_rps,
+                        regression_verdict=record.outputs["Output"],
+                        regression=regression,
+                        trigger=trigger,
+                        extra_checks=slo_checks,
+                        min_parity=min_parity,
+                        min_expect_pass=min_expect_pass,
+                        correctness_drift=correctness_drift,
+                        history=history,
+                    ).set_display_name("gate")
+                )
 
         if notify_emails:
             from google_cloud_pipeline_components.v1.vertex_notification_email import (
@@ -364,8 +434,7 @@ def build_pipeline(notify_emails: tuple[str, ...] | list[str] = ()):
             email.set_caching_options(False)
 
         # A cached create or deploy would skip the very resources the run must prove.
-        tasks = (model_import, locustfile_import, labels, serving, cleanup, create, deploy)
-        for task in (*tasks, reference, load_test, record, gate):
+        for task in (model_import, locustfile_import, labels, serving, cleanup, reference, *tasks):
             task.set_caching_options(False)
 
     return deploytest_pipeline

@@ -34,6 +34,8 @@ class SubmitRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
     # GCPC's VertexNotificationEmailOp recipients, compiled in (not with a template URI)
     notify_emails: list[str] = field(default_factory=list)
+    # right-sizing branches at once (compiled in; candidates in `parameters`)
+    parallelism: int = 2
 
     def validate(self) -> None:
         check.project(self.project)
@@ -53,6 +55,11 @@ class SubmitRequest:
             not (self.notify_emails and self.template_uri),
             "--notify-email is compiled into the pipeline: not with --template-uri (compile "
             "the template with `deploytest compile --notify-email`)",
+        )
+        check.check(
+            not (self.parameters.get("candidates") and self.template_uri),
+            "--candidate needs the right-sizing graph, compiled in: not with --template-uri "
+            "(give --pipeline-file compiled with `deploytest compile --rightsize`, or neither)",
         )
         try:
             validate_labels(self.labels)
@@ -92,15 +99,28 @@ def build_job_body(request: SubmitRequest, pipeline_spec: dict | None = None) ->
     if request.template_uri:
         body["templateUri"] = request.template_uri
     else:
+        from pipelines.compile import is_rightsize_spec
+
+        rightsize = bool(request.parameters.get("candidates"))
         if pipeline_spec is None:
-            pipeline_spec = compiled_vertex_spec(tuple(request.notify_emails))
+            pipeline_spec = compiled_vertex_spec(
+                tuple(request.notify_emails), rightsize, request.parallelism
+            )
+        check.check(
+            is_rightsize_spec(pipeline_spec) == rightsize,
+            "--candidate needs a pipeline compiled with `deploytest compile --rightsize`"
+            if rightsize
+            else "the pipeline file is the right-sizing graph: give --candidate (two or more)",
+        )
         body["pipelineSpec"] = pipeline_spec
     return body
 
 
-def compiled_vertex_spec(notify_emails: tuple[str, ...] = ()) -> dict:
-    """Compile the pipeline (with GCPC's email op for `notify_emails`) and return its spec
-    as a dict."""
+def compiled_vertex_spec(
+    notify_emails: tuple[str, ...] = (), rightsize: bool = False, parallelism: int = 2
+) -> dict:
+    """Compile the pipeline (with GCPC's email op for `notify_emails`; the right-sizing
+    graph with `rightsize`) and return its spec as a dict."""
     import tempfile
 
     import yaml
@@ -108,7 +128,12 @@ def compiled_vertex_spec(notify_emails: tuple[str, ...] = ()) -> dict:
     from pipelines.compile import compile_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = compile_pipeline(Path(tmp) / "pipeline.yaml", notify_emails=notify_emails)
+        path = compile_pipeline(
+            Path(tmp) / "pipeline.yaml",
+            notify_emails=notify_emails,
+            rightsize=rightsize,
+            parallelism=parallelism,
+        )
         return yaml.safe_load(path.read_text())
 
 

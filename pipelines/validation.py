@@ -253,6 +253,7 @@ def pipeline_parameters(params: dict) -> None:
     load_shape(p)
     correctness(p)
     workload(p)
+    rightsize(p)
     try:
         validate_labels(p["cost_labels"])
         validate_prices(p["prices"])
@@ -425,6 +426,31 @@ def load_shape(p: dict) -> None:
             parse_check(spec)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def rightsize(p: dict) -> None:
+    """Candidates (pipelines/candidates.py) need a sweep to find each knee, an SLO to find
+    it against, and a history where every branch records what it measured."""
+    from pipelines.candidates import check_candidates
+
+    candidates = check_candidates(p["candidates"])
+    within(float(p["required_rps"]), 0, LIMITS["rate"], "the required requests/s")
+    within(float(p["required_tokens_per_s"]), 0, LIMITS["rate"], "the required tokens/s")
+    if not candidates:
+        check(
+            not float(p["required_rps"]) and not float(p["required_tokens_per_s"]),
+            "a required rate chooses between candidates: give two or more --candidate",
+        )
+        return
+    check(
+        p["load_shape"] == "sweep",
+        "right-sizing sweeps each candidate to its knee: give --load-shape sweep (with "
+        f"--sweep-rates), not {p['load_shape']!r}",
+    )
+    check(
+        bool(p["history"]),
+        "right-sizing keeps each candidate's result in the run history: give --history",
+    )
 
 
 def options_from_parameters(p: dict):

@@ -156,3 +156,33 @@ def distribution_chart(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     return _svg(fig)
+
+
+def cost_throughput_chart(points: Sequence[tuple[str, float, float, bool]]) -> str | None:
+    """Right-sizing: one dot per candidate at (output tokens/s at its knee, USD per million
+    output tokens there), labelled, the recommended one filled. None without two points."""
+    points = [p for p in points if p[1] and p[2] is not None]
+    if len(points) < 2:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.0), dpi=96)
+    ax = fig.subplots()
+    for label, tokens, usd, chosen in points:
+        ax.scatter(
+            [tokens],
+            [usd],
+            s=46,
+            color="#4e9a06" if chosen else "white",
+            edgecolors="#4e9a06" if chosen else "#3465a4",
+            linewidths=1.4,
+            zorder=3,
+        )
+        ax.annotate(label, (tokens, usd), textcoords="offset points", xytext=(6, 4), fontsize=7)
+    ax.set_title("cost against throughput at each candidate's knee", fontsize=10)
+    ax.set_xlabel("output tokens/s at the knee", fontsize=8)
+    ax.set_ylabel("USD per million output tokens", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.3)
+    ax.margins(0.25)
+    return _svg(fig)

@@ -62,6 +62,10 @@ class ReportData:
     correctness: Mapping[str, Any] | None = None  # correctness.json (correctness/phase.py)
     cost: Mapping[str, Any] | None = None  # components.cost.run_cost
     cost_note: str = ""  # why there is no cost (yet)
+    # a right-sizing run: recommendation.json (components/runtime/recommend.py) and each
+    # candidate's own run report (a relative link, by candidate key)
+    recommendation: Mapping[str, Any] | None = None
+    candidate_reports: Mapping[str, str] = field(default_factory=dict)
 
 
 def _e(value: Any) -> str:
@@ -299,6 +303,97 @@ def _cost(d: ReportData) -> str:
     return out
 
 
+def _bill(d: ReportData, candidate: Mapping[str, Any]) -> str:
+    """What this run paid for the candidate's endpoint (its deploy and sweep)."""
+    for item in (d.cost or {}).get("items", []):
+        same = (item.get("machine_type"), item.get("accelerator_type") or "") == (
+            candidate.get("machine_type"),
+            candidate.get("accelerator_type") or "",
+        ) and int(item.get("replicas") or 1) == int(candidate.get("replicas", 1))
+        if same and item.get("usd") is not None:
+            return f"${item['usd']:.4f} ({item['seconds']:.0f} s)"
+    return "–"
+
+
+def _rightsize(d: ReportData) -> str:
+    from components.runtime.candidate_labels import candidate_run_id
+    from reports.charts import cost_throughput_chart
+
+    rec = d.recommendation or {}
+    chosen = rec.get("recommended")
+    rows, points = [], []
+    for row in rec.get("candidates", []):
+        key = row.get("key", "")
+        name = _e(row.get("description") or key)
+        link = d.candidate_reports.get(
+            candidate_run_id(rec.get("run_label", ""), row.get("candidate") or {})
+        )
+        if link:
+            name = f'<a href="{_e(link)}">{name}</a>'
+        is_chosen = chosen is not None and row.get("candidate") == chosen
+        rows.append(
+            [
+                name + (" <b>(recommended)</b>" if is_chosen else ""),
+                _word("PASS" if row.get("meets") else "FAIL"),
+                _e(_fmt(row.get("knee_rps"), "g"))
+                + (" (sweep's top)" if row.get("knee_capped") else ""),
+                _e(_fmt(row.get("output_tokens_per_s"), ".0f")),
+                _e(_fmt(row.get("usd_per_hour"), ".4f")),
+                _e(_fmt(row.get("usd_per_million_output_tokens"), ".2f")),
+                _e(_fmt(row.get("replicas_needed"), "d")),
+                _e(_fmt(row.get("usd_per_hour_needed"), ".4f")),
+                _e(_bill(d, row.get("candidate") or {})),
+                _e(row.get("reason") or row.get("price_note") or ""),
+            ]
+        )
+        points.append(
+            (
+                key,
+                row.get("output_tokens_per_s"),
+                row.get("usd_per_million_output_tokens"),
+                is_chosen,
+            )
+        )
+    if chosen:
+        from components.runtime.candidate_labels import describe
+
+        need = rec.get("required_rps") or rec.get("required_output_tokens_per_s")
+        unit = "requests/s" if rec.get("required_rps") else "output tokens/s"
+        why = f"for {need:g} {unit}" if need else "lowest USD per million output tokens"
+        head = (
+            f"<p id='recommended'>Recommended: <b>{_e(describe(chosen))}</b> x "
+            f"{_e(rec.get('replicas'))} replica(s), {_e(why)}, "
+            f"${_e(_fmt(rec.get('usd_per_hour'), '.4f'))} per hour.</p>"
+        )
+    else:
+        head = f"<p id='recommended'>{_word('FAIL')} No recommendation: {_e(rec.get('reason'))}</p>"
+    chart = cost_throughput_chart(points)
+    notes = (
+        "<p class='muted'>A candidate's capacity is its knee: the highest offered rate whose "
+        "stage, and every one before it, met every SLO. Replicas are assumed to share the "
+        "load evenly (not measured). Prices come from the run's price table (see Cost); a "
+        "type the table lacks is never guessed. Offline, machine types differ only through "
+        "the embedded Vertex AI's machine profiles (emulator/machine_profiles.json): those "
+        "figures are the emulator's, not the machines'.</p>"
+    )
+    table = _table(
+        (
+            "candidate",
+            "meets SLO",
+            "knee req/s",
+            "out tok/s at knee",
+            "USD/h",
+            "USD/1M out tokens",
+            "replicas needed",
+            "USD/h needed",
+            "this run's bill",
+            "note",
+        ),
+        rows,
+    )
+    return head + table + (f"<div class='chart'>{chart}</div>" if chart else "") + notes
+
+
 def _clip(text: str, n: int = 160) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -449,6 +544,13 @@ def _locust(d: ReportData) -> str:
 
 def render(d: ReportData) -> str:
     """The report page as one HTML string."""
+    if d.recommendation is not None:
+        sections = [
+            ("Right-sizing", _rightsize(d)),
+            ("Cost", _cost(d)),
+            ("Clean-up", _cleanup(d)),
+        ]
+        return _page(d, sections)
     sections = [
         ("Verdict", _summary(d)),
         ("SLO gate", _slo(d)),
@@ -462,6 +564,10 @@ def render(d: ReportData) -> str:
         ("Clean-up", _cleanup(d)),
         ("Locust report", _locust(d)),
     ]
+    return _page(d, sections)
+
+
+def _page(d: ReportData, sections: Sequence[tuple[str, str]]) -> str:
     body = "".join(f"<section><h2>{_e(t)}</h2>{html_}</section>" for t, html_ in sections)
     notes = "".join(f"<p class='muted'>{_e(n)}</p>" for n in d.notes)
     return (
@@ -496,6 +602,8 @@ def build_report(
     locust_report_link: str = "",
     cost: Mapping[str, Any] | None = None,
     cost_note: str = "",
+    recommendation: Mapping[str, Any] | None = None,
+    candidate_reports: Mapping[str, str] | None = None,
 ) -> str:
     """The report page of one run from what it left: its stats folder, record and verdict.
 
@@ -527,6 +635,8 @@ def build_report(
             correctness=correctness if isinstance(correctness, dict) else None,
             cost=cost,
             cost_note=cost_note,
+            recommendation=recommendation,
+            candidate_reports=dict(candidate_reports or {}),
         )
     )
 
@@ -579,9 +689,24 @@ def write_run_report(run_dir: str | Path, parameters: Mapping[str, Any]) -> Path
         cost_note="No cost: the run has no summary with a clean-up record.",
         cleanup_note="No clean-up record: the exit task did not write one.",
         locust_report_link=LOCUST_REPORT if (run_dir / LOCUST_REPORT).is_file() else "",
+        recommendation=read_json(run_dir / "recommendation.json")
+        if (run_dir / "recommendation.json").is_file()
+        else None,
+        candidate_reports=_candidate_reports(run_dir),
     )
     if notes:
         page = page.replace("<body>", "<body>" + "".join(f"<p>{_e(n)}</p>" for n in notes), 1)
     out = run_dir / "report.html"
     out.write_text(page, encoding="utf-8")
+    return out
+
+
+def _candidate_reports(run_dir: Path) -> dict[str, str]:
+    """Each right-sizing branch's own run report in the job's outputs, by candidate key
+    (from the branch's run.json: its run id ends with the key)."""
+    out = {}
+    for report in sorted(run_dir.glob("kfp/*/for-loop-*-iteration-*/record-run/report")):
+        record = read_json(report.parent / "record" / "run.json")
+        if isinstance(record, dict) and record.get("run_id"):
+            out[record["run_id"]] = str(report.relative_to(run_dir))
     return out

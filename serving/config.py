@@ -31,6 +31,11 @@ ENV_MAX_NEW_TOKENS_CAP = "DEPLOYTEST_MAX_NEW_TOKENS_CAP"
 ENV_LOAD_DELAY_S = "DEPLOYTEST_SERVING_LOAD_DELAY_S"
 ENV_FAIL_EXIT_S = "DEPLOYTEST_SERVING_FAIL_EXIT_S"
 ENV_READ_TIMEOUT_S = "DEPLOYTEST_READ_TIMEOUT_S"
+# A pause after each generation step (one token of every row of a batch): stands in for a
+# slower chip. The embedded Vertex AI sets it per machine type (emulator/machine_profiles.json)
+# so that right-sizing candidates differ measurably on one laptop; 0 on Vertex AI.
+ENV_STEP_DELAY_MS = "DEPLOYTEST_STEP_DELAY_MS"
+MAX_STEP_DELAY_MS = 10_000.0
 
 
 class ConfigError(ValueError):
@@ -52,6 +57,7 @@ class Settings:
     load_delay_s: float = 0.0
     fail_exit_s: float = DEFAULT_FAIL_EXIT_S
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    step_delay_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.model_uri:
@@ -73,6 +79,10 @@ class Settings:
             raise ConfigError(f"max new tokens cap must be >= 1, got {self.max_new_tokens_cap}")
         if self.load_delay_s < 0 or self.fail_exit_s < 0:
             raise ConfigError("load delay and fail exit delay must be >= 0")
+        if not 0 <= self.step_delay_ms <= MAX_STEP_DELAY_MS:
+            raise ConfigError(
+                f"{ENV_STEP_DELAY_MS} must be 0..{MAX_STEP_DELAY_MS:g} ms, got {self.step_delay_ms}"
+            )
         if not 0 < self.read_timeout_s <= 3600:
             raise ConfigError(f"read timeout must be within (0, 3600] s, got {self.read_timeout_s}")
 
@@ -155,4 +165,5 @@ def settings_from(
         load_delay_s=_env(env, ENV_LOAD_DELAY_S, float, 0.0),
         fail_exit_s=_env(env, ENV_FAIL_EXIT_S, float, DEFAULT_FAIL_EXIT_S),
         read_timeout_s=pick("read_timeout_s", ENV_READ_TIMEOUT_S, float, DEFAULT_READ_TIMEOUT_S),
+        step_delay_ms=_env(env, ENV_STEP_DELAY_MS, float, 0.0),
     )

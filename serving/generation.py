@@ -178,11 +178,28 @@ def default_torch_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
+def _step_delay(seconds: float):
+    """A stopping criterion that never stops: transformers calls it once per generation
+    step, after the step's tokens exist, which is where a slower chip would spend longer."""
+    import time
+
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StepDelay(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            time.sleep(seconds)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StepDelay()])
+
+
 class Generator:
     """A loaded model and tokenizer. Not thread-safe: one worker thread owns it."""
 
-    def __init__(self, model_dir: str | Path):
-        """Load with `from_pretrained`: local files only, never the hub."""
+    def __init__(self, model_dir: str | Path, step_delay_s: float = 0.0):
+        """Load with `from_pretrained`: local files only, never the hub. `step_delay_s`:
+        a pause after each generation step (serving/config.py ENV_STEP_DELAY_MS)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -202,6 +219,7 @@ class Generator:
             getattr(config, "n_positions", None) or config.max_position_embeddings
         )
         self.eos_token_id = self.tokenizer.eos_token_id
+        self.step_delay_s = step_delay_s
 
     def generate(
         self, prompts: list[str], params: GenParams, sinks: list | None = None
@@ -238,6 +256,8 @@ class Generator:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
             if params.seed is not None:
                 torch.manual_seed(params.seed)
+        if self.step_delay_s:
+            kwargs["stopping_criteria"] = _step_delay(self.step_delay_s)
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         new_tokens = out[:, enc["input_ids"].shape[1] :].tolist()

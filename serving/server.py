@@ -32,7 +32,7 @@ def _load(settings: Settings, state: ServerState, scratch: Path, on_failure) -> 
 
         model_dir = resolve_model_dir(settings.model_uri, scratch)
         started = time.monotonic()
-        generator = Generator(model_dir)
+        generator = Generator(model_dir, step_delay_s=settings.step_delay_ms / 1000)
         # One tiny generate so the first real request does not pay for lazy initialisation.
         generator.generate(["warm up"], GenParams(max_new_tokens=2))
         batcher = Batcher(
@@ -41,12 +41,13 @@ def _load(settings: Settings, state: ServerState, scratch: Path, on_failure) -> 
         batcher.start()
         state.ready(batcher)
         log.info(
-            "model %s ready in %.1fs on %s (max batch %d, wait %g ms)",
+            "model %s ready in %.1fs on %s (max batch %d, wait %g ms, step delay %g ms)",
             settings.model_uri,
             time.monotonic() - started,
             generator.device,
             settings.max_batch_size,
             settings.max_batch_wait_ms,
+            settings.step_delay_ms,
         )
     except BaseException as exc:  # any failure must reach health and the exit code
         state.failed(f"{type(exc).__name__}: {exc}")

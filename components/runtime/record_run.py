@@ -27,21 +27,28 @@ def record_and_report(
     api_endpoint: str,
     parameters: dict[str, Any],
     gate: dict[str, Any],
+    candidate: dict[str, Any] | None = None,
     log: Callable[[str], None] = lambda line: print(line, flush=True),
 ) -> dict[str, Any]:
     """Write run.json (+ verdict.json) to `record_dir`, append the run to `history`, write
-    the report to `report_path`. Return {"text": verdict.json's text or "", "metadata": the
-    record artifact's metadata}."""
+    the report to `report_path`. A right-sizing branch gives its `candidate`: the entry's run
+    id then names it too (components/runtime/candidate_labels.py). Return {"text":
+    verdict.json's text or "", "metadata": the record artifact's metadata}."""
     from components.runtime.make_labels import run_label
     from history.recorder import record_and_judge, regression_mode
     from reports.run_report import build_report
 
     os.makedirs(record_dir, exist_ok=True)
+    run = run_label(run_id, job_id)
+    if candidate:
+        from components.runtime.candidate_labels import candidate_run_id
+
+        run = candidate_run_id(run, candidate)
     rec, metrics, series, verdict = record_and_judge(
         stats_dir=stats_dir,
         out_dir=record_dir,
         history=history,
-        run_id=run_label(run_id, job_id),
+        run_id=run,
         pipeline_job="" if "{{" in job_id else job_id,  # an unresolved placeholder
         model=model_resource,
         template=template,

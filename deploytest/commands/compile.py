@@ -22,6 +22,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "REGION-docker.pkg.dev/P/REPO/components:COMMIT, as cloudbuild.yaml pushes it); "
         "default: $DEPLOYTEST_COMPONENT_IMAGE, else a placeholder no build pushes",
     )
+    p.add_argument(
+        "--rightsize",
+        action="store_true",
+        help="compile the right-sizing graph: the deploy, sweep and record fan out over the "
+        "`candidates` parameter (dsl.ParallelFor) and a recommendation names the cheapest "
+        "candidate that meets the SLO",
+    )
+    p.add_argument(
+        "--parallelism",
+        type=int,
+        default=2,
+        metavar="N",
+        help="right-sizing: candidates deployed at once (KFP takes it at compile time; each is "
+        "a paid endpoint and GPU quota is finite; 1-16, default: %(default)s)",
+    )
     from deploytest.commands.options import add_email_option
 
     add_email_option(p)
@@ -45,7 +60,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         notify_emails(args.notify_emails)
-        out = compile_pipeline(args.output, args.component_image, tuple(args.notify_emails))
+        out = compile_pipeline(
+            args.output,
+            args.component_image,
+            tuple(args.notify_emails),
+            rightsize=args.rightsize,
+            parallelism=args.parallelism,
+        )
     except (InputError, ValueError) as exc:
         print(f"deploytest compile: {exc}", file=sys.stderr)
         return 2

@@ -122,7 +122,52 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
         "bound on sending the message, every destination together (0.1-300 s); a failing "
         "destination never fails the clean-up",
     ),
+    "--required-rps": (
+        "required_rps",
+        float,
+        "right-sizing: the requests/s the model must carry; the recommendation is the "
+        "cheapest candidate (with as many replicas as it needs) that carries it (0: the "
+        "lowest price per million output tokens at the knee)",
+    ),
+    "--required-tokens-per-s": (
+        "required_tokens_per_s",
+        float,
+        "right-sizing: the output tokens/s the model must carry (0: none)",
+    ),
 }
+
+
+def add_candidate_options(group) -> None:
+    """`--candidate`, `--candidates` (run, submit, compile's --rightsize): right-sizing."""
+    group.add_argument(
+        "--candidate",
+        action="append",
+        dest="candidate_specs",
+        default=[],
+        metavar="MACHINE[,ACCELERATOR:COUNT][,replicas=N]",
+        help="right-sizing: one machine shape to deploy and sweep to its knee, e.g. "
+        "n1-standard-8 or g2-standard-8,NVIDIA_L4:1,replicas=2 (repeatable; two or more: "
+        "each its own endpoint, then the cheapest that meets the SLO is recommended; needs "
+        "--load-shape sweep)",
+    )
+    group.add_argument(
+        "--candidates",
+        dest="candidates_file",
+        default="",
+        metavar="FILE",
+        help="right-sizing: a JSON list of candidates, each {machine_type, accelerator_type, "
+        "accelerator_count, replicas} (with --candidate: both)",
+    )
+
+
+def candidates_from(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The candidates the options give, checked ([] for a single run)."""
+    from pipelines.candidates import check_candidates, parse_spec, read_file
+
+    found = [parse_spec(s) for s in getattr(args, "candidate_specs", [])]
+    if getattr(args, "candidates_file", ""):
+        found += read_file(args.candidates_file)
+    return check_candidates(found)
 
 
 def add_workload_options(group) -> None:
@@ -216,6 +261,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser, defaults: dict | None 
         "table in components/prices.json (repeatable), e.g. NVIDIA_TESLA_T4=0.40",
     )
     add_workload_options(group)
+    add_candidate_options(group)
 
 
 def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -232,6 +278,7 @@ def pipeline_parameters(args: argparse.Namespace) -> dict[str, Any]:
     params["stream"] = args.stream
     params["slo_checks"] = list(args.slo_checks)
     params["workload"] = workload_json(args)
+    params["candidates"] = candidates_from(args)
     return params
 
 

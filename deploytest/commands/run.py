@@ -91,6 +91,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "serves other weights than the model's artifact: the correctness gate fails)",
     )
     p.add_argument(
+        "--fault-machine-type",
+        default="",
+        metavar="TYPE",
+        help="with --fault deploy-fail or deploy-hang: only deploys on this machine type "
+        "fail (e.g. one right-sizing candidate; default: every deploy)",
+    )
+    p.add_argument(
         "--output-dir",
         default="runs",
         help="where run folders go: a writable directory, or a new one whose parent exists "
@@ -146,6 +153,14 @@ def run(args: argparse.Namespace) -> int:
                 raise check.InputError(str(exc)) from None
             if params["deploy_timeout_s"] == LOCAL_DEFAULTS["deploy_timeout_s"]:
                 params["deploy_timeout_s"] = VLLM_DEPLOY_TIMEOUT_S
+        check.check(
+            not args.fault_machine_type or args.fault in ("deploy-fail", "deploy-hang"),
+            "--fault-machine-type narrows --fault deploy-fail or deploy-hang",
+        )
+        if args.fault_machine_type:
+            from pipelines.candidates import check_candidate
+
+            check_candidate({"machine_type": args.fault_machine_type}, "--fault-machine-type")
         if params["history"] == LOCAL_DEFAULTS["history"]:
             params["history"] = str(Path(args.output_dir) / "history")
         check.pipeline_parameters(params)
@@ -191,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         demo_size=args.demo_size,
         fault=args.fault,
         serving=args.serving,
+        fault_machine_type=args.fault_machine_type,
         parameters=params,
         run_id=run_id,
     )

@@ -60,6 +60,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_pipeline_options(p)
     add_email_option(p)
+    p.add_argument(
+        "--parallelism",
+        type=int,
+        default=2,
+        metavar="N",
+        help="right-sizing (--candidate): candidates deployed at once, compiled in (each a "
+        "paid endpoint; GPU quota is finite; 1-16, default: %(default)s)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the request, send nothing")
     p.add_argument("--json", action="store_true", help="print only the JSON body")
     p.add_argument(
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             "version, not a tag",
         )
         check(0.1 <= args.poll_s <= 600, "--poll-s must be within [0.1, 600]")
+        check(1 <= args.parallelism <= 16, "--parallelism must be within [1, 16]")
         check(args.wait_timeout_s > 0, "--wait-timeout-s must be > 0")
         check(0 <= args.model_wait_s <= 3600, "--model-wait-s must be within [0, 3600]")
         request = SubmitRequest(
@@ -137,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             kms_key_name=args.kms_key_name,
             notify_emails=list(args.notify_emails),
+            parallelism=args.parallelism,
         )
         body = build_job_body(
             request, _read_spec(args.pipeline_file) if args.pipeline_file else None

@@ -66,6 +66,7 @@ class RunOptions:
     # also the pipeline job id, so the run label is both (pipelines/pipeline.py)
     run_id: str = field(default_factory=lambda: new_run_id())
     serving: str = "deploytest"  # what serves the demo model: ours, or vllm
+    fault_machine_type: str = ""  # the deploy fault hits only this machine type ("": all)
 
 
 def new_run_id() -> str:
@@ -157,6 +158,12 @@ class LocalRun:
         fault = FAULTS.get(self.o.fault, {}) if self.o.fault else {}
         if self.o.fault == "slo-breach":
             fault = {"predict_latency_ms": int(self.params["slo_p95_ms"] * 1.5) + 100}
+        if fault and self.o.fault_machine_type:
+            fault = {**fault, "deploy_machine_type": self.o.fault_machine_type}
+        extra = []
+        if self.params["candidates"]:
+            # machine types differ measurably only through the emulator's table (its README)
+            extra = ["--machine-profiles", "default"]
         if self.api_endpoint:
             self.say(f"using the emulator at {self.api_endpoint}")
         else:
@@ -168,7 +175,7 @@ class LocalRun:
             # the run gives it; the run's own watchdog keeps the run's bound.
             timeout = str(max(EMULATOR_DEPLOY_TIMEOUT_S, self.params["deploy_timeout_s"]))
             self.emulator = EmulatorProcess(
-                self.run_dir / "emulator", extra_args=["--deploy-timeout-s", timeout]
+                self.run_dir / "emulator", extra_args=["--deploy-timeout-s", timeout, *extra]
             )
             self.emulator.start()
             self.api_endpoint = self.emulator.url
@@ -258,7 +265,11 @@ class LocalRun:
     def _compile(self) -> Path:
         from pipelines.compile import compile_pipeline
 
-        spec_path = compile_pipeline(self.run_dir / "pipeline.yaml")
+        # Offline the candidates go one at a time: side by side they would share this
+        # machine's CPU and measure each other.
+        spec_path = compile_pipeline(
+            self.run_dir / "pipeline.yaml", rightsize=bool(self.params["candidates"])
+        )
         self.say(f"compiled the pipeline to {spec_path}")
         return spec_path
 

@@ -9,8 +9,9 @@ from typing import Any
 
 
 def collect_results(run_dir: Path) -> dict[str, Any]:
-    """Copy the report, stats, metrics, record and clean-up record from the job's outputs
-    (`run_dir/kfp/<job id>/<task>/<output>`) to the run folder's top level; return
+    """Copy the report, stats, metrics, record, recommendation and clean-up record from the
+    job's outputs (`run_dir/kfp/<job id>/<task>/<output>`) to the run folder's top level;
+    return
     {"metrics": ..., "cleanup": ...} for what was found."""
     kfp_root = run_dir / "kfp"
     results: dict[str, Any] = {}
@@ -24,6 +25,11 @@ def collect_results(run_dir: Path) -> dict[str, Any]:
                     shutil.copy(path / name, run_dir / name)
         elif task == "locust-load-test" and output == "stats" and path.is_dir():
             shutil.copytree(path, run_dir / "stats", dirs_exist_ok=True)
+        elif task == "recommend" and output == "recommendation" and path.is_dir():
+            chosen = path / "recommendation.json"
+            if chosen.is_file():
+                shutil.copy(chosen, run_dir / "recommendation.json")
+                results["recommendation"] = json.loads(chosen.read_text())
         elif task == "cleanup-endpoints" and output == "record" and path.is_file():
             shutil.copy(path, run_dir / "cleanup.json")
             results["cleanup"] = json.loads(path.read_text())

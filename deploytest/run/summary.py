@@ -8,6 +8,7 @@ from typing import Any
 
 GATE_TASK = "slo-gate"
 OUTPUT_FILES = ("report.html", "metrics.json", "run.json", "cleanup.json", "pipeline.log")
+OUTPUT_FILES += ("recommendation.json",)
 
 
 def slo_checks(metrics: dict[str, Any] | None, params: dict[str, Any]) -> list:
@@ -18,9 +19,44 @@ def slo_checks(metrics: dict[str, Any] | None, params: dict[str, Any]) -> list:
     return gate_checks(metrics, params)
 
 
+# A right-sizing branch's tasks: one failing marks its candidate failed, not the run.
+BRANCH_TASKS = ("candidate-labels", "endpoint-create", "model-deploy", "locust-load-test")
+BRANCH_TASKS += ("record-run",)
+
+
+def _judge_rightsize(results: dict[str, Any]) -> dict[str, Any]:
+    """PASS only if a candidate was recommended, every task outside the branches
+    succeeded, clean-up finished and nothing was left behind."""
+    rec = results.get("recommendation") or {}
+    tasks = results.get("tasks", {})
+    failed = [t for t, s in tasks.items() if s != "SUCCESS"]
+    outside = [t for t in failed if t not in BRANCH_TASKS and not t.startswith("for-loop")]
+    reasons = []
+    if outside and outside != ["recommend"]:
+        reasons.append(f"{', '.join(outside)} failed")
+    if not rec.get("recommended"):
+        why = rec.get("reason") or "the recommendation task did not write one"
+        reasons.append(f"no candidate recommended: {why}")
+    cleanup = results.get("cleanup") or results.get("fallback_cleanup")
+    if not (cleanup and cleanup.get("ok", False)):
+        reasons.append("clean-up did not finish")
+    left = results.get("left") or {}
+    if left.get("endpoints") or left.get("processes"):
+        reasons.append("resources were left behind")
+    return {
+        "verdict": "FAIL" if reasons else "PASS",
+        "reasons": reasons,
+        "failed_tasks": failed,
+        "checks": [],
+    }
+
+
 def judge(results: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """PASS only if every task succeeded, the SLO gate passed, clean-up finished and
-    nothing was left behind; else FAIL with the reasons."""
+    nothing was left behind; else FAIL with the reasons. A right-sizing run: see
+    _judge_rightsize."""
+    if params.get("candidates"):
+        return _judge_rightsize(results)
     metrics = results.get("metrics")
     cleanup = results.get("cleanup") or results.get("fallback_cleanup")
     tasks = results.get("tasks", {})
@@ -64,7 +100,9 @@ def lines(results: dict[str, Any], params: dict[str, Any], run_dir: Path) -> lis
     if choice:
         counted = f"; output tokens from {metrics['output_tokens_source']}" if metrics else ""
         out.append(f"  serving API  {choice['api']} ({choice['why']}){counted}")
-    if metrics:
+    if params.get("candidates"):
+        out += rightsize_lines(results.get("recommendation"))
+    elif metrics:
         checks = [SloCheck(**check) for check in outcome["checks"]]
         out += [
             latency_line(metrics),
@@ -160,4 +198,50 @@ def correctness_lines(metrics: dict[str, Any]) -> list[str]:
         out.append(f"  expectations {expect:.0%} of {phase['expectations']} met")
     if phase.get("note"):
         out.append(f"  correctness  {phase['note']}")
+    return out
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def rightsize_lines(rec: dict[str, Any] | None) -> list[str]:
+    """The candidates' table and the recommendation (components/runtime/recommend.py)."""
+    if not rec:
+        return ["  right-sizing no recommendation was written (see the failed tasks)"]
+    out = [
+        "  right-sizing (capacity = the knee; replicas share the load evenly: assumed; >=: the "
+        "sweep's top rate, a lower bound)"
+    ]
+    header = ("candidate", "knee req/s", "out tok/s", "USD/h", "USD/1M out", "replicas", "")
+    rows = [header]
+    for row in rec["candidates"]:
+        rows.append(
+            (
+                row.get("description") or row.get("key", "?"),
+                (">=" if row.get("knee_capped") else "") + _num(row["knee_rps"], "g"),
+                _num(row["output_tokens_per_s"], ".0f"),
+                _num(row["usd_per_hour"], ".4f"),
+                _num(row["usd_per_million_output_tokens"], ".2f"),
+                _num(row["replicas_needed"], "d"),
+                row["outcome"] + (f": {row['reason']}" if row["reason"] else ""),
+            )
+        )
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header) - 1)]
+    for r in rows:
+        cells = [str(c).ljust(w) for c, w in zip(r[:-1], widths, strict=True)]
+        out.append("    " + "  ".join(cells) + "  " + r[-1])
+    chosen = rec.get("recommended")
+    if chosen:
+        from components.runtime.candidate_labels import describe
+
+        need = rec.get("required_rps") or rec.get("required_output_tokens_per_s")
+        unit = "requests/s" if rec.get("required_rps") else "output tokens/s"
+        at = f" for {need:g} {unit}" if need else " (lowest USD per million output tokens)"
+        out.append(
+            f"  recommended  {describe(chosen)} x {rec['replicas']} replica(s){at}: "
+            f"{_num(rec['usd_per_hour'], '.4f')} USD/h"
+        )
+    else:
+        out.append(f"  recommended  none: {rec.get('reason')}")
     return out

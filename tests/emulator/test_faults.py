@@ -35,6 +35,22 @@ def test_deploy_fail_fault_raises_and_leaves_nothing(aiplatform, emulator):
     endpoint.delete()
 
 
+def test_a_deploy_fault_can_hit_one_machine_type_only(aiplatform, emulator):
+    model = upload_fake(aiplatform)
+    endpoint = aiplatform.Endpoint.create(display_name="ep-one-type")
+    emulator.set_faults({"deploy": "fail", "deploy_machine_type": "e2-standard-4"})
+    try:
+        with pytest.raises(gexc.InternalServerError, match="fault injected: deploy=fail"):
+            model.deploy(endpoint=endpoint, machine_type="e2-standard-4")
+        model.deploy(endpoint=endpoint, machine_type="n1-standard-2")  # another type deploys
+        assert len(endpoint.list_models()) == 1 and len(emulator.processes()) == 1
+    finally:
+        emulator.set_faults({"deploy": None, "deploy_machine_type": ""})
+        endpoint.undeploy_all()
+        endpoint.delete()
+    assert emulator.processes() == []
+
+
 def test_crashing_container_fails_deploy_with_log_tail(aiplatform, emulator):
     model = upload_fake(aiplatform, env={"FAKE_EXIT_CODE": "7"})
     endpoint = aiplatform.Endpoint.create(display_name="ep-crash")
@@ -117,7 +133,12 @@ def test_predict_error_rate_and_latency(aiplatform, emulator):
 
 def test_bad_faults_are_rejected(emulator, aiplatform):
     url = f"{emulator.url}/deploytest/v1/faults"
-    for bad in ({"deploy": "explode"}, {"predict_error_rate": 2}, {"nope": 1}):
+    for bad in (
+        {"deploy": "explode"},
+        {"predict_error_rate": 2},
+        {"nope": 1},
+        {"deploy_machine_type": "N1 standard"},
+    ):
         resp = httpx.put(url, json=bad)
         assert resp.status_code == 400 and resp.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert httpx.get(url).json()["deploy"] is None

@@ -71,11 +71,36 @@ def test_flags_override_env():
         (("--model-dir", "/m"), {"AIP_HEALTH_ROUTE": "health"}, "start with"),
         (("--model-dir", "/m"), {"AIP_PREDICT_ROUTE": "/stats"}, "must differ"),
         (("--model-dir", "/m", "--max-batch-wait-ms", "-1"), {}, "wait"),
+        (("--model-dir", "/m"), {"DEPLOYTEST_STEP_DELAY_MS": "-1"}, "STEP_DELAY"),
+        (("--model-dir", "/m"), {"DEPLOYTEST_STEP_DELAY_MS": "nan"}, "STEP_DELAY"),
+        (("--model-dir", "/m"), {"DEPLOYTEST_STEP_DELAY_MS": "slow"}, "STEP_DELAY"),
     ],
 )
 def test_bad_settings_name_the_problem(argv, env, message):
     with pytest.raises(ConfigError, match=message):
         settings_from(parse(*argv), env)
+
+
+def test_a_step_delay_pauses_every_generation_step(demo_model_dir):
+    """The emulator's machine profiles slow a smaller machine down with it: a batch of new
+    tokens takes at least one delay per step (a lower bound: sleeping is never shorter)."""
+    import time
+
+    from serving.generation import Generator, GenParams
+
+    assert (
+        settings_from(parse("--model-dir", "/m"), {"DEPLOYTEST_STEP_DELAY_MS": "40"}).step_delay_ms
+        == 40
+    )
+    slow = Generator(demo_model_dir, step_delay_s=0.04)
+    params = GenParams(max_new_tokens=5, ignore_eos=True)
+    started = time.monotonic()
+    rows = slow.generate(["a", "b"], params)
+    assert time.monotonic() - started >= 5 * 0.04
+    assert [r.output_tokens for r in rows] == [5, 5]  # the answers themselves are unchanged
+    assert [r.generated_text for r in rows] == [
+        r.generated_text for r in Generator(demo_model_dir).generate(["a", "b"], params)
+    ]
 
 
 def test_settings_validate_when_built_directly():
