@@ -132,6 +132,15 @@ try:
 except exceptions.Cancelled:
     out["cancelled_deploy"] = [pending, "Cancelled"]
 
+# What Google's test_model_upload.py does after its (container) deploy: update, a second
+# deployed model, a traffic split.
+model = model.update(display_name="new_name", description="d", labels={"my_label": "updated"})
+out["updated"] = [model.display_name, model.description, dict(model.labels)]
+endpoint.deploy(version, traffic_percentage=100, machine_type="n1-standard-2")
+split = {deployed.id: 50 for deployed in endpoint.list_models()}
+endpoint.update(traffic_split=split)
+out["traffic"] = [len(split), endpoint.traffic_split == split]
+
 endpoint.undeploy_all()
 endpoint.delete()
 version.versioning_registry.delete_version(version.version_id)

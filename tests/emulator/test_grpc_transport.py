@@ -69,6 +69,8 @@ def test_the_sdk_over_grpc_by_the_env_file_only(front):
     assert out["ops"][0] >= 2 and out["ops"][1] and out["get_op"] and out["wait_op"]
     assert out["deleted_op"] == "NotFound"
     assert out["cancelled_deploy"] == [True, "Cancelled"]
+    assert out["updated"] == ["new_name", "d", {"my_label": "updated"}]
+    assert out["traffic"] == [2, True]
     assert out["left"] == [0, 0]
     assert out["pipelines"] == {
         "run": "PIPELINE_STATE_SUCCEEDED",
