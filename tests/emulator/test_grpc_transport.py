@@ -3,6 +3,7 @@ calls, answers and exception classes as over REST (emulator/grpc_bridge.py)."""
 
 # No `from __future__ import annotations`: kfp reads the component's annotations.
 import json
+import time
 
 import psutil
 import pytest
@@ -79,7 +80,13 @@ def test_the_sdk_over_grpc_by_the_env_file_only(front):
     assert out["listed_jobs"] == 2
     assert out["bad_token"] == "Unauthenticated"
     assert emu.processes() == []
-    assert psutil.Process(emu.pid).children(recursive=True) == []  # no model server left
+    # no model server left, and the pipeline runners exit once their jobs have ended
+    deadline = time.monotonic() + 15
+    while (children := psutil.Process(emu.pid).children(recursive=True)) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    assert children == []
 
 
 def test_rest_error_details_become_grpc_status_details():
@@ -115,3 +122,30 @@ def test_rest_error_details_become_grpc_status_details():
     # a body that is no Status (a container's own error on rawPredict): by the HTTP code
     code, message, status = rest_error(503, b"model server busy")
     assert (code, message, status) == (grpc.StatusCode.UNAVAILABLE, "model server busy", None)
+
+
+@pytest.mark.parametrize(
+    "host, offered, selected",
+    [
+        ("us-central1-aiplatform.googleapis.com", ["h2"], "h2"),  # gRPC: to the bridge
+        ("us-central1-aiplatform.googleapis.com", ["h2", "http/1.1"], "http/1.1"),
+        ("us-central1-aiplatform.googleapis.com", None, None),  # no ALPN: the front
+        ("storage.googleapis.com", ["h2"], None),  # no other host is offered h2
+    ],
+)
+def test_the_proxy_offers_h2_only_to_vertex_and_prefers_http11(front, host, offered, selected):
+    import socket
+    import ssl
+
+    from emulator.envfile import read_env_file
+
+    env = read_env_file(front[1])
+    proxy = env["HTTPS_PROXY"].rsplit("//", 1)[1].split(":")
+    with socket.create_connection((proxy[0], int(proxy[1])), timeout=10) as sock:
+        sock.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        context = ssl.create_default_context(cafile=env["REQUESTS_CA_BUNDLE"])
+        if offered:
+            context.set_alpn_protocols(offered)
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            assert tls.selected_alpn_protocol() == selected
