@@ -8,9 +8,9 @@ a fresh leaf certificate, held in memory only, for the intercepted Google hosts.
 `DEPLOYTEST_EMULATOR_CA_DIR` names another folder for the CA, shared by every emulator that
 sees it (the test suite sets it): gRPC reads its root certificates once per process
 (`GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`), so one process that talks to several emulators over
-gRPC (Resource Manager, for the SDK's pipeline submit) needs them to share one CA. The
-folder is created 0700 and the CA in it under a lock, so emulators starting together
-agree on one.
+gRPC (the SDK's default transport; Resource Manager, for its pipeline submit) needs them
+to share one CA. The folder is created 0700 and the CA in it under a lock, so emulators
+starting together agree on one.
 """
 
 from __future__ import annotations
