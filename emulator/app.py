@@ -378,7 +378,7 @@ def build_app(
             yield
 
     ep = r"/v1/projects/{project}/locations/{location}/endpoints/{endpoint}"
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(ep + ":predict", predict, methods=["POST"]),
             Route(ep + ":rawPredict", raw_predict, methods=["POST"]),
@@ -399,3 +399,21 @@ def build_app(
         # Outermost: nothing a web page could send reaches a route (see emulator/security.py).
         middleware=[Middleware(RequestGuard)],
     )
+
+    def serves(method: str, path: str) -> bool:
+        """Whether a Vertex AI route answers `method path` (the gRPC bridge asks, so that
+        an RPC without one is UNIMPLEMENTED there rather than this app's NOT_FOUND)."""
+        from starlette.routing import Match
+
+        scope = {"type": "http", "method": method, "path": path}
+        for candidate in app.router.routes:
+            if candidate.matches(scope)[0] is not Match.FULL:
+                continue
+            if getattr(candidate, "endpoint", None) is not dispatch:
+                return True
+            rest = path.split("/", 2)[2]
+            return any(m == method and p.match(rest) for m, p, _, _ in routes)
+        return False
+
+    app.state.serves = serves
+    return app

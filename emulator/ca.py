@@ -8,9 +8,9 @@ a fresh leaf certificate, held in memory only, for the intercepted Google hosts.
 `DEPLOYTEST_EMULATOR_CA_DIR` names another folder for the CA, shared by every emulator that
 sees it (the test suite sets it): gRPC reads its root certificates once per process
 (`GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`), so one process that talks to several emulators over
-gRPC (Resource Manager, for the SDK's pipeline submit) needs them to share one CA. The
-folder is created 0700 and the CA in it under a lock, so emulators starting together
-agree on one.
+gRPC (the SDK's default transport; Resource Manager, for its pipeline submit) needs them
+to share one CA. The folder is created 0700 and the CA in it under a lock, so emulators
+starting together agree on one.
 """
 
 from __future__ import annotations
@@ -76,11 +76,14 @@ class EmulatorCA:
         chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
         return chain, leaf.private_key_pem.bytes()
 
-    def server_context(self) -> ssl.SSLContext:
-        """A server-side TLS context with a fresh leaf certificate for the Google hosts."""
+    def server_context(self, alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
+        """A server-side TLS context with a fresh leaf certificate for the Google hosts,
+        offering the `alpn` protocols in that order of preference (OpenSSL picks the first
+        of the server's list that the client offers)."""
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        # HTTP/1.1 only: the front is an HTTP/1.1 server; h2-capable clients fall back.
-        ctx.set_alpn_protocols(["http/1.1"])
+        # HTTP/1.1 by default: the front is an HTTP/1.1 server; h2-capable clients fall
+        # back. The proxy offers `h2` too for the hosts whose gRPC it serves.
+        ctx.set_alpn_protocols(list(alpn))
         self._ca.issue_cert(*LEAF_NAMES).configure_cert(ctx)
         return ctx

@@ -6,13 +6,14 @@ the emulator gives it to the model servers it starts (so a `gs://` model is down
 through it). The clients' code and default hosts stay as they are:
 
 * `HTTPS_PROXY`/`https_proxy` (requests, so google-auth, google-cloud-storage, the
-  aiplatform SDK's REST transport, GCPC's launchers, kfp) -> the emulator's proxy;
+  aiplatform SDK's REST transport, GCPC's launchers, kfp) and gRPC (the SDK's default
+  transport, Resource Manager) -> the emulator's proxy;
   `HTTP_PROXY` too, so a plain-http URL meets the proxy's 502 instead of the network;
 * `NO_PROXY` 127.0.0.1,localhost: loopback calls (model servers, `api_endpoint=http://...`)
   stay direct;
-* `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH` (gRPC clients,
-  such as Resource Manager's that the SDK's pipeline submit uses): the emulator's CA
-  certificate (only it);
+* `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH` (gRPC clients:
+  the SDK's default transport, and Resource Manager's that the SDK's pipeline submit
+  uses): the emulator's CA certificate (only it);
 * `GOOGLE_APPLICATION_CREDENTIALS`: credentials whose token refresh the emulator answers;
 * `GOOGLE_CLOUD_PROJECT`: the project for clients that read it (google-cloud-storage);
 * `DEPLOYTEST_EMULATOR_URL`: the emulator's plain-HTTP URL (its admin API).

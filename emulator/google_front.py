@@ -67,6 +67,17 @@ class GoogleFront:
             pubsub=self.pubsub,
         )  # fmt: skip
         self.front_sock = _listening_socket(host)
+        from emulator.grpc_bridge import GrpcBridge
+
+        # Vertex AI over gRPC: every call answered through the front (its socket is bound
+        # already; connections wait in the backlog until the front serves).
+        self.grpc = GrpcBridge(self.front_sock.getsockname()[1], vertex_app.state.serves, host=host)
+        try:
+            self.grpc.start()
+        except Exception:
+            self.storage.stop()
+            self.resource_manager.stop()
+            raise
         self.proxy_sock = _listening_socket(host)
         proxy_url = "http://{}:{}".format(*self.proxy_sock.getsockname()[:2])
         self.env = client_environment(
@@ -89,6 +100,7 @@ class GoogleFront:
 
     async def serve(self, front_server_factory) -> None:
         """Serve the front (a uvicorn server from the factory) and the proxy until stopped."""
+        from emulator.grpc_bridge import is_vertex_host
         from emulator.proxy import InterceptingProxy
         from emulator.resource_manager import HOST
 
@@ -96,6 +108,7 @@ class GoogleFront:
             self.ca.server_context(),
             self.front_sock.getsockname()[1],
             tunnels={HOST: self.resource_manager.port},
+            grpc=(is_vertex_host, self.ca.server_context(("http/1.1", "h2")), self.grpc.port),
         )
         await proxy.start(sock=self.proxy_sock)
         server = front_server_factory(self.front)
@@ -119,6 +132,7 @@ class GoogleFront:
     def close(self, state_dir: Path, env_file: Path | None) -> None:
         """Stop Cloud Storage, close sockets, remove the files that name this instance."""
         self.storage.stop()
+        self.grpc.stop()
         self.resource_manager.stop()
         for sock in (self.front_sock, self.proxy_sock):
             sock.close()

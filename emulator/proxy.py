@@ -12,6 +12,14 @@ with a one-line reason, and the proxy never opens a connection anywhere but to t
 A tunnelled host (`tunnels`: Cloud Resource Manager's gRPC, emulator/resource_manager.py)
 is not terminated here: its bytes go as they are to a loopback port whose server holds its
 own certificate from the same CA (gRPC needs HTTP/2, which the front does not speak).
+
+Vertex AI's hosts speak both: for them (`grpc`: a host test and a port) the TLS context
+offers ALPN `http/1.1` first and `h2` second. OpenSSL takes the server's first protocol
+that the client offers, so requests (HTTP/1.1), an h2-capable client that offers both, and
+a client without ALPN get the front; only a client that offers `h2` and not `http/1.1`
+(gRPC offers `h2` and `grpc-exp`) gets its plaintext piped to the gRPC server on loopback
+(emulator/grpc_bridge.py), which answers every call through the front. No other host is
+offered `h2`.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import contextlib
 import logging
 import re
 import ssl
+from collections.abc import Callable
 
 log = logging.getLogger("emulator.proxy")
 
@@ -69,8 +78,10 @@ class InterceptingProxy:
         front_port: int,
         host: str = "127.0.0.1",
         tunnels: dict[str, int] | None = None,
+        grpc: tuple[Callable[[str], bool], ssl.SSLContext, int] | None = None,
     ):
         self.tls = tls
+        self.grpc = grpc  # (is a gRPC host, its TLS context with h2, the gRPC server's port)
         self.front_port = front_port
         self.tunnels = {h.lower(): p for h, p in (tunnels or {}).items()}
         self.host = host
@@ -140,9 +151,14 @@ class InterceptingProxy:
             return
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
-        if tunnel is None:
-            await writer.start_tls(self.tls, ssl_handshake_timeout=_HEAD_TIMEOUT_S)
         up_port = self.front_port if tunnel is None else tunnel
+        if tunnel is None:
+            grpc_host = self.grpc is not None and self.grpc[0](host)
+            tls = self.grpc[1] if grpc_host else self.tls
+            await writer.start_tls(tls, ssl_handshake_timeout=_HEAD_TIMEOUT_S)
+            ssl_object = writer.get_extra_info("ssl_object")
+            if grpc_host and ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                up_port = self.grpc[2]
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", up_port)
         # When either side closes (the front ends an idle keep-alive connection), close
         # the other: a client must not send its next request into a dead tunnel.
