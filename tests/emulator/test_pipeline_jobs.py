@@ -10,6 +10,8 @@ import pytest
 from google.api_core import exceptions as gexc
 from kfp import compiler, dsl
 
+from tests.pipeline_job_states import GROUPS
+
 PARENT = "projects/p/locations/us-central1"
 
 
@@ -87,7 +89,9 @@ def wait_for(job_name, states, timeout=120):
 
 
 def tasks(job) -> dict:
-    return {t.task_name: t.state.name for t in job.gca_resource.job_detail.task_details}
+    """{task name: state} of the tasks that run (not the rows of the DAG's groups)."""
+    details = job.gca_resource.job_detail.task_details
+    return {t.task_name: t.state.name for t in details if t.execution.schema_title not in GROUPS}
 
 
 def final_status(job) -> dict:
@@ -139,6 +143,21 @@ def test_sdk_pipeline_job_runs_to_succeeded_with_the_exit_handler(aiplatform, em
     done = wait_for(job.resource_name, {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"})
     assert done.state.name == "PIPELINE_STATE_SUCCEEDED", tasks(done)
     assert tasks(done) == {"identity": "SUCCEEDED", "step": "SUCCEEDED", "after-all": "SUCCEEDED"}
+    # the DAG's own groups have rows too: the root (named after the job id) and the exit
+    # handler, each task under its DAG; the SDK's `task_details` reads them
+    job_id = job.resource_name.rsplit("/", 1)[1]
+    rows = {t.task_unique_name: t for t in done.task_details}
+    assert set(rows) == {
+        job_id, "exit-handler-1", "exit-handler-1.identity", "exit-handler-1.step", "after-all"
+    }  # fmt: skip
+    root, handler = rows[job_id], rows["exit-handler-1"]
+    assert root.task_name == job_id and not root.parent_task_id
+    assert handler.parent_task_id == root.task_id == rows["after-all"].parent_task_id
+    assert rows["exit-handler-1.step"].parent_task_id == handler.task_id
+    assert handler.state.name == root.state.name == "SUCCEEDED"
+    assert root.execution.metadata["input:seconds"] == 0.1
+    identity_row = rows["exit-handler-1.identity"]
+    assert identity_row.execution.metadata["output:out"] == job.resource_name
     assert "vertex-ai-pipelines-run-billing-id" in done.labels
     # The task saw the job's resource name; its outputs are objects under the pipeline root.
     from google.cloud import storage
@@ -190,6 +209,13 @@ def test_a_failing_task_fails_the_job_and_the_exit_handler_still_runs(aiplatform
     assert done.state.name == "PIPELINE_STATE_FAILED"
     assert tasks(done)["step"] == "FAILED" and tasks(done)["after-all"] == "SUCCEEDED"
     assert "step" in done.gca_resource.error.message
+    # the failed task's row carries its error; so do the DAGs it failed
+    rows = {t.task_unique_name: t for t in done.task_details}
+    step_row, handler = rows["exit-handler-1.step"], rows["exit-handler-1"]
+    assert step_row.error.message == "RuntimeError: step failed on purpose"
+    assert step_row.pipeline_task_status[-1].state.name == "FAILED"
+    assert handler.state.name == "FAILED" and "[step]" in handler.error.message
+    assert rows[job.resource_name.rsplit("/", 1)[1]].state.name == "FAILED"
     # the exit task's PipelineTaskFinalStatus names the failed task and its error
     status = final_status(job)
     assert status["state"] == "FAILED" and status["error_code"] == 9
@@ -215,6 +241,12 @@ def test_cancel_stops_the_running_task_then_runs_the_exit_handler(aiplatform, te
     assert done.state.name == "PIPELINE_STATE_CANCELLED"
     assert tasks(done)["step"] == "CANCELLED" and tasks(done)["after-all"] == "SUCCEEDED"
     assert took < 15, took
+    rows = {t.task_unique_name: t for t in done.task_details}
+    assert rows["exit-handler-1.step"].error.code == 1
+    assert rows["exit-handler-1"].state.name == "CANCELLED"
+    assert [s.state.name for s in rows["exit-handler-1.step"].pipeline_task_status] == [
+        "RUNNING", "CANCELLED"
+    ]  # fmt: skip
     status = final_status(job)
     assert status["state"] == "CANCELLED" and status["error_code"] == 1, status
     with pytest.raises(gexc.BadRequest, match="cannot be cancelled"):
