@@ -11,7 +11,8 @@ Checked at create, before anything starts (INVALID_ARGUMENT naming the problem):
 parses as a PipelineSpec, every executor is a container or an importer, every container
 image is one whose code is installed here (the emulator runs the image's command in the
 local environment instead of pulling it), every input parameter without a default is
-given, and given values have the declared types.
+given, and given values have the declared types; and nothing the runner cannot do is
+asked for (`unsupported_features`: input artifacts, FAIL_FAST, ...).
 """
 
 from __future__ import annotations
@@ -145,6 +146,61 @@ def check_spec(spec: dict, values: dict, images: tuple[str, ...]) -> dict:
     return values
 
 
+_FAIL_FAST = ("PIPELINE_FAILURE_POLICY_FAIL_FAST", 2)  # by name or number (proto3 JSON)
+
+
+def unsupported_features(spec: dict, runtime: dict) -> list[str]:
+    """What in a valid job the emulator's runner (kfp.local, with the shims of
+    `emulator.pipeline_child`) cannot do, each named: refused at create rather than failing
+    once the job runs. Every case here fails or is silently ignored by the runner."""
+    problems = []
+    if runtime.get("inputArtifacts") or runtime.get("input_artifacts"):
+        problems.append(
+            "runtimeConfig.inputArtifacts (kfp.local passes a pipeline only parameters)"
+        )
+    if runtime.get("parameters"):
+        problems.append(
+            "runtimeConfig.parameters (the deprecated map of schema 2.0.0; give "
+            "runtimeConfig.parameterValues)"
+        )
+    policy = runtime.get("failurePolicy", runtime.get("failure_policy"))
+    if policy in _FAIL_FAST:
+        problems.append(
+            "runtimeConfig.failurePolicy PIPELINE_FAILURE_POLICY_FAIL_FAST (the runner lets "
+            "every task that can still run finish: FAIL_SLOW, Vertex AI's default)"
+        )
+    root = spec.get("root", {}) if isinstance(spec.get("root"), dict) else {}
+    artifacts = sorted((root.get("inputDefinitions") or {}).get("artifacts") or {})
+    if artifacts:
+        problems.append(f"pipeline input artifacts {artifacts} (root.inputDefinitions.artifacts)")
+    for name, executor in (spec.get("deploymentSpec", {}).get("executors") or {}).items():
+        container = executor.get("container") or {}
+        words = [*container.get("command", []), *container.get("args", [])]
+        text = json.dumps(words)
+        if "{{$.json_escape" in text:
+            problems.append(f"executor {name!r}: a json_escape placeholder (kfp.local has none)")
+        if "{{$.workspace_path}}" in text:
+            problems.append(f"executor {name!r}: the workspace placeholder (no workspace here)")
+    dags = [("root", root), *((n, c) for n, c in (spec.get("components") or {}).items())]
+    for dag_name, component in dags:
+        for task_name, task in ((component.get("dag") or {}).get("tasks") or {}).items():
+            items = (task.get("parameterIterator") or {}).get("items") or {}
+            source = (
+                (task.get("inputs") or {})
+                .get("parameters", {})
+                .get(items.get("inputParameter", ""), {})
+            )
+            output = source.get("taskOutputParameter") or {}
+            if output and output.get("outputParameterKey") != "Output":
+                problems.append(
+                    f"task {task_name!r} ({dag_name}): a ParallelFor over the output "
+                    f"{output.get('outputParameterKey')!r} of task {output.get('producerTask')!r} "
+                    "(kfp.local iterates over a task's single output `Output` or a pipeline "
+                    "parameter only)"
+                )
+    return problems
+
+
 class PipelineJobs:
     """The pipelineJobs collection: documents in the store, runs as child processes."""
 
@@ -191,6 +247,12 @@ class PipelineJobs:
         values = check_spec(
             body.get("pipelineSpec"), runtime.get("parameterValues") or {}, self.images
         )
+        problems = unsupported_features(body["pipelineSpec"], runtime)
+        if problems:
+            raise invalid(
+                "The emulator's Vertex AI Pipelines cannot run this job: "
+                + "; ".join(problems) + "."
+            )  # fmt: skip
         root = runtime.get("gcsOutputDirectory") or body.get("pipelineSpec", {}).get(
             "defaultPipelineRoot", ""
         )

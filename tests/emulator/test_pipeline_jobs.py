@@ -4,6 +4,7 @@ pipeline with an exit handler; failure, cancel and bad specs behave as on Vertex
 # No `from __future__ import annotations`: kfp reads the components' annotations.
 import json
 import time
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -299,6 +300,73 @@ def test_bad_specs_are_invalid_argument_and_nothing_starts(
     get = httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs/bad-one")
     assert get.status_code == 404
     assert not (emulator.state_dir / "pipelines" / "bad-one").exists()
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def two_lists() -> NamedTuple("Lists", items=list[float], more=list[float]):
+    import collections
+
+    return collections.namedtuple("Lists", ["items", "more"])([1.0], [2.0])
+
+
+@dsl.pipeline(name="loop-over-a-named-output")
+def loop_over_a_named_output():
+    with dsl.ParallelFor(two_lists().outputs["items"]) as item:
+        step(seconds=item, fail=False)
+
+
+def _loop_spec(tmp_path) -> dict:
+    path = tmp_path / "loop.yaml"
+    compiler.Compiler().compile(loop_over_a_named_output, str(path))
+    return _spec(path)
+
+
+def _json_escape(spec, runtime, tmp_path):
+    container = spec["deploymentSpec"]["executors"]["exec-step"]["container"]
+    container["args"] = [*container["args"], "{{$.json_escape[1]}}"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda s, r, t: r.update(inputArtifacts={"model": {"artifactId": "1"}}),
+            "runtimeConfig.inputArtifacts",
+        ),  # fmt: skip
+        (
+            lambda s, r, t: s["root"]["inputDefinitions"].update(
+                artifacts={"model": {"artifactType": {"schemaTitle": "system.Model"}}}
+            ),
+            "pipeline input artifacts ['model']",
+        ),  # fmt: skip
+        (
+            lambda s, r, t: r.update(failurePolicy="PIPELINE_FAILURE_POLICY_FAIL_FAST"),
+            "PIPELINE_FAILURE_POLICY_FAIL_FAST",
+        ),  # fmt: skip
+        (lambda s, r, t: r.update(failurePolicy=2), "PIPELINE_FAILURE_POLICY_FAIL_FAST"),
+        (lambda s, r, t: r.update(parameters={"seconds": {"doubleValue": 1}}), "parameters"),
+        (_json_escape, "exec-step': a json_escape placeholder"),
+        (
+            lambda s, r, t: s.clear() or s.update(_loop_spec(t)),
+            "a ParallelFor over the output 'items' of task 'two-lists'",
+        ),  # fmt: skip
+    ],
+)
+def test_what_the_runner_cannot_do_is_refused_at_create(
+    aiplatform, emulator, template, tmp_path, change, message
+):
+    """Refused with INVALID_ARGUMENT naming it, before anything runs: not accepted and
+    failed (or silently ignored) once the job runs."""
+    spec, runtime = _spec(template), {"gcsOutputDirectory": "gs://bucket/bad"}
+    change(spec, runtime, tmp_path)
+    body = {"displayName": "bad", "pipelineSpec": spec, "runtimeConfig": runtime}
+    resp = httpx.post(f"{emulator.url}/v1/{PARENT}/pipelineJobs?pipelineJobId=cannot", json=body)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and message in error["message"], error
+    assert "cannot run this job" in error["message"]
+    assert httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs/cannot").status_code == 404
+    assert not (emulator.state_dir / "pipelines" / "cannot").exists()
 
 
 def test_a_running_job_cannot_be_deleted_and_a_finished_one_can(aiplatform, emulator, template):
