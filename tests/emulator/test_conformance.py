@@ -15,7 +15,7 @@ import pytest
 import yaml
 from google.cloud import aiplatform_v1 as v1
 from google.longrunning import operations_pb2
-from google.protobuf import empty_pb2, json_format
+from google.protobuf import empty_pb2, json_format, timestamp_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from kfp import compiler, dsl
 
@@ -78,6 +78,7 @@ def hello(word: str, config: dict, metrics: dsl.Output[dsl.Metrics]) -> str:
 CONFIG = {
     "job": dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
     "names": [dsl.PIPELINE_JOB_NAME_PLACEHOLDER],
+    "created": dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
 }
 
 
@@ -317,7 +318,11 @@ def _check_task_details(job, name: str) -> None:
         # the dict parameter's placeholders were filled (the display name is "tiny")
         assert task.execution.metadata["output:Output"] == f"{name}|tiny"
         assert task.execution.metadata["input:word"] == "hi"
-        assert task.execution.metadata["input:config"]["job"] == name
+        config = task.execution.metadata["input:config"]
+        assert config["job"] == name
+        assert json_format.Parse(f'"{config["created"]}"', timestamp_pb2.Timestamp()) == (
+            job.create_time
+        )
         (metrics,) = task.outputs["metrics"].artifacts
         assert metrics.schema_title == "system.Metrics"
         assert metrics.uri.startswith("gs://conformance/root/tiny-1/")
