@@ -5,15 +5,20 @@
 JOB_DIR holds `job.json` (written by `emulator.pipeline_jobs`): the PipelineSpec, the
 parameter values, the local pipeline root and the job's identity. This process runs the
 DAG with kfp.local's orchestrator (importers, parameters and artifacts between tasks, the
-exit handler, control flow), and writes one JSON line per task state change to
-`JOB_DIR/events.jsonl` and its exit status to `JOB_DIR/result.json`.
+exit handler, control flow), and writes one JSON line per state change of a row of
+`jobDetail.taskDetails` (a task, or a group of the DAG: the root, `exit-handler-1`, a
+sub-pipeline, a ParallelFor loop or iteration; with its id, parent, error, inputs and
+outputs) to `JOB_DIR/events.jsonl` and its exit status to `JOB_DIR/result.json`. Every DAG
+runs with kfp.local's enhanced orchestrator: a failed task does not stop the others
+(Vertex AI's default failure policy, FAIL_SLOW).
 
 Three thin shims adapt kfp.local to Vertex AI's behaviour, each in one place below:
 - container components (GCPC's launchers, our components' commands) run as local processes:
   kfp.local's SubprocessRunner only allows lightweight Python components, the command
   itself is run unchanged (with this interpreter for `python3`);
 - Vertex AI's placeholders resolve to this job's identity (`pipeline_job_resource_name`,
-  `pipeline_job_name` (the display name), `pipeline_job_uuid`); kfp.local knows only some;
+  `pipeline_job_name` (the display name), `pipeline_job_uuid`, the create time); kfp.local
+  knows only some, and fills none inside dict or list parameters: the shim does;
 - cancellation: SIGTERM (the emulator's cancel) is passed on to the running tasks of the
   body, as Vertex AI does so that GCPC's launchers cancel their operations; no further task
   of the body starts, and the exit handler's whole subtree (an exit task, or an exit
@@ -51,13 +56,21 @@ class _Task:
     spared: bool  # in the exit handler's subtree: a cancel does not stop it
     killed: str = ""  # "cancel" or "abort" once the runner signalled its processes
     error: str = ""  # the last exception line the task's process printed
+    row: int = 0  # its row in jobDetail.taskDetails (`_open_row`)
+    arguments: dict | None = None  # what kfp.local passed it (make_task_arguments)
 
 
 # The task whose code runs in this thread (kfp.local runs a task's process in the thread
 # that runs the task), and whether that thread runs inside an exit handler's subtree.
 _current: contextvars.ContextVar[_Task | None] = contextvars.ContextVar("task", default=None)
 _in_exit: contextvars.ContextVar[bool] = contextvars.ContextVar("in_exit", default=False)
-_exit_iterations: set[int] = set()  # ids of ParallelFor iteration specs inside an exit subtree
+# ParallelFor iterations run in a thread pool, where the calling thread's context is not
+# seen: id(iteration spec) -> (the loop's row, whether the loop is in an exit subtree).
+_iterations: dict[int, tuple[int, bool]] = {}
+# The row of the DAG whose tasks run in this thread: their parentTaskId.
+_scope: contextvars.ContextVar[int] = contextvars.ContextVar("scope", default=0)
+_rows_lock = threading.Lock()
+_rows: dict[int, dict] = {}  # row id -> {"name", "parent", "state"}
 _running_lock = threading.Lock()
 _running: dict[int, tuple[subprocess.Popen, _Task]] = {}  # pid -> the task's top process
 _stoppers: list[threading.Thread] = []
@@ -76,6 +89,125 @@ def _event(job_dir: Path, task: str, state: str, **extra) -> None:
     line = json.dumps({"task": task, "state": state, "time": now(), **extra})
     with _events_lock, open(job_dir / "events.jsonl", "a") as fh:
         fh.write(line + "\n")
+
+
+# One row of `jobDetail.taskDetails` per task that runs: a container or importer task, a
+# DAG (the root, `exit-handler-1`, a sub-pipeline), a ParallelFor loop and each iteration.
+# The first event of a row has its id, kind and parent; `emulator.pipeline_jobs.render`
+# makes the PipelineTaskDetail of the events.
+LEAVES = ("container", "importer")  # the row kinds of tasks that run an executor
+MAX_VALUE_CHARS = 64_000  # a parameter or metadata value larger than this is left out
+
+
+def _open_row(job_dir: Path, name: str, kind: str, parent: int | None = None) -> int:
+    """A new row (RUNNING) under `parent` (default: this thread's DAG); its id."""
+    parent = _scope.get() if parent is None else parent
+    with _rows_lock:
+        row = len(_rows) + 1
+        _rows[row] = {"name": name, "parent": parent, "state": "RUNNING"}
+    _event(job_dir, name, "RUNNING", id=row, parent=parent, kind=kind)
+    return row
+
+
+def _close_row(job_dir: Path, row: int, state: str, error: dict | None = None,
+               inputs: dict | None = None, outputs: dict | None = None) -> None:  # fmt: skip
+    """The row's final state, its error (google.rpc.Status) and its inputs and outputs."""
+    with _rows_lock:
+        _rows[row]["state"] = state
+        name = _rows[row]["name"]
+    extra = {"id": row}
+    if error:
+        extra["error"] = error
+    for key, values in (("inputs", inputs), ("outputs", outputs)):
+        parameters, artifacts = _split_io(values)
+        if parameters or artifacts:
+            extra[key] = {"parameters": parameters, "artifacts": artifacts}
+    _event(job_dir, name, state, **extra)
+
+
+def _children_failed(row: int) -> list[str]:
+    with _rows_lock:
+        return sorted(
+            r["name"] for r in _rows.values() if r["parent"] == row and r["state"] == "FAILED"
+        )
+
+
+def _dag_error(row: int, state: str) -> dict | None:
+    """The error of a DAG row that did not succeed. The wording is the emulator's (the
+    job error Vertex AI writes names the failed tasks this way; a task's is undocumented)."""
+    if state == "CANCELLED":
+        return {"code": 1, "message": "Cancelled."}
+    if state != "FAILED":
+        return None
+    failed = ", ".join(_children_failed(row))
+    return {"code": 9, "message": f"The DAG failed because some tasks failed. The failed "
+                                  f"tasks are: [{failed}]."}  # fmt: skip
+
+
+CANCELLED_ERROR = {"code": 1, "message": "Cancelled."}
+
+
+def _group_state(ok: bool) -> str:
+    """A DAG's or loop's final state: CANCELLED when a cancel stopped it (not one in an exit
+    handler's subtree), else FAILED or SUCCEEDED."""
+    if ok:
+        return "SUCCEEDED"
+    if _cancelled.is_set() and not _aborted.is_set() and not _in_exit.get():
+        return "CANCELLED"
+    return "FAILED"
+
+
+def _executor_kind(kwargs: dict) -> str:
+    """ "container" or "importer": the executor of the task kfp.local is about to run."""
+    spec = kwargs["task_spec"]
+    label = kwargs["components"][spec.component_ref.name].executor_label
+    return kwargs["executors"][label].WhichOneof("spec") or "container"
+
+
+def _jsonable(value):
+    text = json.dumps(value, default=str)
+    return None if len(text) > MAX_VALUE_CHARS else json.loads(text)
+
+
+def _artifact(artifact, key: str) -> dict:
+    out = {
+        "displayName": artifact.name or key,
+        "uri": artifact.uri or "",
+        "schemaTitle": artifact.schema_title,
+        "schemaVersion": artifact.schema_version,
+    }
+    metadata = _jsonable(dict(artifact.metadata or {}))
+    if metadata:
+        out["metadata"] = metadata
+    return out
+
+
+def _fill(value, placeholders: dict[str, str]):
+    """`value` with Vertex AI's placeholders filled in its strings, at any depth."""
+    if isinstance(value, str):
+        for placeholder, text in placeholders.items():
+            value = value.replace(placeholder, text)
+        return value
+    if isinstance(value, list):
+        return [_fill(v, placeholders) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, placeholders) for k, v in value.items()}
+    return value
+
+
+def _split_io(values: dict | None) -> tuple[dict, dict]:
+    """kfp.local's inputs or outputs of a task: parameters (for the execution's metadata)
+    and artifacts (a list each: one, or a ParallelFor's collected ones)."""
+    from kfp import dsl
+
+    parameters, artifacts = {}, {}
+    for key, value in (values or {}).items():
+        items = value if isinstance(value, list) else [value]
+        if items and all(isinstance(v, dsl.Artifact) for v in items):
+            artifacts[key] = [_artifact(v, key) for v in items]
+        elif (jsonable := _jsonable(value)) is not None or value is None:
+            parameters[key] = jsonable
+    return parameters, artifacts
 
 
 def _must_stop(task: _Task) -> str:
@@ -155,7 +287,7 @@ def _count_in_flight(delta: int) -> None:
 
 
 def _install_shims(job: dict, job_dir: Path) -> None:
-    from kfp.local import executor_input_utils, placeholder_utils, subprocess_task_handler
+    from kfp.local import executor_input_utils, placeholder_utils, status, subprocess_task_handler
     from kfp.local.orchestrator import enhanced_dag_orchestrator as enhanced
     from kfp.local.orchestrator import task_executor
     from kfp.pipeline_spec import pipeline_spec_pb2
@@ -174,6 +306,10 @@ def _install_shims(job: dict, job_dir: Path) -> None:
         # name, which need not be unique, so the emulator gives that (the worst case).
         "{{$.pipeline_job_name}}": job["displayName"],
         "{{$.pipeline_job_uuid}}": job["uuid"],
+        # kfp.local leaves these two as they are. A run that no schedule started has no
+        # schedule time; Vertex AI's value for it is not documented: the create time.
+        "{{$.pipeline_job_create_time_utc}}": job.get("createTime", ""),
+        "{{$.pipeline_job_schedule_time_utc}}": job.get("createTime", ""),
     }
     original_resolve = placeholder_utils.resolve_individual_placeholder
 
@@ -183,6 +319,22 @@ def _install_shims(job: dict, job_dir: Path) -> None:
         return original_resolve(element, *args, **kwargs)
 
     placeholder_utils.resolve_individual_placeholder = resolve
+    # kfp.local fills placeholders only in parameters that are strings; the KFP compiler
+    # also leaves them inside dict and list constants (`config={"job":
+    # dsl.PIPELINE_JOB_NAME_PLACEHOLDER}`) for the backend to fill, as Vertex AI does.
+    original_self_references = placeholder_utils.resolve_self_references_in_executor_input
+
+    def resolve_self_references(executor_input_dict, **kwargs):
+        resolved = original_self_references(executor_input_dict=executor_input_dict, **kwargs)
+        values = resolved.get("inputs", {}).get("parameterValues", {})
+        for key, value in values.items():
+            if isinstance(value, (dict, list)):
+                values[key] = placeholder_utils.recursively_resolve_json_dict_placeholders(
+                    value, executor_input_dict=resolved, **kwargs
+                )
+        return resolved
+
+    placeholder_utils.resolve_self_references_in_executor_input = resolve_self_references
     executor_input_utils.get_local_pipeline_resource_name = lambda name: job["jobId"]
 
     # 3. The exit handler's subtree. An exit task carries the ALL_UPSTREAM_TASKS_COMPLETED
@@ -197,27 +349,72 @@ def _install_shims(job: dict, job_dir: Path) -> None:
 
     def execute_task(*args, **kwargs):
         spec = kwargs["task_spec"]
-        if spec.trigger_policy.strategy != exit_strategy and id(spec) not in _exit_iterations:
-            return original_execute_task(*args, **kwargs)
-        token = _in_exit.set(True)
+        loop_row, loop_in_exit = _iterations.get(id(spec), (None, False))
+        in_exit = _in_exit.get() or loop_in_exit or spec.trigger_policy.strategy == exit_strategy
+        tokens = [(_in_exit, _in_exit.set(in_exit))]
+        if loop_row is not None:  # an iteration, in a thread of the pool
+            tokens.append((_scope, _scope.set(loop_row)))
         try:
-            return original_execute_task(*args, **kwargs)
+            component = kwargs["components"][spec.component_ref.name]
+            if component.WhichOneof("implementation") != "dag":
+                return original_execute_task(*args, **kwargs)
+            kind = "iteration" if loop_row is not None else "dag"
+            return _run_dag_row(kind, kwargs["task_name"], original_execute_task, args, kwargs)
         finally:
-            _in_exit.reset(token)
+            for var, token in reversed(tokens):
+                var.reset(token)
+
+    def _run_dag_row(kind, name, run, args, kwargs):
+        row = _open_row(job_dir, name, kind)
+        token = _scope.set(row)
+        state = "FAILED"
+        outputs = {}
+        try:
+            outputs, result = run(*args, **kwargs)
+            state = _group_state(result == status.Status.SUCCESS)
+            return outputs, result
+        finally:
+            _scope.reset(token)
+            _close_row(job_dir, row, state, _dag_error(row, state),
+                       outputs=outputs if state == "SUCCEEDED" else None)  # fmt: skip
 
     enhanced.execute_task = execute_task
+    # Every DAG runs with the enhanced orchestrator, so that each passes `execute_task` and
+    # a failed task does not stop the others (Vertex AI's default, FAIL_SLOW); kfp.local's
+    # plain one (for DAGs without control flow) stops at the first failure.
+    from kfp.local.orchestrator import dag_orchestrator
+
+    dag_orchestrator.run_dag = enhanced.run_enhanced_dag
+
+    original_loop = enhanced._run_parallel_for_task
+
+    def run_parallel_for_task(*args, **kwargs):
+        row = _open_row(job_dir, kwargs["task_name"], "loop")
+        token = _scope.set(row)
+        state = "FAILED"
+        try:
+            failed = original_loop(*args, **kwargs)
+            state = _group_state(not failed)
+            return failed
+        finally:
+            _scope.reset(token)
+            _close_row(job_dir, row, state, _dag_error(row, state))
+
+    enhanced._run_parallel_for_task = run_parallel_for_task
     # ParallelFor runs its iterations in a thread pool, where this thread's context is not
-    # seen: iterations inside an exit subtree are recognised by their specs instead.
+    # seen: each iteration's loop row and exit subtree are recognised by its spec instead.
     original_parallel = enhanced.ParallelExecutor.execute_parallel_tasks
 
     def execute_parallel_tasks(self, *args, **kwargs):
         tasks = kwargs["tasks"] if "tasks" in kwargs else args[0]
-        ids = {id(spec) for _, spec in tasks} if _in_exit.get() else set()
-        _exit_iterations.update(ids)
+        ids = {id(spec) for _, spec in tasks}
+        for spec_id in ids:
+            _iterations[spec_id] = (_scope.get(), _in_exit.get())
         try:
             return original_parallel(self, *args, **kwargs)
         finally:
-            _exit_iterations.difference_update(ids)
+            for spec_id in ids:
+                _iterations.pop(spec_id, None)
 
     enhanced.ParallelExecutor.execute_parallel_tasks = execute_parallel_tasks
 
@@ -231,11 +428,12 @@ def _install_shims(job: dict, job_dir: Path) -> None:
         why = _must_stop(task)
         if why:
             if why == "cancel":  # not started (an aborted run has nobody to read it)
-                _event(job_dir, task.name, "CANCELLED")
+                row = _open_row(job_dir, task.name, _executor_kind(kwargs))
+                _close_row(job_dir, row, "CANCELLED", CANCELLED_ERROR)
             return {}, status.Status.FAILURE
         _count_in_flight(+1)
         try:
-            _event(job_dir, task.name, "RUNNING")
+            task.row = _open_row(job_dir, task.name, _executor_kind(kwargs))
             return _run(task, *args, **kwargs)
         finally:
             _count_in_flight(-1)
@@ -250,17 +448,23 @@ def _install_shims(job: dict, job_dir: Path) -> None:
             _current.reset(token)
         # A task the runner signalled is not judged by its exit code: GCPC's launchers exit
         # 0 on SIGTERM, and a process killed early in its shell wrapper may too.
+        inputs = task.arguments
         if task.killed == "cancel":
             _ended[task.name] = ("CANCELLED", "")
-            _event(job_dir, task.name, "CANCELLED")
+            _close_row(job_dir, task.row, "CANCELLED", CANCELLED_ERROR, inputs)
             return {}, status.Status.FAILURE
         if task.killed:
             _ended[task.name] = ("FAILED", "Stopped: the emulator stopped or is gone.")
-            _event(job_dir, task.name, "FAILED", error=_ended[task.name][1])
+            error = {"code": 14, "message": _ended[task.name][1]}
+            _close_row(job_dir, task.row, "FAILED", error, inputs)
             return {}, status.Status.FAILURE
         state = "SUCCEEDED" if result == status.Status.SUCCESS else "FAILED"
         _ended[task.name] = (state, task.error if state == "FAILED" else "")
-        _event(job_dir, task.name, state, **({"error": task.error} if task.error else {}))
+        # The error of a failed task: code 9 and the last exception line it printed (the
+        # emulator's choice: what Vertex AI writes there is not documented).
+        error = {"code": 9, "message": task.error or f"The task {task.name} failed."}
+        _close_row(job_dir, task.row, state, error if state == "FAILED" else None, inputs,
+                   outputs if state == "SUCCEEDED" else None)  # fmt: skip
         return outputs, result
 
     task_executor.execute_single_task = execute
@@ -277,6 +481,9 @@ def _install_shims(job: dict, job_dir: Path) -> None:
             if spec.HasField("task_final_status"):
                 producer = spec.task_final_status.producer_task
                 arguments[name] = final_status(job, producer, io_store)
+        task = _current.get()
+        if task is not None:  # the inputs of its row, as the task gets them
+            task.arguments = _fill(arguments, vertex)
         return arguments
 
     OrchestratorUtils.make_task_arguments = classmethod(make_task_arguments)
@@ -387,18 +594,33 @@ def main(argv: list[str]) -> int:
     )
     ok = False
     error = ""
+    outputs = {}
+    # The root's row: named after the job's id, as the SDK looks it up (its model evaluation
+    # reads the task whose `task_name` is `PipelineJob.name`); the pipeline's own tasks
+    # are its children (parentTaskId).
+    root = _open_row(job_dir, job["jobId"], "root", parent=0)
+    token = _scope.set(root)
     try:
-        pipeline_orchestrator.run_local_pipeline(
+        outputs = pipeline_orchestrator.run_local_pipeline(
             pipeline_spec=spec, arguments=job["parameterValues"]
         )
         # kfp.local answers {} for a failed DAG (raise_on_error=False); a pipeline without
         # outputs succeeds with {} too, so the events decide.
-        failed = [e["task"] for e in _read_events(job_dir) if e["state"] in ("FAILED", "CANCELLED")]
+        failed = sorted({
+            e["task"] for e in _read_events(job_dir)
+            if e["state"] in ("FAILED", "CANCELLED") and e.get("kind", "container") in LEAVES
+        })  # fmt: skip
         ok = not failed
         if failed:
-            error = f"The DAG failed because some tasks failed: {', '.join(sorted(set(failed)))}."
+            error = f"The DAG failed because some tasks failed: {', '.join(failed)}."
     except Exception as exc:  # a spec kfp.local cannot run: the job fails with the reason
         error = f"{type(exc).__name__}: {exc}"
+    finally:
+        _scope.reset(token)
+    state = "SUCCEEDED" if ok else "CANCELLED" if _cancelled.is_set() else "FAILED"
+    root_error = CANCELLED_ERROR if state == "CANCELLED" else {"code": 9, "message": error}
+    _close_row(job_dir, root, state, None if ok else root_error, job["parameterValues"],
+               outputs if ok else None)  # fmt: skip
     for stopper in list(_stoppers):  # a body task's child that ignores SIGTERM gets SIGKILL
         stopper.join()
     result = {"ok": ok, "cancelled": _cancelled.is_set(), "error": error}

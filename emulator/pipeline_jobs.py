@@ -11,7 +11,8 @@ Checked at create, before anything starts (INVALID_ARGUMENT naming the problem):
 parses as a PipelineSpec, every executor is a container or an importer, every container
 image is one whose code is installed here (the emulator runs the image's command in the
 local environment instead of pulling it), every input parameter without a default is
-given, and given values have the declared types.
+given, and given values have the declared types; and nothing the runner cannot do is
+asked for (`unsupported_features`: input artifacts, FAIL_FAST, ...).
 """
 
 from __future__ import annotations
@@ -145,6 +146,61 @@ def check_spec(spec: dict, values: dict, images: tuple[str, ...]) -> dict:
     return values
 
 
+_FAIL_FAST = ("PIPELINE_FAILURE_POLICY_FAIL_FAST", 2)  # by name or number (proto3 JSON)
+
+
+def unsupported_features(spec: dict, runtime: dict) -> list[str]:
+    """What in a valid job the emulator's runner (kfp.local, with the shims of
+    `emulator.pipeline_child`) cannot do, each named: refused at create rather than failing
+    once the job runs. Every case here fails or is silently ignored by the runner."""
+    problems = []
+    if runtime.get("inputArtifacts") or runtime.get("input_artifacts"):
+        problems.append(
+            "runtimeConfig.inputArtifacts (kfp.local passes a pipeline only parameters)"
+        )
+    if runtime.get("parameters"):
+        problems.append(
+            "runtimeConfig.parameters (the deprecated map of schema 2.0.0; give "
+            "runtimeConfig.parameterValues)"
+        )
+    policy = runtime.get("failurePolicy", runtime.get("failure_policy"))
+    if policy in _FAIL_FAST:
+        problems.append(
+            "runtimeConfig.failurePolicy PIPELINE_FAILURE_POLICY_FAIL_FAST (the runner lets "
+            "every task that can still run finish: FAIL_SLOW, Vertex AI's default)"
+        )
+    root = spec.get("root", {}) if isinstance(spec.get("root"), dict) else {}
+    artifacts = sorted((root.get("inputDefinitions") or {}).get("artifacts") or {})
+    if artifacts:
+        problems.append(f"pipeline input artifacts {artifacts} (root.inputDefinitions.artifacts)")
+    for name, executor in (spec.get("deploymentSpec", {}).get("executors") or {}).items():
+        container = executor.get("container") or {}
+        words = [*container.get("command", []), *container.get("args", [])]
+        text = json.dumps(words)
+        if "{{$.json_escape" in text:
+            problems.append(f"executor {name!r}: a json_escape placeholder (kfp.local has none)")
+        if "{{$.workspace_path}}" in text:
+            problems.append(f"executor {name!r}: the workspace placeholder (no workspace here)")
+    dags = [("root", root), *((n, c) for n, c in (spec.get("components") or {}).items())]
+    for dag_name, component in dags:
+        for task_name, task in ((component.get("dag") or {}).get("tasks") or {}).items():
+            items = (task.get("parameterIterator") or {}).get("items") or {}
+            source = (
+                (task.get("inputs") or {})
+                .get("parameters", {})
+                .get(items.get("inputParameter", ""), {})
+            )
+            output = source.get("taskOutputParameter") or {}
+            if output and output.get("outputParameterKey") != "Output":
+                problems.append(
+                    f"task {task_name!r} ({dag_name}): a ParallelFor over the output "
+                    f"{output.get('outputParameterKey')!r} of task {output.get('producerTask')!r} "
+                    "(kfp.local iterates over a task's single output `Output` or a pipeline "
+                    "parameter only)"
+                )
+    return problems
+
+
 class PipelineJobs:
     """The pipelineJobs collection: documents in the store, runs as child processes."""
 
@@ -191,6 +247,12 @@ class PipelineJobs:
         values = check_spec(
             body.get("pipelineSpec"), runtime.get("parameterValues") or {}, self.images
         )
+        problems = unsupported_features(body["pipelineSpec"], runtime)
+        if problems:
+            raise invalid(
+                "The emulator's Vertex AI Pipelines cannot run this job: "
+                + "; ".join(problems) + "."
+            )  # fmt: skip
         root = runtime.get("gcsOutputDirectory") or body.get("pipelineSpec", {}).get(
             "defaultPipelineRoot", ""
         )
@@ -338,6 +400,7 @@ class PipelineJobs:
                     "jobId": job_id,
                     "displayName": job["displayName"],
                     "uuid": str(uuid.uuid4()),
+                    "createTime": job["createTime"],
                     "pipelineSpec": job["pipelineSpec"],
                     "parameterValues": values,
                     "localPipelineRoot": str(pipeline_root),
@@ -487,22 +550,137 @@ class PipelineJobs:
         out = self._public(job)
         job_id = job["name"].rsplit("/", 1)[-1]
         events_path = self.jobs_dir / job_id / "events.jsonl"
-        tasks: dict[str, dict] = {}
+        events = []
         if events_path.is_file():
             for line in events_path.read_text().splitlines():
                 try:
-                    event = json.loads(line)
+                    events.append(json.loads(line))
                 except ValueError:
                     continue  # a line being written
-                task = tasks.setdefault(
-                    event["task"],
-                    {"taskId": str(len(tasks) + 1), "taskName": event["task"],
-                     "createTime": event["time"]},
-                )  # fmt: skip
-                task["state"] = event["state"]
-                if event["state"] == "RUNNING":
-                    task["startTime"] = event["time"]
-                else:
-                    task["endTime"] = event["time"]
-        out["jobDetail"] = {"taskDetails": list(tasks.values())}
+        out["jobDetail"] = {"taskDetails": task_details(events, job, self._gcs_uri)}
         return out
+
+    def _gcs_uri(self, uri: str) -> str:
+        """An artifact's URI as Vertex AI shows it: a file the task wrote under the pipeline
+        root through the Cloud Storage mount is `gs://BUCKET/PATH` (kfp.local writes the
+        local path)."""
+        if self.storage is None or not uri.startswith("/"):
+            return uri
+        with contextlib.suppress(ValueError):
+            return "gs://" + Path(uri).relative_to(self.mount_dir).as_posix()
+        return uri
+
+
+# Row kinds (pipeline_child._open_row) -> the execution's schema, as Vertex AI's metadata
+# names them (the SDK's metadata/schema/system/execution_schema.py: system.Run "for root
+# run execution", system.ContainerExecution; _pipeline_based_service reads system.Run and
+# system.DagExecution executions from task details; system.ImporterExecution is KFP's).
+EXECUTION_SCHEMAS = {
+    "root": "system.Run",
+    "dag": "system.DagExecution",
+    "loop": "system.DagExecution",
+    "iteration": "system.DagExecution",
+    "container": "system.ContainerExecution",
+    "importer": "system.ImporterExecution",
+}
+# PipelineTaskDetail.State -> Execution.State
+EXECUTION_STATES = {
+    "RUNNING": "RUNNING",
+    "SUCCEEDED": "COMPLETE",
+    "FAILED": "FAILED",
+    "CANCELLED": "CANCELLED",
+    "CANCELLING": "RUNNING",
+}
+_JOB_ENDS = {"PIPELINE_STATE_FAILED": "FAILED", "PIPELINE_STATE_CANCELLED": "CANCELLED"}
+
+
+def task_details(events: list[dict], job: dict, gcs_uri=lambda uri: uri) -> list[dict]:
+    """`PipelineTaskDetail`s (aiplatform_v1) of a run's task events: one row per task that
+    ran, with `parentTaskId` (the DAG it ran in: the root's row, `exit-handler-1`, a
+    sub-pipeline, a ParallelFor loop or one of its iterations), `taskUniqueName`, state and
+    its history (`pipelineTaskStatus`), `error` (google.rpc.Status) when FAILED or
+    CANCELLED, `execution` (parameters as `input:NAME` / `output:NAME` metadata, as the SDK
+    reads them) and `inputs` / `outputs` artifact lists with URIs and metadata.
+
+    Not documented by Vertex AI, so the emulator's choice (least surprising, unverified):
+    the group rows' names (the IR's task names: `exit-handler-1`, `for-loop-2`; an iteration
+    is `for-loop-2-iteration-0`, kfp.local's name) and states (a group is SUCCEEDED when its
+    tasks are, FAILED or CANCELLED otherwise); task ids (small integers in start order, not
+    Vertex AI's large ones); `taskUniqueName` without the root's name. Executions and
+    artifacts carry no `name` (Vertex ML Metadata is not emulated), tasks no
+    `executorDetail` (no CustomJob runs them)."""
+    rows: dict[str, dict] = {}
+    for event in events:
+        key = str(event.get("id") or event["task"])  # events of older runs: by name
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {
+                "taskId": key if "id" in event else str(len(rows) + 1),
+                "taskName": event["task"],
+                "createTime": event["time"],
+                "startTime": event["time"],
+                "pipelineTaskStatus": [],
+                "_kind": event.get("kind", "container"),
+                "_parent": str(event.get("parent") or ""),
+                "_io": {},
+            }
+        row["state"] = event["state"]
+        status = {"updateTime": event["time"], "state": event["state"]}
+        error = event.get("error")
+        if isinstance(error, str):  # older runs: the message only
+            error = {"code": 9, "message": error}
+        if error:
+            row["error"] = status["error"] = error
+        row["pipelineTaskStatus"].append(status)
+        if event["state"] != "RUNNING":
+            row["endTime"] = event["time"]
+        for direction in ("inputs", "outputs"):
+            if direction in event:
+                row["_io"][direction] = event[direction]
+    ended = _JOB_ENDS.get(job.get("state", ""))
+    details = []
+    for row in rows.values():
+        if ended and row["state"] == "RUNNING":  # the runner was stopped before it wrote it
+            row["state"] = ended
+            row["endTime"] = job.get("endTime", row["createTime"])
+            row["error"] = job.get("error") or {"code": 1 if ended == "CANCELLED" else 9}
+            row["pipelineTaskStatus"].append(
+                {"updateTime": row["endTime"], "state": ended, "error": row["error"]}
+            )
+        kind, parent, io = row.pop("_kind"), row.pop("_parent"), row.pop("_io")
+        if parent and parent in rows:
+            row["parentTaskId"] = parent
+        names, up = [row["taskName"]], parent
+        while up in rows and rows[up].get("parentTaskId"):
+            names.insert(0, rows[up]["taskName"])
+            up = rows[up]["parentTaskId"]
+        row["taskUniqueName"] = ".".join(names) if kind != "root" else row["taskName"]
+        if row["state"] == "RUNNING":
+            row.pop("endTime", None)
+        metadata = {}
+        updated = row.get("endTime", row["createTime"])
+        for direction, prefix in (("inputs", "input"), ("outputs", "output")):
+            lists = {}
+            for name, value in (io.get(direction, {}).get("parameters") or {}).items():
+                metadata[f"{prefix}:{name}"] = value
+            for name, artifacts in (io.get(direction, {}).get("artifacts") or {}).items():
+                times = {"createTime": row["createTime"], "updateTime": updated}
+                lists[name] = {
+                    "artifacts": [
+                        {**a, "uri": gcs_uri(a.get("uri", "")), "state": "LIVE", **times}
+                        for a in artifacts
+                    ]
+                }
+            if lists:
+                row[direction] = lists
+        row["execution"] = {
+            "displayName": row["taskName"],
+            "state": EXECUTION_STATES.get(row["state"], "STATE_UNSPECIFIED"),
+            "schemaTitle": EXECUTION_SCHEMAS.get(kind, "system.ContainerExecution"),
+            "schemaVersion": "0.0.1",
+            "createTime": row["createTime"],
+            "updateTime": updated,
+            "metadata": metadata,
+        }
+        details.append(row)
+    return details

@@ -8,11 +8,17 @@ import time
 TERMINAL = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
 
 
+GROUPS = ("system.Run", "system.DagExecution")  # rows of the DAG's own groups
+
+
 def job_states(aiplatform, name) -> tuple[str, dict]:
-    """(the job's state, {task name: task state}) through `aiplatform.PipelineJob.get`."""
+    """(the job's state, {task name: task state}) through `aiplatform.PipelineJob.get`: the
+    tasks that run, not the rows of the DAG's groups (root, exit-handler-1, sub-pipelines)."""
     job = aiplatform.PipelineJob.get(name)
     details = job.gca_resource.job_detail.task_details
-    return job.state.name, {t.task_name: t.state.name for t in details}
+    return job.state.name, {
+        t.task_name: t.state.name for t in details if t.execution.schema_title not in GROUPS
+    }
 
 
 def wait_for_job(

@@ -90,10 +90,20 @@ def _time(rfc3339: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(rfc3339) if rfc3339 else None
 
 
+# Rows of `jobDetail.taskDetails` that are the DAG's own groups (the root, exit-handler-1,
+# sub-pipelines, ParallelFor loops), not tasks that run: by their execution's schema.
+GROUP_SCHEMAS = ("system.Run", "system.DagExecution")
+
+
 def task_states(job: dict) -> dict[str, str]:
-    """{task name: SUCCESS | FAILURE | CANCELLED | RUNNING ...} from `jobDetail`."""
+    """{task name: SUCCESS | FAILURE | CANCELLED | RUNNING ...} from `jobDetail`: the tasks
+    that run a container or an importer, not the DAG's groups."""
     details = (job.get("jobDetail") or {}).get("taskDetails") or []
-    return {t["taskName"]: _TASK_STATUS.get(t["state"], t["state"]) for t in details}
+    return {
+        t["taskName"]: _TASK_STATUS.get(t["state"], t["state"])
+        for t in details
+        if (t.get("execution") or {}).get("schemaTitle") not in GROUP_SCHEMAS
+    }
 
 
 class JobFollower:

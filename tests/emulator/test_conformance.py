@@ -15,7 +15,7 @@ import pytest
 import yaml
 from google.cloud import aiplatform_v1 as v1
 from google.longrunning import operations_pb2
-from google.protobuf import empty_pb2, json_format
+from google.protobuf import empty_pb2, json_format, timestamp_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from kfp import compiler, dsl
 
@@ -66,15 +66,31 @@ def wait(url: str, op_name: str) -> httpx.Response:
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
-def hello(word: str) -> str:
+def hello(word: str, config: dict, metrics: dsl.Output[dsl.Metrics]) -> str:
     if word == "fail":
         raise RuntimeError("failed on purpose")
-    return word
+    metrics.log_metric("letters", len(word))
+    return f"{config['job']}|{config['names'][0]}"
+
+
+# Placeholders inside a dict (and a list in it): the KFP compiler leaves them for the
+# backend to fill, as it does in a string parameter.
+CONFIG = {
+    "job": dsl.PIPELINE_JOB_RESOURCE_NAME_PLACEHOLDER,
+    "names": [dsl.PIPELINE_JOB_NAME_PLACEHOLDER],
+    "created": dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
+}
+
+
+@dsl.pipeline(name="inner")
+def inner(word: str):
+    hello(word=word, config=CONFIG)
 
 
 @dsl.pipeline(name="conformance")
 def tiny(word: str = "hi"):
-    hello(word=word)
+    hello(word=word, config=CONFIG)
+    inner(word=word)  # a task of the same name in a sub-pipeline: a row of its own
 
 
 @pytest.fixture
@@ -250,9 +266,20 @@ def test_pipeline_jobs(url, shared_emulator, monkeypatch, tmp_path):
     name = f"{P}/pipelineJobs/tiny-1"
     job = _finished(url, name)
     assert job.state == v1.PipelineState.PIPELINE_STATE_SUCCEEDED, job.error
-    assert job.job_detail.task_details
+    _check_task_details(job, name)
     failed = _finished(url, f"{P}/pipelineJobs/tiny-2")
     assert failed.state == v1.PipelineState.PIPELINE_STATE_FAILED and failed.error.code
+    rows = {t.task_unique_name: t for t in failed.job_detail.task_details}
+    State = v1.PipelineTaskDetail.State
+    assert {n: t.state for n, t in rows.items()} == {
+        "tiny-2": State.FAILED, "hello": State.FAILED, "inner": State.FAILED,
+        "inner.hello": State.FAILED,
+    }  # fmt: skip
+    assert rows["hello"].error.code and "RuntimeError: failed on purpose" in (
+        rows["hello"].error.message
+    )
+    assert "The failed tasks are: [hello]" in rows["inner"].error.message
+    assert not rows["hello"].outputs  # a failed task wrote none
     strict(httpx.get(f"{url}/{V1}/pipelineJobs"), v1.ListPipelineJobsResponse)
     listed = httpx.get(
         f"{url}/{V1}/pipelineJobs",
@@ -263,6 +290,46 @@ def test_pipeline_jobs(url, shared_emulator, monkeypatch, tmp_path):
     for job_id in ("tiny-1", "tiny-2"):
         deleted = httpx.delete(f"{url}/v1/{P}/pipelineJobs/{job_id}")
         operation(deleted, v1.DeleteOperationMetadata, empty_pb2.Empty)
+
+
+def _check_task_details(job, name: str) -> None:
+    """The rows of a SUCCEEDED run of `tiny`: the root (named after the job's id, as the
+    SDK looks it up), the sub-pipeline, and `hello` twice, each in its own DAG, with
+    their parents, state history, executions and output artifacts."""
+    State = v1.PipelineTaskDetail.State
+    rows = {t.task_unique_name: t for t in job.job_detail.task_details}
+    assert set(rows) == {"tiny-1", "hello", "inner", "inner.hello"}
+    assert all(t.state == State.SUCCEEDED for t in rows.values())
+    root = rows["tiny-1"]
+    assert root.task_name == "tiny-1" and not root.parent_task_id
+    assert root.execution.schema_title == "system.Run"
+    assert root.execution.metadata["input:word"] == "hi"
+    assert rows["hello"].parent_task_id == root.task_id
+    assert rows["inner"].parent_task_id == root.task_id
+    assert rows["inner.hello"].parent_task_id == rows["inner"].task_id
+    assert rows["inner.hello"].task_name == "hello"
+    assert rows["inner"].execution.schema_title == "system.DagExecution"
+    assert len({t.task_id for t in rows.values()}) == 4
+    for task in (rows["hello"], rows["inner.hello"]):
+        assert task.execution.schema_title == "system.ContainerExecution"
+        assert task.execution.state == v1.Execution.State.COMPLETE
+        assert [s.state for s in task.pipeline_task_status] == [State.RUNNING, State.SUCCEEDED]
+        assert task.end_time.ToDatetime() >= task.start_time.ToDatetime()
+        # the dict parameter's placeholders were filled (the display name is "tiny")
+        assert task.execution.metadata["output:Output"] == f"{name}|tiny"
+        assert task.execution.metadata["input:word"] == "hi"
+        config = task.execution.metadata["input:config"]
+        assert config["job"] == name
+        assert json_format.Parse(f'"{config["created"]}"', timestamp_pb2.Timestamp()) == (
+            job.create_time
+        )
+        (metrics,) = task.outputs["metrics"].artifacts
+        assert metrics.schema_title == "system.Metrics"
+        assert metrics.uri.startswith("gs://conformance/root/tiny-1/")
+        assert dict(metrics.metadata) == {"letters": 2.0}
+    assert rows["hello"].outputs["metrics"].artifacts[0].uri != (
+        rows["inner.hello"].outputs["metrics"].artifacts[0].uri
+    )
 
 
 def _finished(url: str, name: str):

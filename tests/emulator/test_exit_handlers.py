@@ -319,6 +319,19 @@ def test_a_parallel_for_in_the_exit_sub_pipeline_runs_on_cancel(world, emulator,
     job_state, tasks = wait(aiplatform, job.resource_name)
     assert job_state == "PIPELINE_STATE_CANCELLED", tasks
     assert tasks == {"load": "CANCELLED", "exit-step": "SUCCEEDED"}
+    # rows for the exit sub-pipeline, its loop and each iteration, each task under its own
+    details = aiplatform.PipelineJob.get(job.resource_name).task_details
+    rows = {t.task_unique_name: t for t in details}
+    loop = rows["fan-out.for-loop-2"]
+    assert loop.parent_task_id == rows["fan-out"].task_id
+    for i in (0, 1):
+        iteration = rows[f"fan-out.for-loop-2.for-loop-2-iteration-{i}"]
+        assert iteration.parent_task_id == loop.task_id
+        step = rows[f"fan-out.for-loop-2.for-loop-2-iteration-{i}.exit-step"]
+        assert step.parent_task_id == iteration.task_id and step.state.name == "SUCCEEDED"
+        assert step.execution.metadata["input:item"] == i + 1
+    assert rows["exit-handler-1"].state.name == "CANCELLED"
+    assert rows["fan-out"].state.name == "SUCCEEDED"
     log = EmulatorAdmin(emulator.url).pipeline_log(job.resource_name.rsplit("/", 1)[1])
     assert b"exit step 1 ran" in log and b"exit step 2 ran" in log
 

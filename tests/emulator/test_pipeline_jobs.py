@@ -4,11 +4,14 @@ pipeline with an exit handler; failure, cancel and bad specs behave as on Vertex
 # No `from __future__ import annotations`: kfp reads the components' annotations.
 import json
 import time
+from typing import NamedTuple
 
 import httpx
 import pytest
 from google.api_core import exceptions as gexc
 from kfp import compiler, dsl
+
+from tests.pipeline_job_states import GROUPS
 
 PARENT = "projects/p/locations/us-central1"
 
@@ -87,7 +90,9 @@ def wait_for(job_name, states, timeout=120):
 
 
 def tasks(job) -> dict:
-    return {t.task_name: t.state.name for t in job.gca_resource.job_detail.task_details}
+    """{task name: state} of the tasks that run (not the rows of the DAG's groups)."""
+    details = job.gca_resource.job_detail.task_details
+    return {t.task_name: t.state.name for t in details if t.execution.schema_title not in GROUPS}
 
 
 def final_status(job) -> dict:
@@ -139,6 +144,21 @@ def test_sdk_pipeline_job_runs_to_succeeded_with_the_exit_handler(aiplatform, em
     done = wait_for(job.resource_name, {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED"})
     assert done.state.name == "PIPELINE_STATE_SUCCEEDED", tasks(done)
     assert tasks(done) == {"identity": "SUCCEEDED", "step": "SUCCEEDED", "after-all": "SUCCEEDED"}
+    # the DAG's own groups have rows too: the root (named after the job id) and the exit
+    # handler, each task under its DAG; the SDK's `task_details` reads them
+    job_id = job.resource_name.rsplit("/", 1)[1]
+    rows = {t.task_unique_name: t for t in done.task_details}
+    assert set(rows) == {
+        job_id, "exit-handler-1", "exit-handler-1.identity", "exit-handler-1.step", "after-all"
+    }  # fmt: skip
+    root, handler = rows[job_id], rows["exit-handler-1"]
+    assert root.task_name == job_id and not root.parent_task_id
+    assert handler.parent_task_id == root.task_id == rows["after-all"].parent_task_id
+    assert rows["exit-handler-1.step"].parent_task_id == handler.task_id
+    assert handler.state.name == root.state.name == "SUCCEEDED"
+    assert root.execution.metadata["input:seconds"] == 0.1
+    identity_row = rows["exit-handler-1.identity"]
+    assert identity_row.execution.metadata["output:out"] == job.resource_name
     assert "vertex-ai-pipelines-run-billing-id" in done.labels
     # The task saw the job's resource name; its outputs are objects under the pipeline root.
     from google.cloud import storage
@@ -190,6 +210,13 @@ def test_a_failing_task_fails_the_job_and_the_exit_handler_still_runs(aiplatform
     assert done.state.name == "PIPELINE_STATE_FAILED"
     assert tasks(done)["step"] == "FAILED" and tasks(done)["after-all"] == "SUCCEEDED"
     assert "step" in done.gca_resource.error.message
+    # the failed task's row carries its error; so do the DAGs it failed
+    rows = {t.task_unique_name: t for t in done.task_details}
+    step_row, handler = rows["exit-handler-1.step"], rows["exit-handler-1"]
+    assert step_row.error.message == "RuntimeError: step failed on purpose"
+    assert step_row.pipeline_task_status[-1].state.name == "FAILED"
+    assert handler.state.name == "FAILED" and "[step]" in handler.error.message
+    assert rows[job.resource_name.rsplit("/", 1)[1]].state.name == "FAILED"
     # the exit task's PipelineTaskFinalStatus names the failed task and its error
     status = final_status(job)
     assert status["state"] == "FAILED" and status["error_code"] == 9
@@ -215,6 +242,12 @@ def test_cancel_stops_the_running_task_then_runs_the_exit_handler(aiplatform, te
     assert done.state.name == "PIPELINE_STATE_CANCELLED"
     assert tasks(done)["step"] == "CANCELLED" and tasks(done)["after-all"] == "SUCCEEDED"
     assert took < 15, took
+    rows = {t.task_unique_name: t for t in done.task_details}
+    assert rows["exit-handler-1.step"].error.code == 1
+    assert rows["exit-handler-1"].state.name == "CANCELLED"
+    assert [s.state.name for s in rows["exit-handler-1.step"].pipeline_task_status] == [
+        "RUNNING", "CANCELLED"
+    ]  # fmt: skip
     status = final_status(job)
     assert status["state"] == "CANCELLED" and status["error_code"] == 1, status
     with pytest.raises(gexc.BadRequest, match="cannot be cancelled"):
@@ -267,6 +300,73 @@ def test_bad_specs_are_invalid_argument_and_nothing_starts(
     get = httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs/bad-one")
     assert get.status_code == 404
     assert not (emulator.state_dir / "pipelines" / "bad-one").exists()
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def two_lists() -> NamedTuple("Lists", items=list[float], more=list[float]):
+    import collections
+
+    return collections.namedtuple("Lists", ["items", "more"])([1.0], [2.0])
+
+
+@dsl.pipeline(name="loop-over-a-named-output")
+def loop_over_a_named_output():
+    with dsl.ParallelFor(two_lists().outputs["items"]) as item:
+        step(seconds=item, fail=False)
+
+
+def _loop_spec(tmp_path) -> dict:
+    path = tmp_path / "loop.yaml"
+    compiler.Compiler().compile(loop_over_a_named_output, str(path))
+    return _spec(path)
+
+
+def _json_escape(spec, runtime, tmp_path):
+    container = spec["deploymentSpec"]["executors"]["exec-step"]["container"]
+    container["args"] = [*container["args"], "{{$.json_escape[1]}}"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda s, r, t: r.update(inputArtifacts={"model": {"artifactId": "1"}}),
+            "runtimeConfig.inputArtifacts",
+        ),  # fmt: skip
+        (
+            lambda s, r, t: s["root"]["inputDefinitions"].update(
+                artifacts={"model": {"artifactType": {"schemaTitle": "system.Model"}}}
+            ),
+            "pipeline input artifacts ['model']",
+        ),  # fmt: skip
+        (
+            lambda s, r, t: r.update(failurePolicy="PIPELINE_FAILURE_POLICY_FAIL_FAST"),
+            "PIPELINE_FAILURE_POLICY_FAIL_FAST",
+        ),  # fmt: skip
+        (lambda s, r, t: r.update(failurePolicy=2), "PIPELINE_FAILURE_POLICY_FAIL_FAST"),
+        (lambda s, r, t: r.update(parameters={"seconds": {"doubleValue": 1}}), "parameters"),
+        (_json_escape, "exec-step': a json_escape placeholder"),
+        (
+            lambda s, r, t: s.clear() or s.update(_loop_spec(t)),
+            "a ParallelFor over the output 'items' of task 'two-lists'",
+        ),  # fmt: skip
+    ],
+)
+def test_what_the_runner_cannot_do_is_refused_at_create(
+    aiplatform, emulator, template, tmp_path, change, message
+):
+    """Refused with INVALID_ARGUMENT naming it, before anything runs: not accepted and
+    failed (or silently ignored) once the job runs."""
+    spec, runtime = _spec(template), {"gcsOutputDirectory": "gs://bucket/bad"}
+    change(spec, runtime, tmp_path)
+    body = {"displayName": "bad", "pipelineSpec": spec, "runtimeConfig": runtime}
+    resp = httpx.post(f"{emulator.url}/v1/{PARENT}/pipelineJobs?pipelineJobId=cannot", json=body)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and message in error["message"], error
+    assert "cannot run this job" in error["message"]
+    assert httpx.get(f"{emulator.url}/v1/{PARENT}/pipelineJobs/cannot").status_code == 404
+    assert not (emulator.state_dir / "pipelines" / "cannot").exists()
 
 
 def test_a_running_job_cannot_be_deleted_and_a_finished_one_can(aiplatform, emulator, template):

@@ -163,3 +163,25 @@ def test_job_ids_are_unique_within_one_second():
     assert len(ids) == 200
     assert all(re.fullmatch(r"deploytest-schedule-\d{14}-[0-9a-f]{6}", i) for i in ids)
     assert re.fullmatch(r"run-42-\d{14}-[0-9a-f]{6}", new_job_id("42 !"))
+
+
+def test_task_states_are_the_tasks_that_run_not_the_dags_groups():
+    """Vertex AI lists the root, exit-handler-1 and sub-pipelines in `taskDetails` too; the
+    follower and the run's results report only the tasks that run an executor."""
+    from deploytest.run.pipeline_job import task_states
+
+    def row(name, state, schema):
+        return {"taskName": name, "state": state, "execution": {"schemaTitle": schema}}
+
+    job = {
+        "jobDetail": {
+            "taskDetails": [
+                row("deploytest-20260101", "RUNNING", "system.Run"),
+                row("exit-handler-1", "RUNNING", "system.DagExecution"),
+                row("model-deploy", "SUCCEEDED", "system.ContainerExecution"),
+                row("importer", "SUCCEEDED", "system.ImporterExecution"),
+                {"taskName": "no-execution", "state": "FAILED"},
+            ]
+        }
+    }
+    assert set(task_states(job)) == {"model-deploy", "importer", "no-execution"}
