@@ -16,7 +16,13 @@ from tests.processes import processes_mentioning
 pytestmark = pytest.mark.slow
 
 RUN_ID = "e2e-rightsize"
-SWEEP = ["--load-shape", "sweep", "--sweep-rates", "2,8,32", "--stage-s", "2"]
+# Far from each profile's capacity (n1-standard-2 carries about 4 req/s here, n1-standard-8
+# about 50): 2 req/s both pass, 32 only the big one. 4 s stages: at 2 req/s a stage gets
+# about 8 Poisson arrivals (2 s would leave one with none, some runs: a failed stage).
+# The SLO is loose so that a slow Poisson burst at 2 req/s (8 samples) cannot break the
+# small machine's first stage; at 32 req/s it breaks anyway (every user busy: the cap).
+SWEEP = ["--load-shape", "sweep", "--sweep-rates", "2,32", "--stage-s", "4"]
+SWEEP += ["--slo-p95-ms", "3000", "--slo-ttft-ms", "3000"]
 CANDIDATES = ["--candidate", "n1-standard-2", "--candidate", "n1-standard-8"]
 # a third candidate whose deploy fails (a stockout, say): marked failed, the others go on
 FAILING = ["--candidate", "e2-standard-4", "--fault", "deploy-fail"]
