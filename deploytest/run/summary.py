@@ -19,36 +19,46 @@ def slo_checks(metrics: dict[str, Any] | None, params: dict[str, Any]) -> list:
     return gate_checks(metrics, params)
 
 
-# A right-sizing branch's tasks: one failing marks its candidate failed, not the run.
-BRANCH_TASKS = ("candidate-labels", "endpoint-create", "model-deploy", "locust-load-test")
-BRANCH_TASKS += ("record-run",)
+# A right-sizing branch's tasks: one failing marks its candidate failed, not the run. The
+# recommendation task fails when none qualifies: its own reason says why.
+BRANCH_TASKS = (
+    "candidate-labels", "endpoint-create", "model-deploy", "locust-load-test", "record-run",
+    "recommend",
+)  # fmt: skip
 
 
-def _judge_rightsize(results: dict[str, Any]) -> dict[str, Any]:
-    """PASS only if a candidate was recommended, every task outside the branches
-    succeeded, clean-up finished and nothing was left behind."""
-    rec = results.get("recommendation") or {}
-    tasks = results.get("tasks", {})
-    failed = [t for t, s in tasks.items() if s != "SUCCESS"]
-    outside = [t for t in failed if t not in BRANCH_TASKS and not t.startswith("for-loop")]
+def _after_the_run(results: dict[str, Any]) -> list[str]:
+    """What any run must end with: a finished clean-up and nothing left behind."""
     reasons = []
-    if outside and outside != ["recommend"]:
-        reasons.append(f"{', '.join(outside)} failed")
-    if not rec.get("recommended"):
-        why = rec.get("reason") or "the recommendation task did not write one"
-        reasons.append(f"no candidate recommended: {why}")
     cleanup = results.get("cleanup") or results.get("fallback_cleanup")
     if not (cleanup and cleanup.get("ok", False)):
         reasons.append("clean-up did not finish")
     left = results.get("left") or {}
     if left.get("endpoints") or left.get("processes"):
         reasons.append("resources were left behind")
+    return reasons
+
+
+def _verdict(reasons: list[str], failed: list[str], checks: list) -> dict[str, Any]:
     return {
         "verdict": "FAIL" if reasons else "PASS",
         "reasons": reasons,
         "failed_tasks": failed,
-        "checks": [],
+        "checks": checks,
     }
+
+
+def _judge_rightsize(results: dict[str, Any]) -> dict[str, Any]:
+    """PASS only if a candidate was recommended, every task outside the branches
+    succeeded, clean-up finished and nothing was left behind."""
+    rec = results.get("recommendation") or {}
+    failed = [t for t, s in results.get("tasks", {}).items() if s != "SUCCESS"]
+    outside = [t for t in failed if t not in BRANCH_TASKS]
+    reasons = [f"{', '.join(outside)} failed"] if outside else []
+    if not rec.get("recommended"):
+        why = rec.get("reason") or "the recommendation task did not write one"
+        reasons.append(f"no candidate recommended: {why}")
+    return _verdict(reasons + _after_the_run(results), failed, [])
 
 
 def judge(results: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +68,6 @@ def judge(results: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     if params.get("candidates"):
         return _judge_rightsize(results)
     metrics = results.get("metrics")
-    cleanup = results.get("cleanup") or results.get("fallback_cleanup")
     tasks = results.get("tasks", {})
     checks = slo_checks(metrics, params)
     gate_passed = bool(metrics) and all(c.passed for c in checks)
@@ -74,17 +83,7 @@ def judge(results: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         reasons.append(f"{', '.join(failed)} failed" + (f" (missed: {missed})" if missed else ""))
     elif not (gate_passed and tasks.get(GATE_TASK) == "SUCCESS"):
         reasons.append("the SLO gate did not pass" + (f" (missed: {missed})" if missed else ""))
-    if not (cleanup and cleanup.get("ok", False)):
-        reasons.append("clean-up did not finish")
-    left = results.get("left") or {}
-    if left.get("endpoints") or left.get("processes"):
-        reasons.append("resources were left behind")
-    return {
-        "verdict": "FAIL" if reasons else "PASS",
-        "reasons": reasons,
-        "failed_tasks": failed,
-        "checks": [c._asdict() for c in checks],
-    }
+    return _verdict(reasons + _after_the_run(results), failed, [c._asdict() for c in checks])
 
 
 def lines(results: dict[str, Any], params: dict[str, Any], run_dir: Path) -> list[str]:
